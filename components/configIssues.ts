@@ -1,0 +1,132 @@
+/**
+ * Configuration problems as data: every loader collects `ConfigIssue`s instead of throwing on the
+ * first one, so the user sees all mistakes at once, each naming file, line and field.
+ */
+
+/** One problem found in a configuration file. */
+export interface ConfigIssue {
+  /** Path of the file the problem is in, as given to the loader (e.g. `clients/acme.yaml`). */
+  file: string;
+  /** 1-based line of the offending field, when it can be located. */
+  line?: number;
+  /** Field path inside the file (`resources.memory`, `sshPublicKeys[1]`); empty for the whole file. */
+  path: string;
+  /** What is wrong and what is expected; never contains a secret value. */
+  message: string;
+}
+
+/** `clients/acme.yaml:3: port: expected an integer from 1024 to 65535, got 80` */
+export function formatIssue(issue: ConfigIssue): string {
+  const location = issue.line === undefined ? issue.file : `${issue.file}:${issue.line}`;
+  const parts = [location, issue.path, oneLine(issue.message)].filter((part) => part !== "");
+  return parts.join(": ");
+}
+
+/** Thrown when configuration is invalid; carries every issue found, not just the first. */
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    super(issues.map(formatIssue).join("\n"));
+    this.name = "ConfigError";
+    this.issues = issues;
+  }
+}
+
+/** Orders issues by file, then line, keeping the discovery order otherwise (stable sort). */
+export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  return [...issues].sort((a, b) => {
+    if (a.file !== b.file) return a.file < b.file ? -1 : 1;
+    return (a.line ?? 0) - (b.line ?? 0);
+  });
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ").trim();
+}
+
+const SECRET_VALUE_PATTERNS: ReadonlyArray<[RegExp, string]> = [
+  [/^sk-or-/, "an OpenRouter API key"],
+  [/^sk-ant-/, "an Anthropic API key"],
+  [/^sk-[A-Za-z0-9_-]{16,}/, "an API key (sk-...)"],
+  [/^(sk|rk)_(live|test)_/, "a Stripe key"],
+  [/-----BEGIN [A-Z0-9 ]*(PRIVATE KEY|CERTIFICATE|PGP)/, "a PEM private key or certificate"],
+  [/^(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}/, "a GitHub token"],
+  [/^github_pat_/, "a GitHub token"],
+  [/^glpat-/, "a GitLab token"],
+  [/^xox[abeoprs]-/, "a Slack token"],
+  [/^(AKIA|ASIA)[0-9A-Z]{16}$/, "an AWS access key id"],
+  [/^AIza[0-9A-Za-z_-]{30,}$/, "a Google API key"],
+  [/^eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\./, "a JSON Web Token"],
+  [/^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:[^/\s@]+@/i, "a URL with an embedded password"],
+];
+
+/**
+ * Names what kind of secret `value` looks like, or undefined when it looks harmless.
+ * Deliberately conservative on the value side: it only matches well-known key formats.
+ */
+export function secretKind(value: string): string | undefined {
+  const trimmed = value.trim();
+  for (const [pattern, kind] of SECRET_VALUE_PATTERNS) {
+    if (pattern.test(trimmed)) return kind;
+  }
+  return undefined;
+}
+
+/**
+ * Describes a user-supplied value for a message ("80", `"http://x"`, "a list"), short and
+ * never revealing anything that looks like a secret.
+ */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "an empty value";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  if (typeof value === "string") {
+    if (value === "") return "an empty string";
+    if (secretKind(value) !== undefined) return "a value that looks like a secret (not shown)";
+    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return JSON.stringify(shown);
+  }
+  return String(value);
+}
+
+/** Levenshtein distance, small inputs only (field names). */
+function editDistance(a: string, b: string): number {
+  const previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = previous[0];
+    previous[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = previous[j];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      previous[j] = Math.min(previous[j] + 1, previous[j - 1] + 1, diagonal + cost);
+      diagonal = above;
+    }
+  }
+  return previous[b.length];
+}
+
+/** The candidate closest to `word` (case-insensitive), if it is close enough to be a likely typo. */
+export function closestMatch(word: string, candidates: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  if (best === undefined || word.length > 64) return undefined;
+  const tolerance = Math.max(1, Math.floor(Math.max(word.length, best.length) / 3));
+  return bestDistance <= tolerance ? best : undefined;
+}
+
+/** "unknown field "prot"; did you mean "port"? Allowed: name, port, ..." */
+export function unknownKeyMessage(key: string, allowed: readonly string[]): string {
+  const suggestion = closestMatch(key, allowed);
+  const hint = suggestion === undefined ? "" : `; did you mean "${suggestion}"?`;
+  return `unknown field ${describeValue(key)}${hint} (allowed: ${allowed.join(", ")})`;
+}
