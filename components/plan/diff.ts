@@ -1,0 +1,152 @@
+/**
+ * The difference between two declarations of the program (e.g. the base branch and the working
+ * tree), resource by resource, keyed by URN — the same key Pulumi uses to match a program's
+ * resources with its state. Pure: no Pulumi imports.
+ */
+import { forcesReplacement } from "./replaceRules";
+import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
+import { dataHoldingTypes, restartingTypes } from "./replaceRules";
+
+/** The component type that groups one client's resources. */
+export const clientComponentType = "mai:index:ClientInstance";
+
+/** JSON with object keys sorted, so equal values always serialise identically. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      const sorted: Record<string, unknown> = {};
+      for (const k of Object.keys(v as Record<string, unknown>).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+      return sorted;
+    }
+    return v;
+  });
+}
+
+/**
+ * Top-level inputs whose values differ. `fingerprints` (when a declaration carries them) cover
+ * values that are masked in `inputs`, such as secrets.
+ */
+export function changedInputs(
+  before: DeclaredResource,
+  after: DeclaredResource,
+  fingerprint: (r: DeclaredResource, field: string) => string = (r, f) => canonicalJson(r.inputs[f]),
+): string[] {
+  const ignored = new Set(after.options.ignoreChanges.map((p) => p.split(/[.[]/)[0]));
+  const names = new Set([...Object.keys(before.inputs), ...Object.keys(after.inputs)]);
+  return [...names]
+    .filter((name) => !ignored.has(name) && fingerprint(before, name) !== fingerprint(after, name))
+    .sort();
+}
+
+/**
+ * Finds the client a resource belongs to: the nearest `mai:index:ClientInstance` ancestor (or the
+ * resource itself), whose name is the client's slug or `mai-<slug>`.
+ */
+export function clientOwner(resource: DeclaredResource, byUrn: ReadonlyMap<string, DeclaredResource>): string | undefined {
+  let current: DeclaredResource | undefined = resource;
+  const seen = new Set<string>();
+  while (current && !seen.has(current.urn)) {
+    seen.add(current.urn);
+    if (current.type === clientComponentType) return current.name.replace(/^mai-/, "");
+    current = current.parent ? byUrn.get(current.parent) : undefined;
+  }
+  return undefined;
+}
+
+/** Per-input fingerprints carried next to a declaration (masked values included). */
+export type Fingerprints = ReadonlyMap<string, Readonly<Record<string, string>>>;
+
+/**
+ * What a deployment of `head` does relative to `base`: creates, in-place updates, replacements
+ * and deletes, in declaration order (deletes last, in base order). Components only ever appear
+ * as create or delete: their inputs are not sent to any provider.
+ */
+export function diffDeclarations(
+  base: readonly DeclaredResource[],
+  head: readonly DeclaredResource[],
+  fingerprints?: { base?: Fingerprints; head?: Fingerprints },
+): ResourceChange[] {
+  const baseByUrn = new Map(base.map((r) => [r.urn, r]));
+  const headByUrn = new Map(head.map((r) => [r.urn, r]));
+  const fingerprintOf = (side: "base" | "head") => (r: DeclaredResource, field: string) =>
+    fingerprints?.[side]?.get(r.urn)?.[field] ?? canonicalJson(r.inputs[field]);
+  const changes: ResourceChange[] = [];
+
+  for (const after of head) {
+    const client = clientOwner(after, headByUrn);
+    const before = baseByUrn.get(after.urn);
+    const common = { urn: after.urn, type: after.type, name: after.name, ...(client ? { client } : {}) };
+    if (!before) {
+      changes.push({ op: "create", ...common, fields: [] });
+      continue;
+    }
+    if (!after.custom) continue;
+    const fbBase = fingerprintOf("base");
+    const fbHead = fingerprintOf("head");
+    const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f)));
+    if (fields.length === 0) continue;
+    const replaceFields = fields.filter((f) => forcesReplacement(after.type, f, after.options.replaceOnChanges));
+    if (replaceFields.length > 0) {
+      changes.push({
+        op: "replace",
+        ...common,
+        fields,
+        replaceFields,
+        ...(before.options.protect ? { protected: true } : {}),
+      });
+    } else {
+      changes.push({ op: "update", ...common, fields });
+    }
+  }
+
+  for (const before of base) {
+    if (headByUrn.has(before.urn)) continue;
+    const client = clientOwner(before, baseByUrn);
+    changes.push({
+      op: "delete",
+      urn: before.urn,
+      type: before.type,
+      name: before.name,
+      fields: [],
+      ...(client ? { client } : {}),
+      ...(before.options.retainOnDelete ? { retained: true } : {}),
+      ...(before.options.protect ? { protected: true } : {}),
+    });
+  }
+  return changes;
+}
+
+/** Groups changes into what a reviewer asks first: which clients are added, changed, restarted, removed. */
+export function summariseChanges(changes: readonly ResourceChange[]): ChangeSummary {
+  const byClient = new Map<string, ResourceChange[]>();
+  const shared: ResourceChange[] = [];
+  for (const change of changes) {
+    if (change.client) byClient.set(change.client, [...(byClient.get(change.client) ?? []), change]);
+    else shared.push(change);
+  }
+  const summary: ChangeSummary = {
+    added: [],
+    changed: [],
+    restarted: [],
+    removed: [],
+    retained: [],
+    dataLost: [],
+    protectedTouched: [],
+    shared,
+  };
+  for (const [client, list] of [...byClient.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    const component = list.find((c) => c.type === clientComponentType);
+    if (component?.op === "create") summary.added.push(client);
+    else if (component?.op === "delete") summary.removed.push(client);
+    else if (list.some((c) => c.op === "replace" && restartingTypes.has(c.type))) summary.restarted.push(client);
+    else summary.changed.push(client);
+  }
+  for (const change of changes) {
+    if (change.op === "delete" && dataHoldingTypes.has(change.type)) {
+      (change.retained ? summary.retained : summary.dataLost).push(change.name);
+    }
+    if (change.op === "replace" && dataHoldingTypes.has(change.type)) summary.dataLost.push(change.name);
+    if (change.protected) summary.protectedTouched.push(change.name);
+  }
+  return summary;
+}
