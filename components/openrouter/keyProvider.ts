@@ -1,0 +1,331 @@
+/**
+ * Dynamic providers for a client's OpenRouter key, split in two resources so that changing a
+ * spending limit never touches the resource holding the key value:
+ *
+ * - the key provider creates the key (with its initial limit), keeps the value as a secret output,
+ *   renames it in place, and on delete only disables it (usage history stays for invoicing);
+ * - the settings provider keeps limit, reset period and enabled state in line with the stack.
+ *
+ * Why the split: Pulumi's Node.js dynamic providers cannot preview an update, so every output of a
+ * dynamic resource being updated is unknown during preview. If the limit lived on the key resource, a
+ * limit change would make the key value unknown in the preview and every consumer of it (the client's
+ * container environment) would show as replaced, although nothing but the limit changes.
+ *
+ * Pulumi serializes these provider objects, and what they reference, into the stack state and runs
+ * them in a separate process. So they hold no secret and no state: the provisioning key arrives as a
+ * (secret) input with every call and is kept in the resource's secret outputs for delete and refresh.
+ * Only `import type` from Pulumi here; the API client comes from the pure `./api` module.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import {
+  createOpenRouterClient,
+  DEFAULT_OPENROUTER_API_BASE,
+  LIMIT_RESETS,
+  OpenRouterApiError,
+  shortHash,
+  type LimitReset,
+  type OpenRouterClient,
+  type RetryPolicy,
+} from "./api";
+
+/** Inputs of the key resource after `check` applied defaults. */
+export interface OpenRouterKeyInputs {
+  /** Key name in OpenRouter. */
+  name: string;
+  /** Limit set when the key is created (later changes go through the settings resource). */
+  limitUsd: number | null;
+  /** Reset period set when the key is created. */
+  limitReset: LimitReset;
+  /** Provisioning key (secret). */
+  provisioningKey: string;
+  /** API base URL. */
+  apiBaseUrl: string;
+}
+
+/** State of the key resource. */
+export interface OpenRouterKeyOutputs extends OpenRouterKeyInputs {
+  /** OpenRouter's identifier of the key; also the resource id. */
+  hash: string;
+  /** The key value (secret); OpenRouter returns it only at creation. */
+  key: string;
+  /** Masked display form of the key. */
+  label: string;
+  /** Creation time reported by OpenRouter. */
+  createdAt: string | null;
+}
+
+/** Inputs of the settings resource after `check` applied defaults. */
+export interface OpenRouterKeySettingsInputs {
+  /** Hash of the key to manage. */
+  hash: string;
+  /** Key name, for messages only. */
+  name: string;
+  /** Spending limit in USD per period; null for none. */
+  limitUsd: number | null;
+  /** Reset period of the limit. */
+  limitReset: LimitReset;
+  /** Whether the key is disabled. */
+  disabled: boolean;
+  /** Provisioning key (secret). */
+  provisioningKey: string;
+  /** API base URL. */
+  apiBaseUrl: string;
+}
+
+/** State of the settings resource: what OpenRouter reported at the last create, update or refresh. */
+export interface OpenRouterKeySettingsOutputs extends OpenRouterKeySettingsInputs {
+  /** Limit left in the current period; null without a limit. */
+  limitRemainingUsd: number | null;
+  /** Total spend in USD. */
+  usageUsd: number;
+  /** Spend this month (UTC) in USD, when reported. */
+  usageMonthlyUsd: number | null;
+}
+
+/** Pulumi's marker for a value not known during preview. */
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** Where an operator fixes a rejected provisioning key. */
+const PROVISIONING_KEY_HINT =
+  " Set a valid provisioning key with `pulumi config set --secret openrouterProvisioningKey <key>` (OpenRouter dashboard, Settings > Provisioning/Management keys).";
+
+type Failure = { property: string; reason: string };
+
+function isUnknown(value: unknown): boolean {
+  return value === UNKNOWN;
+}
+
+function checkCommon(news: Record<string, unknown>, failures: Failure[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...news };
+  if (!isUnknown(news.provisioningKey) && (typeof news.provisioningKey !== "string" || news.provisioningKey.trim() === "")) {
+    failures.push({
+      property: "provisioningKey",
+      reason: "a provisioning key is required: set the stack secret `openrouterProvisioningKey`.",
+    });
+  }
+  if (news.apiBaseUrl === undefined || news.apiBaseUrl === null || news.apiBaseUrl === "") {
+    out.apiBaseUrl = DEFAULT_OPENROUTER_API_BASE;
+  } else if (!isUnknown(news.apiBaseUrl) && (typeof news.apiBaseUrl !== "string" || !/^https?:\/\/[^\s/]+/.test(news.apiBaseUrl))) {
+    failures.push({ property: "apiBaseUrl", reason: `expected an http(s) URL such as ${DEFAULT_OPENROUTER_API_BASE}.` });
+  }
+  if (news.limitUsd === undefined || news.limitUsd === null) {
+    out.limitUsd = null;
+  } else if (!isUnknown(news.limitUsd) && (typeof news.limitUsd !== "number" || !Number.isFinite(news.limitUsd) || news.limitUsd < 0)) {
+    failures.push({ property: "limitUsd", reason: "expected a number of US dollars, 0 or more (or no limit at all)." });
+  }
+  if (news.limitReset === undefined || news.limitReset === null) {
+    out.limitReset = "monthly";
+  } else if (!isUnknown(news.limitReset) && !LIMIT_RESETS.includes(news.limitReset as LimitReset)) {
+    failures.push({ property: "limitReset", reason: `expected one of ${LIMIT_RESETS.join(", ")}.` });
+  }
+  return out;
+}
+
+function clientFor(props: { provisioningKey: string; apiBaseUrl: string }, retry: Partial<RetryPolicy> | undefined): OpenRouterClient {
+  return createOpenRouterClient({ provisioningKey: props.provisioningKey, apiBaseUrl: props.apiBaseUrl, retry });
+}
+
+/** Rewords an API failure for the resource it happened on, with what the operator should do. */
+function explain(error: unknown, keyName: string, hash: string | undefined): Error {
+  if (!(error instanceof OpenRouterApiError)) {
+    // Unexpected failures keep only their message: anything else may carry request details.
+    const message = error instanceof Error ? error.message : String(error);
+    return new OpenRouterApiError("bad-response", `OpenRouter key "${keyName}": ${message}`, undefined, 1);
+  }
+  let advice = "";
+  if (error.kind === "unauthorized" || error.kind === "forbidden") advice = PROVISIONING_KEY_HINT;
+  if (error.kind === "not-found" && hash !== undefined) {
+    advice =
+      ` The key (hash ${shortHash(hash)}) no longer exists at OpenRouter: it was deleted outside this stack.` +
+      " Run `pulumi refresh` to drop it from the state; the next `pulumi up` creates a new key and hands it to the client's container.";
+  }
+  return new OpenRouterApiError(error.kind, `OpenRouter key "${keyName}": ${error.message}${advice}`, error.status, error.attempts);
+}
+
+function changed(oldValue: unknown, newValue: unknown): boolean {
+  return isUnknown(newValue) || (oldValue ?? null) !== (newValue ?? null);
+}
+
+/**
+ * Builds the key provider. `retry` exists for tests (short delays); the stack uses
+ * {@link openRouterKeyProvider}, one shared instance so Pulumi serializes it once per run.
+ */
+export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulumi.dynamic.ResourceProvider {
+  return {
+    async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
+      const failures: Failure[] = [];
+      const inputs = checkCommon(news, failures);
+      if (!isUnknown(news.name) && (typeof news.name !== "string" || news.name.trim() === "" || news.name.length > 200)) {
+        failures.push({ property: "name", reason: "expected a key name of 1 to 200 characters." });
+      }
+      return { inputs, failures };
+    },
+
+    async diff(_id: string, olds: OpenRouterKeyOutputs, news: OpenRouterKeyInputs) {
+      // Only a state without the key value needs a new key (e.g. an imported key: OpenRouter
+      // never shows a value twice). Renames and provisioning-key rotation are in-place updates;
+      // limits belong to the settings resource and are deliberately not compared here.
+      const replaces = typeof olds.key === "string" && olds.key !== "" ? [] : ["key"];
+      const changes =
+        replaces.length > 0 ||
+        changed(olds.name, news.name) ||
+        changed(olds.provisioningKey, news.provisioningKey) ||
+        changed(olds.apiBaseUrl, news.apiBaseUrl);
+      return { changes, replaces, deleteBeforeReplace: false };
+    },
+
+    async create(inputs: OpenRouterKeyInputs) {
+      try {
+        const created = await clientFor(inputs, retry).createKey({
+          name: inputs.name,
+          limitUsd: inputs.limitUsd,
+          limitReset: inputs.limitReset,
+        });
+        const outs: OpenRouterKeyOutputs = {
+          ...inputs,
+          hash: created.info.hash,
+          key: created.key,
+          label: created.info.label,
+          createdAt: created.info.createdAt,
+        };
+        return { id: created.info.hash, outs };
+      } catch (error) {
+        throw explain(error, inputs.name, undefined);
+      }
+    },
+
+    async read(id: string, props: OpenRouterKeyOutputs) {
+      try {
+        const info = await clientFor(props, retry).getKey(id);
+        const outs: OpenRouterKeyOutputs = { ...props, hash: info.hash, name: info.name, label: info.label };
+        return { id, props: outs };
+      } catch (error) {
+        if (error instanceof OpenRouterApiError && error.kind === "not-found") {
+          console.warn(
+            `OpenRouter key "${props.name}" (hash ${shortHash(id)}) no longer exists at OpenRouter: it was deleted outside this stack.` +
+              " Refresh removes it from the state; the next `pulumi up` creates a new key for the client.",
+          );
+          return { id: "" };
+        }
+        throw explain(error, props.name, id);
+      }
+    },
+
+    async update(id: string, olds: OpenRouterKeyOutputs, news: OpenRouterKeyInputs) {
+      let label = olds.label;
+      if (olds.name !== news.name) {
+        try {
+          label = (await clientFor(news, retry).updateKey(id, { name: news.name })).label;
+        } catch (error) {
+          throw explain(error, news.name, id);
+        }
+      }
+      const outs: OpenRouterKeyOutputs = { ...news, hash: olds.hash, key: olds.key, label, createdAt: olds.createdAt };
+      return { outs };
+    },
+
+    async delete(id: string, props: OpenRouterKeyOutputs) {
+      // Disable, never delete: the usage history is needed for the last invoice. See the README
+      // ("OpenRouter keys") for deleting a key for good.
+      try {
+        await clientFor(props, retry).updateKey(id, { disabled: true });
+      } catch (error) {
+        if (error instanceof OpenRouterApiError && error.kind === "not-found") return;
+        throw explain(error, props.name, id);
+      }
+    },
+  };
+}
+
+/**
+ * Builds the settings provider (limit, reset period, enabled state). `retry` exists for tests;
+ * the stack uses {@link openRouterKeySettingsProvider}.
+ */
+export function createOpenRouterKeySettingsProvider(retry?: Partial<RetryPolicy>): pulumi.dynamic.ResourceProvider {
+  async function apply(inputs: OpenRouterKeySettingsInputs): Promise<OpenRouterKeySettingsOutputs> {
+    try {
+      const info = await clientFor(inputs, retry).updateKey(inputs.hash, {
+        limitUsd: inputs.limitUsd,
+        limitReset: inputs.limitReset,
+        disabled: inputs.disabled,
+      });
+      return {
+        ...inputs,
+        limitRemainingUsd: info.limitRemainingUsd,
+        usageUsd: info.usageUsd,
+        usageMonthlyUsd: info.usageMonthlyUsd,
+      };
+    } catch (error) {
+      throw explain(error, inputs.name, inputs.hash);
+    }
+  }
+
+  return {
+    async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
+      const failures: Failure[] = [];
+      const inputs = checkCommon(news, failures);
+      if (!isUnknown(news.hash) && (typeof news.hash !== "string" || news.hash === "")) {
+        failures.push({ property: "hash", reason: "expected the hash of an OpenRouter key." });
+      }
+      if (news.disabled === undefined || news.disabled === null) inputs.disabled = false;
+      else if (!isUnknown(news.disabled) && typeof news.disabled !== "boolean") {
+        failures.push({ property: "disabled", reason: "expected true or false." });
+      }
+      if (typeof news.name !== "string") inputs.name = "";
+      return { inputs, failures };
+    },
+
+    async diff(_id: string, olds: OpenRouterKeySettingsOutputs, news: OpenRouterKeySettingsInputs) {
+      // A different hash means a different key: recreate these settings on it (cheap, no new key).
+      const replaces = changed(olds.hash, news.hash) ? ["hash"] : [];
+      const changes =
+        replaces.length > 0 ||
+        changed(olds.limitUsd, news.limitUsd) ||
+        changed(olds.limitReset, news.limitReset) ||
+        changed(olds.disabled, news.disabled) ||
+        changed(olds.name, news.name) ||
+        changed(olds.provisioningKey, news.provisioningKey) ||
+        changed(olds.apiBaseUrl, news.apiBaseUrl);
+      return { changes, replaces, deleteBeforeReplace: false };
+    },
+
+    async create(inputs: OpenRouterKeySettingsInputs) {
+      return { id: inputs.hash, outs: await apply(inputs) };
+    },
+
+    async read(id: string, props: OpenRouterKeySettingsOutputs) {
+      try {
+        const info = await clientFor(props, retry).getKey(props.hash ?? id);
+        const outs: OpenRouterKeySettingsOutputs = {
+          ...props,
+          limitUsd: info.limitUsd,
+          limitReset: info.limitReset,
+          disabled: info.disabled,
+          limitRemainingUsd: info.limitRemainingUsd,
+          usageUsd: info.usageUsd,
+          usageMonthlyUsd: info.usageMonthlyUsd,
+        };
+        return { id, props: outs };
+      } catch (error) {
+        // The key resource reports the missing key; these settings simply go with it.
+        if (error instanceof OpenRouterApiError && error.kind === "not-found") return { id: "" };
+        throw explain(error, props.name, props.hash ?? id);
+      }
+    },
+
+    async update(_id: string, _olds: OpenRouterKeySettingsOutputs, news: OpenRouterKeySettingsInputs) {
+      return { outs: await apply(news) };
+    },
+
+    async delete() {
+      // Nothing to undo: the key resource disables the key when the client goes away, and a
+      // replacement of these settings (new key) must not touch the old key's limit.
+    },
+  };
+}
+
+/** The key provider the stack uses (one instance, so Pulumi serializes it once per run). */
+export const openRouterKeyProvider = createOpenRouterKeyProvider();
+
+/** The settings provider the stack uses. */
+export const openRouterKeySettingsProvider = createOpenRouterKeySettingsProvider();
