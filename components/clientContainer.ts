@@ -1,0 +1,122 @@
+/**
+ * What one client's runtime looks like on the host: names, environment, limits, health check,
+ * ports and mounts. Pure functions of the validated `ClientSpec`, so every declared input is
+ * deterministic (an unchanged client shows no diff) and testable without Pulumi.
+ */
+import type { ClientSpec } from "./model";
+import { HOST_PATHS } from "./cloudInit";
+
+/** Port Open WebUI listens on inside its container. */
+export const APP_PORT = 8080;
+
+/** Where OpenRouter's OpenAI-compatible API lives. */
+export const OPENROUTER_API_BASE_URL = "https://openrouter.ai/api/v1";
+
+/** Docker object names of a client; every host-side script and the Caddyfile use the same ones. */
+export function clientNames(slug: string) {
+  return {
+    container: `mai-${slug}`,
+    network: `mai-${slug}`,
+    dataVolume: `mai-${slug}-data`,
+    backupsDir: `${HOST_PATHS.backupsDir}/${slug}`,
+  };
+}
+
+/**
+ * Environment the stack manages for every client. Open WebUI reads the variables marked
+ * `persistent` only on the first start of an instance: afterwards the value stored in its
+ * database wins (PersistentConfig), so changing them here restarts the container but does not
+ * change a running instance's setting. The plan and the README say so.
+ */
+export const STACK_ENV: Record<string, { persistent: boolean; description: string }> = {
+  WEBUI_NAME: { persistent: false, description: '"mAI - <name>"' },
+  ORGANIZATION_NAME: { persistent: false, description: "the client's display name" },
+  ENV: { persistent: false, description: "prod" },
+  ENABLE_SIGNUP: { persistent: true, description: "false: the client's admin invites users" },
+  WEBUI_URL: { persistent: true, description: "https://<hostname>" },
+  WEBUI_SECRET_KEY: { persistent: false, description: "generated per client (secret)" },
+  OPENAI_API_BASE_URL: { persistent: true, description: OPENROUTER_API_BASE_URL },
+  OPENAI_API_KEY: { persistent: true, description: "the client's OpenRouter key (secret)" },
+  OPENROUTER_EXTERNAL_USER: { persistent: false, description: "the client's slug, sent to OpenRouter as the user" },
+};
+
+/**
+ * Defaults a client file may override: no Ollama runs on the host, so the UI should not try
+ * to reach one.
+ */
+export const OVERRIDABLE_ENV_DEFAULTS: Record<string, string> = {
+  ENABLE_OLLAMA_API: "false",
+};
+
+/** Secret values that go into a client's environment. */
+export interface ClientSecrets {
+  /** The client's OpenRouter API key. */
+  openrouterApiKey: string;
+  /** Session-signing key of the Open WebUI instance. */
+  webuiSecretKey: string;
+}
+
+/**
+ * The container's environment as Docker `KEY=value` strings, sorted by key so that the declared
+ * input is stable. Stack-managed keys win over the client's `env` (validation already refuses
+ * them there; this order makes that a guarantee).
+ */
+export function clientEnvironment(client: ClientSpec, secrets: ClientSecrets): string[] {
+  const managed: Record<string, string> = {
+    WEBUI_NAME: `mAI - ${client.name}`,
+    ORGANIZATION_NAME: client.name,
+    ENV: "prod",
+    ENABLE_SIGNUP: "false",
+    WEBUI_URL: `https://${client.hostname}`,
+    WEBUI_SECRET_KEY: secrets.webuiSecretKey,
+    OPENAI_API_BASE_URL: OPENROUTER_API_BASE_URL,
+    OPENAI_API_KEY: secrets.openrouterApiKey,
+    OPENROUTER_EXTERNAL_USER: client.slug,
+  };
+  const merged = { ...OVERRIDABLE_ENV_DEFAULTS, ...client.env, ...managed };
+  return Object.keys(merged)
+    .sort()
+    .map((key) => `${key}=${merged[key]}`);
+}
+
+/** Labels that let an operator find the stack's containers (`docker ps --filter label=mai.client`). */
+export function clientLabels(client: ClientSpec): { label: string; value: string }[] {
+  return [
+    { label: "mai.client", value: client.slug },
+    { label: "mai.managed-by", value: "pulumi" },
+  ];
+}
+
+/**
+ * CPU and memory inputs for Docker. Docker has no CPU reservation for plain containers; the
+ * reservation becomes CPU shares (1024 per vCPU), which is what a busy host divides by. Swap is
+ * set equal to memory, so a client at its limit is killed and restarted instead of swapping
+ * the whole host to a crawl.
+ */
+export function clientLimits(client: ClientSpec) {
+  const r = client.resources;
+  return {
+    cpus: String(r.cpus),
+    cpuShares: Math.max(2, Math.round(r.reservedCpus * 1024)),
+    memory: r.memoryMb,
+    memorySwap: r.memoryMb,
+    memoryReservation: r.reservedMemoryMb,
+  };
+}
+
+/** Docker health check against Open WebUI's /health endpoint; first start runs migrations, hence the grace. */
+export const CLIENT_HEALTHCHECK = {
+  tests: ["CMD-SHELL", `curl -fsS http://localhost:${APP_PORT}/health || exit 1`],
+  interval: "30s",
+  timeout: "5s",
+  startPeriod: "120s",
+  retries: 3,
+};
+
+/** json-file rotation per container (the daemon default too, stated here so the plan shows it). */
+export const CONTAINER_LOG_OPTS = { "max-size": "10m", "max-file": "5" };
+
+/** The app port, published on loopback only: the world reaches clients through Caddy. */
+export function clientPorts(client: ClientSpec) {
+  return [{ internal: APP_PORT, external: client.port, ip: "127.0.0.1", protocol: "tcp" }];
+}

@@ -1,0 +1,114 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as docker from "@pulumi/docker";
+import * as cloudflare from "@pulumi/cloudflare";
+import * as random from "@pulumi/random";
+import type { ClientSpec } from "./model";
+import {
+  CLIENT_HEALTHCHECK,
+  CONTAINER_LOG_OPTS,
+  clientEnvironment,
+  clientLabels,
+  clientLimits,
+  clientNames,
+  clientPorts,
+} from "./clientContainer";
+import { dnsRecordsFor } from "./dns";
+import { lifecycle } from "./lifecycle";
+
+export interface ClientInstanceArgs {
+  /** The validated client: `clients/<slug>.yaml` with the stack defaults applied. */
+  client: ClientSpec;
+  /** Base domain of the Cloudflare zone (decides which hostnames get records). */
+  domain: string;
+  /** Cloudflare zone that holds `<slug>.<domain>`. */
+  cloudflareZoneId: string;
+  /** Server IPv4 address for the A record(s). */
+  ipv4Address: pulumi.Input<string>;
+  /** Server IPv6 address for the AAAA record(s). */
+  ipv6Address: pulumi.Input<string>;
+  /** The client's OpenRouter API key (secret). */
+  openrouterApiKey: pulumi.Input<string>;
+}
+
+/**
+ * One client organisation: its data volume, its private network, its container (absent while
+ * suspended) and its DNS records. Docker children use the provider given in `opts.providers`.
+ */
+export class ClientInstance extends pulumi.ComponentResource {
+  /** The client's own bridge network; only the proxy joins it besides the client. */
+  public readonly network: docker.Network;
+  /** The client's database volume; retained when the client is removed. */
+  public readonly dataVolume: docker.Volume;
+  /** The running workspace; undefined while the client is suspended. */
+  public readonly container?: docker.Container;
+  public readonly url: string;
+
+  constructor(name: string, args: ClientInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("mai:index:ClientInstance", name, {}, opts);
+    const { client } = args;
+    const names = clientNames(client.slug);
+    const child = { parent: this };
+    this.url = `https://${client.hostname}`;
+
+    this.dataVolume = new docker.Volume(
+      `${name}-data`,
+      { name: names.dataVolume, labels: [{ label: "mai.client", value: client.slug }] },
+      { ...child, ...lifecycle.dataVolume },
+    );
+
+    this.network = new docker.Network(
+      `${name}-network`,
+      { name: names.network, driver: "bridge", labels: [{ label: "mai.client", value: client.slug }] },
+      child,
+    );
+
+    if (client.status === "active") {
+      const webuiSecretKey = new random.RandomPassword(`${name}-webui-secret`, { length: 48, special: false }, child);
+      const envs = pulumi
+        .all([pulumi.secret(args.openrouterApiKey), webuiSecretKey.result])
+        .apply(([openrouterApiKey, secret]) => clientEnvironment(client, { openrouterApiKey, webuiSecretKey: secret }));
+
+      this.container = new docker.Container(
+        `${name}-container`,
+        {
+          name: names.container,
+          image: client.image,
+          restart: "unless-stopped",
+          envs: pulumi.secret(envs),
+          ...clientLimits(client),
+          ports: clientPorts(client),
+          networksAdvanced: [{ name: this.network.name }],
+          volumes: [
+            { volumeName: this.dataVolume.name, containerPath: "/app/backend/data" },
+            { hostPath: names.backupsDir, containerPath: "/app/backups" },
+          ],
+          healthcheck: CLIENT_HEALTHCHECK,
+          logDriver: "json-file",
+          logOpts: CONTAINER_LOG_OPTS,
+          labels: clientLabels(client),
+        },
+        { ...child, ...lifecycle.container },
+      );
+    }
+
+    // DNS stays while suspended, so visitors see the 503 page rather than a DNS error.
+    for (const record of dnsRecordsFor(client, args.domain)) {
+      new cloudflare.DnsRecord(
+        `${name}-dns-${record.key}`,
+        {
+          zoneId: args.cloudflareZoneId,
+          name: record.name,
+          type: record.type,
+          content: record.type === "A" ? args.ipv4Address : args.ipv6Address,
+          ttl: 300,
+          // DNS only: Caddy terminates TLS itself (ACME HTTP-01/TLS-ALPN, HTTP/3).
+          proxied: false,
+          comment: `mAI client ${client.slug} (managed by Pulumi)`,
+        },
+        child,
+      );
+    }
+
+    this.registerOutputs({ url: this.url, status: client.status });
+  }
+}

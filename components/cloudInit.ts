@@ -1,0 +1,104 @@
+/**
+ * The server's first-boot configuration (cloud-init user data), rendered as a pure function.
+ *
+ * The server ignores later changes to its user data (see `serverOptions` in resourceOptions.ts),
+ * so this file only prepares the machine: Docker, unattended security upgrades, the tools the
+ * host-side scripts use, and the directories the stack writes to. Everything that changes with
+ * the clients (Caddyfile, backup units) is deployed by the stack over SSH instead.
+ */
+import { stringify } from "yaml";
+
+/** Host directories the stack uses; created at first boot and again by the deploy commands. */
+export const HOST_PATHS = {
+  /** Caddyfile directory, bind-mounted read-only at /etc/caddy in the proxy. */
+  caddyDir: "/opt/mai/caddy",
+  /** Per-client backups live below this directory, one sub-directory per slug. */
+  backupsDir: "/srv/mai/backups",
+  /** Host-side configuration of the stack's scripts (backup env file, ...). */
+  etcDir: "/etc/mai",
+} as const;
+
+/**
+ * Docker daemon defaults. One bridge network per client needs more address pools than Docker's
+ * default (31 networks); 172.20.0.0/14 in /24 slices gives 1024. Log rotation applies to every
+ * container, so a chatty client cannot fill the disk. live-restore keeps the clients running
+ * while an upgrade restarts dockerd.
+ */
+export const DOCKER_DAEMON_CONFIG = {
+  "log-driver": "json-file",
+  "log-opts": { "max-size": "10m", "max-file": "5" },
+  "default-address-pools": [{ base: "172.20.0.0/14", size: 24 }],
+  "live-restore": true,
+} as const;
+
+/**
+ * Packages from the Ubuntu archive. docker.io (not Docker's own repository) so that security
+ * updates arrive through unattended-upgrades like every other package.
+ */
+export const HOST_PACKAGES = [
+  "docker.io",
+  "unattended-upgrades",
+  "sqlite3",
+  "zstd",
+  "rsync",
+  "curl",
+  "jq",
+] as const;
+
+const AUTO_UPGRADES = [
+  'APT::Periodic::Update-Package-Lists "1";',
+  'APT::Periodic::Unattended-Upgrade "1";',
+  'APT::Periodic::AutocleanInterval "7";',
+  "",
+].join("\n");
+
+/** Security upgrades only, no automatic reboot: a reboot restarts every client, so an operator schedules it. */
+const UNATTENDED_UPGRADES = [
+  "Unattended-Upgrade::Allowed-Origins {",
+  '  "${distro_id}:${distro_codename}-security";',
+  '  "${distro_id}ESMApps:${distro_codename}-apps-security";',
+  '  "${distro_id}ESM:${distro_codename}-infra-security";',
+  "};",
+  'Unattended-Upgrade::Remove-Unused-Dependencies "true";',
+  'Unattended-Upgrade::Automatic-Reboot "false";',
+  "",
+].join("\n");
+
+/** sshd keeps the first value it reads, so this drop-in sorts before cloud-init's own 50-cloud-init.conf. */
+const SSHD_HARDENING = [
+  "# Managed by the mai-hosting stack: keys only.",
+  "PasswordAuthentication no",
+  "KbdInteractiveAuthentication no",
+  "PermitRootLogin prohibit-password",
+  "",
+].join("\n");
+
+/** Renders the `#cloud-config` document for the host. Deterministic: same input, same bytes. */
+export function renderCloudInit(): string {
+  const config = {
+    ssh_pwauth: false,
+    package_update: true,
+    package_upgrade: true,
+    packages: [...HOST_PACKAGES],
+    write_files: [
+      {
+        path: "/etc/docker/daemon.json",
+        permissions: "0644",
+        content: JSON.stringify(DOCKER_DAEMON_CONFIG, null, 2) + "\n",
+      },
+      { path: "/etc/apt/apt.conf.d/20auto-upgrades", permissions: "0644", content: AUTO_UPGRADES },
+      { path: "/etc/apt/apt.conf.d/52mai-unattended-upgrades", permissions: "0644", content: UNATTENDED_UPGRADES },
+      { path: "/etc/ssh/sshd_config.d/10-mai.conf", permissions: "0644", content: SSHD_HARDENING },
+    ],
+    runcmd: [
+      ["install", "-d", "-m", "0755", HOST_PATHS.caddyDir, HOST_PATHS.etcDir],
+      ["install", "-d", "-m", "0750", HOST_PATHS.backupsDir],
+      ["systemctl", "enable", "--now", "docker.service", "unattended-upgrades.service"],
+      // daemon.json is written before the package installs, but restart in case Docker was preinstalled.
+      ["systemctl", "restart", "docker.service"],
+      // Ubuntu starts sshd through socket activation; reload only if it is already running.
+      ["systemctl", "try-reload-or-restart", "ssh.service"],
+    ],
+  };
+  return "#cloud-config\n" + stringify(config, { lineWidth: 0 });
+}

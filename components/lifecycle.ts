@@ -1,0 +1,34 @@
+/**
+ * Lifecycle policy of the stack's resources: what is protected from destroy, what outlives its
+ * Pulumi resource, and what is replaced delete-first. Pure data so that tests can assert on it
+ * (the mock runtime does not show resource options to `newResource`).
+ */
+
+/** The subset of Pulumi resource options this policy sets; structurally a `CustomResourceOptions`. */
+export interface LifecycleOptions {
+  protect?: boolean;
+  retainOnDelete?: boolean;
+  deleteBeforeReplace?: boolean;
+  ignoreChanges?: string[];
+}
+
+export const lifecycle = {
+  /**
+   * The server carries every client: `pulumi destroy` or a config slip must not take it down.
+   * Hetzner replaces a server when its user data, image or SSH keys change; those only matter at
+   * first boot, so later edits are ignored instead of silently rebuilding the host. To apply them
+   * on purpose, rebuild explicitly (see the README).
+   */
+  server: { protect: true, ignoreChanges: ["userData", "image", "sshKeys"] },
+  /** The public IPs are what DNS points at; they outlive any server replacement. */
+  primaryIp: { protect: true },
+  /** Client databases: removing a client file or replacing its container never deletes data. */
+  dataVolume: { retainOnDelete: true },
+  /** Caddy's certificates and ACME account: losing them means re-issuing for every client. */
+  proxyVolume: { retainOnDelete: true },
+  /**
+   * Containers have fixed names and host ports; Docker's provider would start the replacement
+   * before removing the old one and collide on both (pulumi-docker#1356).
+   */
+  container: { deleteBeforeReplace: true },
+} satisfies Record<string, LifecycleOptions>;

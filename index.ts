@@ -1,0 +1,55 @@
+/**
+ * mai-hosting: one Hetzner CCX server, the shared Docker network, Caddy in front, and one
+ * ClientInstance per `clients/*.yaml`. Configuration is validated completely before anything
+ * is declared; see components/programConfig.ts.
+ */
+import * as docker from "@pulumi/docker";
+import { renderCaddyfile } from "./components/caddyfile";
+import { ClientInstance } from "./components/clientInstance";
+import { clientNames } from "./components/clientContainer";
+import { Host } from "./components/host";
+import { loadProgramConfig } from "./components/programConfig";
+import { Proxy } from "./components/proxy";
+
+const config = loadProgramConfig();
+const { settings } = config;
+
+const host = new Host("host", { settings, sshPrivateKey: config.sshPrivateKey });
+
+const network = new docker.Network("mai-network", { name: "mai-network", driver: "bridge" }, { provider: host.docker });
+
+const clients = config.clients.map(
+  (client) =>
+    new ClientInstance(
+      client.slug,
+      {
+        client,
+        domain: settings.domain,
+        cloudflareZoneId: settings.cloudflareZoneId,
+        ipv4Address: host.ipv4Address,
+        ipv6Address: host.ipv6Address,
+        openrouterApiKey: config.openrouterApiKeys.apply((keys) => keys[client.slug] ?? ""),
+      },
+      { providers: { docker: host.docker } },
+    ),
+);
+
+new Proxy(
+  "proxy",
+  {
+    connection: host.connection,
+    network,
+    clientNetworks: clients.map((instance, i) => ({ slug: config.clients[i].slug, network: instance.network })),
+    caddyfile: renderCaddyfile(config.clients, { acmeEmail: settings.acmeEmail }),
+  },
+  { providers: { docker: host.docker } },
+);
+
+export const serverIpv4 = host.ipv4Address;
+export const serverIpv6 = host.ipv6Address;
+export const clientEndpoints = Object.fromEntries(
+  config.clients.map((client) => [
+    client.slug,
+    { url: `https://${client.hostname}`, port: client.port, container: clientNames(client.slug).container, status: client.status },
+  ]),
+);

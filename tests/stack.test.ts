@@ -1,0 +1,271 @@
+/**
+ * The whole program under Pulumi's mocks, for a fixture stack of four clients: acme (defaults),
+ * globex (custom hostname outside the zone, own image, resources and env), initech (suspended)
+ * and umbrella (custom hostname inside the zone). Asserts on the inputs each resource receives.
+ */
+import * as path from "path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { FIXTURE_API_KEYS, FIXTURE_CONFIG, FIXTURE_SECRET_KEYS } from "./fixtures/stack/config";
+import { DeclaredResource, isSecretValue, MOCK_IPV4, MOCK_IPV6, ProgramRun, publicJson, runProgram } from "./support/programHarness";
+
+const CLIENTS_DIR = path.join(__dirname, "fixtures", "stack", "clients");
+let run: ProgramRun;
+
+const ofType = (type: string) => run.resources.filter((r) => r.type === type);
+const named = (type: string, name: string): DeclaredResource => {
+  const found = run.resources.find((r) => r.type === type && r.name === name);
+  if (!found) throw new Error(`no ${type} named ${name}; have: ${ofType(type).map((r) => r.name).join(", ")}`);
+  return found;
+};
+const container = (name: string) => named("docker:index/container:Container", name);
+
+beforeAll(async () => {
+  run = await runProgram({ config: FIXTURE_CONFIG, secretKeys: FIXTURE_SECRET_KEYS, clientsDir: CLIENTS_DIR });
+});
+
+describe("host", () => {
+  it("is a protected, backed-up CCX server in nbg1 whose first-boot-only inputs are ignored later", () => {
+    const server = named("hcloud:index/server:Server", "host-server");
+    expect(server.inputs).toMatchObject({
+      serverType: "ccx33",
+      location: "nbg1",
+      image: "ubuntu-24.04",
+      backups: true,
+      deleteProtection: true,
+      rebuildProtection: true,
+      labels: { "managed-by": "pulumi", stack: "mai-hosting" },
+    });
+    expect(server.inputs.userData).toMatch(/^#cloud-config\n/);
+    expect(server.options.protect).toBe(true);
+    expect(server.options.ignoreChanges.sort()).toEqual(["image", "sshKeys", "userData"]);
+  });
+
+  it("uses primary IPv4 and IPv6 addresses that outlive the server and are protected", () => {
+    const ips = ofType("hcloud:index/primaryIp:PrimaryIp");
+    expect(ips.map((ip) => ip.inputs.type).sort()).toEqual(["ipv4", "ipv6"]);
+    for (const ip of ips) {
+      expect(ip.inputs).toMatchObject({ assigneeType: "server", location: "nbg1", autoDelete: false, deleteProtection: true });
+      expect(ip.options.protect).toBe(true);
+    }
+    const publicNet = named("hcloud:index/server:Server", "host-server").inputs.publicNets[0];
+    expect(publicNet).toMatchObject({ ipv4Enabled: true, ipv6Enabled: true });
+    expect(Number.isInteger(publicNet.ipv4) && Number.isInteger(publicNet.ipv6)).toBe(true);
+  });
+
+  it("opens SSH to the admin networks only, and the web ports and ICMP to everyone", () => {
+    const [firewall] = ofType("hcloud:index/firewall:Firewall");
+    const rules = firewall.inputs.rules as { protocol: string; port?: string; sourceIps: string[] }[];
+    const anywhere = ["0.0.0.0/0", "::/0"];
+    expect(rules.map((r) => `${r.protocol}/${r.port ?? "-"}`).sort()).toEqual(["icmp/-", "tcp/22", "tcp/443", "tcp/80", "udp/443"]);
+    expect(rules.find((r) => r.port === "22")!.sourceIps).toEqual(["198.51.100.0/24", "2001:db8:100::/48"]);
+    for (const rule of rules.filter((r) => r.port !== "22")) expect(rule.sourceIps).toEqual(anywhere);
+    expect(named("hcloud:index/server:Server", "host-server").inputs.firewallIds).toHaveLength(1);
+  });
+
+  it("registers each admin SSH key and waits for cloud-init before Docker is used over SSH", () => {
+    expect(ofType("hcloud:index/sshKey:SshKey")).toHaveLength(1);
+    const wait = named("command:remote:Command", "host-cloud-init");
+    expect(wait.inputs.create).toContain("cloud-init status --wait");
+    expect(wait.inputs.connection).toMatchObject({ host: MOCK_IPV4, user: "root", dialErrorLimit: -1 });
+    const provider = named("pulumi:providers:docker", "host-docker");
+    expect(provider.inputs.host).toBe(`ssh://root@${MOCK_IPV4}`);
+  });
+});
+
+describe("mai-network", () => {
+  it("exists exactly once and the proxy container is on it", () => {
+    const networks = ofType("docker:index/network:Network").filter((n) => n.inputs.name === "mai-network");
+    expect(networks).toHaveLength(1);
+    expect(container("proxy-container").inputs.networksAdvanced).toEqual([{ name: "mai-network" }]);
+  });
+});
+
+describe("client instances", () => {
+  it("declares one container per active client and none for the suspended one", () => {
+    const names = ofType("docker:index/container:Container").map((c) => c.inputs.name).sort();
+    expect(names).toEqual(["mai-acme", "mai-globex", "mai-proxy", "mai-umbrella"]);
+  });
+
+  it("applies the stack defaults to a client that sets nothing", () => {
+    expect(container("acme-container").inputs).toMatchObject({
+      name: "mai-acme",
+      image: "ghcr.io/mai-hosting/mai:1.4.2",
+      restart: "unless-stopped",
+      cpus: "2",
+      memory: 4096,
+      memorySwap: 4096,
+      memoryReservation: 2048,
+      cpuShares: 1024,
+      logDriver: "json-file",
+      logOpts: { "max-size": "10m", "max-file": "5" },
+    });
+  });
+
+  it("uses the client's own image, limits and reservations", () => {
+    expect(container("globex-container").inputs).toMatchObject({
+      image: "ghcr.io/mai-hosting/mai:1.5.0-rc1",
+      cpus: "1.5",
+      memory: 3072,
+      memoryReservation: 1536,
+      cpuShares: 512,
+    });
+  });
+
+  it("publishes the app port on 127.0.0.1 only, on the client's port", () => {
+    expect(container("acme-container").inputs.ports).toEqual([{ internal: 8080, external: 8001, ip: "127.0.0.1", protocol: "tcp" }]);
+    expect(container("umbrella-container").inputs.ports).toEqual([{ internal: 8080, external: 8004, ip: "127.0.0.1", protocol: "tcp" }]);
+  });
+
+  it("mounts the data volume and the backups directory, and joins only its own network", () => {
+    const inputs = container("acme-container").inputs;
+    expect(inputs.volumes).toEqual([
+      { volumeName: "mai-acme-data", containerPath: "/app/backend/data" },
+      { hostPath: "/srv/mai/backups/acme", containerPath: "/app/backups" },
+    ]);
+    expect(inputs.networksAdvanced).toEqual([{ name: "mai-acme" }]);
+  });
+
+  it("checks health on /health inside the container", () => {
+    expect(container("acme-container").inputs.healthcheck).toMatchObject({
+      tests: ["CMD-SHELL", "curl -fsS http://localhost:8080/health || exit 1"],
+    });
+  });
+
+  it("passes the environment as a secret, sorted, with stack-managed values and the file's env", () => {
+    const envs = container("globex-container").inputs.envs;
+    expect(isSecretValue(envs)).toBe(true);
+    const list = (envs as { value: string[] }).value;
+    expect(list).toEqual([...list].sort());
+    const env = Object.fromEntries(list.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    expect(env).toMatchObject({
+      WEBUI_NAME: 'mAI - Globex "Research" {Labs}',
+      ORGANIZATION_NAME: 'Globex "Research" {Labs}',
+      ENABLE_SIGNUP: "false",
+      ENV: "prod",
+      WEBUI_URL: "https://chat.globex.example",
+      OPENAI_API_BASE_URL: "https://openrouter.ai/api/v1",
+      OPENAI_API_KEY: FIXTURE_API_KEYS.globex,
+      OPENROUTER_EXTERNAL_USER: "globex",
+      ENABLE_MODEL_FILTER: "true",
+      DEFAULT_LOCALE: "de-DE",
+    });
+    expect(env.WEBUI_SECRET_KEY).toBe("generated-globex-webui-secret");
+  });
+
+  it("generates one WEBUI_SECRET_KEY per active client", () => {
+    const passwords = ofType("random:index/randomPassword:RandomPassword").map((p) => p.name).sort();
+    expect(passwords).toEqual(["acme-webui-secret", "globex-webui-secret", "umbrella-webui-secret"]);
+  });
+
+  it("never shows a secret outside a secret-marked value", () => {
+    const visible = publicJson(run.resources.map((r) => r.inputs));
+    for (const key of Object.values(FIXTURE_API_KEYS)) expect(visible).not.toContain(key);
+    expect(visible).not.toContain("generated-acme-webui-secret");
+  });
+
+  it("keeps volume, network and DNS of a suspended client", () => {
+    expect(named("docker:index/volume:Volume", "initech-data").inputs.name).toBe("mai-initech-data");
+    expect(named("docker:index/network:Network", "initech-network").inputs.name).toBe("mai-initech");
+    expect(named("cloudflare:index/dnsRecord:DnsRecord", "initech-dns-a").inputs.content).toBe(MOCK_IPV4);
+  });
+
+  it("retains every client data volume when the client or the stack goes away", () => {
+    const volumes = ofType("docker:index/volume:Volume").filter((v) => /^mai-[a-z]+-data$/.test(v.inputs.name));
+    expect(volumes.map((v) => v.inputs.name).sort()).toEqual(["mai-acme-data", "mai-globex-data", "mai-initech-data", "mai-umbrella-data"]);
+    for (const volume of volumes) expect(volume.options.retainOnDelete).toBe(true);
+  });
+
+  it("replaces containers delete-first so fixed names and ports never collide", () => {
+    for (const c of ofType("docker:index/container:Container")) expect(c.options.deleteBeforeReplace).toBe(true);
+  });
+});
+
+describe("DNS", () => {
+  const records = () =>
+    ofType("cloudflare:index/dnsRecord:DnsRecord").map((r) => `${r.inputs.type} ${r.inputs.name} ${r.inputs.content}`).sort();
+
+  it("points A and AAAA of <slug>.<domain> at the server, and in-zone custom hostnames too", () => {
+    expect(records()).toEqual(
+      [
+        `A acme.mai.example.net ${MOCK_IPV4}`,
+        `AAAA acme.mai.example.net ${MOCK_IPV6}`,
+        `A globex.mai.example.net ${MOCK_IPV4}`,
+        `AAAA globex.mai.example.net ${MOCK_IPV6}`,
+        `A initech.mai.example.net ${MOCK_IPV4}`,
+        `AAAA initech.mai.example.net ${MOCK_IPV6}`,
+        `A umbrella.mai.example.net ${MOCK_IPV4}`,
+        `AAAA umbrella.mai.example.net ${MOCK_IPV6}`,
+        `A ki.umbrella.mai.example.net ${MOCK_IPV4}`,
+        `AAAA ki.umbrella.mai.example.net ${MOCK_IPV6}`,
+      ].sort(),
+    );
+  });
+
+  it("uses the stack's zone, DNS only (Caddy terminates TLS)", () => {
+    for (const r of ofType("cloudflare:index/dnsRecord:DnsRecord")) {
+      expect(r.inputs).toMatchObject({ zoneId: "0123456789abcdef0123456789abcdef", proxied: false, ttl: 300 });
+    }
+  });
+});
+
+describe("proxy", () => {
+  const caddyfile = () => named("command:remote:CopyToRemote", "proxy-caddyfile").inputs.source.text as string;
+
+  it("runs the pinned Caddy image on 80/443 and 443/udp for both address families", () => {
+    const image = named("docker:index/remoteImage:RemoteImage", "proxy-image");
+    expect(image.inputs.name).toMatch(/^caddy:2\.\d+\.\d+-alpine$/);
+    const ports = (container("proxy-container").inputs.ports as { external: number; ip: string; protocol: string }[])
+      .map((p) => `${p.ip}:${p.external}/${p.protocol}`)
+      .sort();
+    expect(ports).toEqual(["0.0.0.0:443/tcp", "0.0.0.0:443/udp", "0.0.0.0:80/tcp", ":::443/tcp", ":::443/udp", ":::80/tcp"].sort());
+  });
+
+  it("keeps its certificate storage on a volume retained on delete", () => {
+    const data = named("docker:index/volume:Volume", "proxy-data");
+    expect(data.options.retainOnDelete).toBe(true);
+    expect(container("proxy-container").inputs.volumes).toContainEqual({ volumeName: "mai-caddy-data", containerPath: "/data" });
+  });
+
+  it("mounts the Caddyfile directory, not the file", () => {
+    expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/opt/mai/caddy", containerPath: "/etc/caddy", readOnly: true });
+  });
+
+  it("renders a site per active client, a 503 page for the suspended one and no secret", () => {
+    const text = caddyfile();
+    for (const host of ["acme.mai.example.net", "chat.globex.example", "ki.umbrella.mai.example.net"]) expect(text).toContain(host);
+    expect(text).toContain("mai-acme:8080");
+    expect(text).not.toContain("mai-initech:8080");
+    expect(text).toMatch(/initech\.mai\.example\.net[\s\S]*503/);
+    for (const key of Object.values(FIXTURE_API_KEYS)) expect(text).not.toContain(key);
+  });
+
+  it("reloads Caddy through the apply script whenever the uploaded content changes", () => {
+    const upload = named("command:remote:CopyToRemote", "proxy-caddyfile");
+    const reload = named("command:remote:Command", "proxy-reload");
+    expect(upload.inputs.remotePath).toBe("/opt/mai/caddy/Caddyfile.next");
+    expect(reload.inputs.create).toContain("mai-caddy-apply");
+    // Same content hash in both: the upload and the reload re-run together (pulumi-command#151).
+    expect(reload.inputs.triggers[0]).toBe(upload.inputs.triggers[0]);
+    expect(reload.inputs.triggers[0]).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("joins each client network by a per-client command, not by declaring it on the container", () => {
+    const attaches = ofType("command:remote:Command").filter((c) => c.name.startsWith("proxy-attach-")).map((c) => c.name).sort();
+    expect(attaches).toEqual(["proxy-attach-acme", "proxy-attach-globex", "proxy-attach-initech", "proxy-attach-umbrella"]);
+    const acme = named("command:remote:Command", "proxy-attach-acme");
+    expect(acme.inputs.create).toContain("docker network connect mai-acme mai-proxy");
+    expect(acme.inputs.delete).toContain("docker network disconnect --force mai-acme mai-proxy");
+  });
+});
+
+describe("stack outputs", () => {
+  it("exports the server IPs and each client's URL, port, container and status", () => {
+    expect(run.outputs.serverIpv4).toBe(MOCK_IPV4);
+    expect(run.outputs.serverIpv6).toBe(MOCK_IPV6);
+    expect(run.outputs.clientEndpoints).toMatchObject({
+      acme: { url: "https://acme.mai.example.net", port: 8001, container: "mai-acme", status: "active" },
+      globex: { url: "https://chat.globex.example", port: 8002, container: "mai-globex", status: "active" },
+      initech: { url: "https://initech.mai.example.net", port: 8003, container: "mai-initech", status: "suspended" },
+    });
+  });
+});

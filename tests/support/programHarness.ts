@@ -1,0 +1,130 @@
+/**
+ * Runs the real program (index.ts) under Pulumi's mock runtime and returns what it declared:
+ * every resource with its inputs and the options the SDK sent (protect, retainOnDelete, ...).
+ * Call once per fresh module registry (vitest: one run per test file, or vi.resetModules()).
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export interface DeclaredResource {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  options: { protect: boolean; retainOnDelete?: boolean; deleteBeforeReplace: boolean; ignoreChanges: string[]; dependsOn: string[] };
+}
+
+export interface ProgramRun {
+  resources: DeclaredResource[];
+  outputs: Record<string, unknown>;
+}
+
+/** Fixed addresses the mocked server reports (documentation ranges). */
+export const MOCK_IPV4 = "203.0.113.10";
+export const MOCK_IPV6 = "2001:db8::1";
+
+/** Hetzner ids are numbers; derive them from the name so that two runs agree. */
+function numericId(name: string): string {
+  let hash = 0;
+  for (const ch of name) hash = (hash * 31 + ch.charCodeAt(0)) % 1_000_000;
+  return String(1_000_000 + hash);
+}
+
+/** Outputs a real provider computes that the program reads back. */
+function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
+  switch (type) {
+    case "hcloud:index/server:Server":
+      return { id: numericId(name), state: { ...inputs, ipv4Address: MOCK_IPV4, ipv6Address: MOCK_IPV6 } };
+    case "hcloud:index/primaryIp:PrimaryIp":
+    case "hcloud:index/firewall:Firewall":
+    case "hcloud:index/sshKey:SshKey":
+      return { id: numericId(name), state: inputs };
+    case "command:remote:Command":
+      return { id: `${name}-id`, state: { ...inputs, stdout: "28.0.0", stderr: "" } };
+    case "random:index/randomPassword:RandomPassword":
+      return { id: `${name}-id`, state: { ...inputs, result: `generated-${name}` } };
+    case "docker:index/remoteImage:RemoteImage":
+      return { id: `${name}-id`, state: { ...inputs, imageId: `sha256:${name}` } };
+    default:
+      return { id: `${name}-id`, state: inputs };
+  }
+}
+
+export interface ProgramRunOptions {
+  /** Stack config, keys with namespace (`mai-hosting:domain`), objects as JSON strings. */
+  config: Record<string, string>;
+  /** Keys of `config` that are secrets. */
+  secretKeys?: string[];
+  /** Directory of client files for this run. */
+  clientsDir: string;
+  /** Module path of the program; default the repository's index.ts. */
+  programPath?: string;
+}
+
+export async function runProgram(options: ProgramRunOptions): Promise<ProgramRun> {
+  const resources: DeclaredResource[] = [];
+  const pending = new Map<string, DeclaredResource["options"]>();
+
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        const { id, state } = computedState(args.type, args.name, args.inputs);
+        const options = pending.get(`${args.type}::${args.name}`) ?? {
+          protect: false,
+          deleteBeforeReplace: false,
+          ignoreChanges: [],
+          dependsOn: [],
+        };
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, options });
+        return { id, state };
+      },
+      call(args) {
+        throw new Error(`unexpected provider function call: ${args.token}`);
+      },
+    },
+    "mai-hosting",
+    "test",
+    false,
+  );
+
+  // MockResourceArgs carries no resource options (pulumi/pulumi#14421); the request the SDK
+  // sends to the monitor does, so read them there before the mock sees the request.
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: any) => {
+    pending.set(`${req.getType()}::${req.getName()}`, {
+      protect: req.getProtect(),
+      retainOnDelete: req.hasRetainondelete?.() ? req.getRetainondelete() : undefined,
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      ignoreChanges: req.getIgnorechangesList(),
+      dependsOn: req.getDependenciesList(),
+    });
+    return register(req, callback);
+  };
+
+  pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
+  process.env.MAI_CLIENTS_DIR = options.clientsDir;
+  const program = await import(options.programPath ?? "../../index");
+  const outputs: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(program)) {
+    outputs[key] = pulumi.Output.isInstance(value) ? await promiseOf(value) : value;
+  }
+  // Outputs resolve before every registration has reached the monitor; let the queue drain.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return { resources, outputs };
+}
+
+/** The value of an Output (test helper; secrets included). */
+export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => resolve(v)));
+}
+
+/** Pulumi's wire marker for a secret value inside mock inputs. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+export function isSecretValue(value: unknown): value is { value: unknown } {
+  return typeof value === "object" && value !== null && (value as any)[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
+}
+
+/** JSON of a value with every secret replaced by "[secret]": what a reviewer or log could see. */
+export function publicJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (isSecretValue(v) ? "[secret]" : v));
+}
