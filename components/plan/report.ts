@@ -1,0 +1,274 @@
+/**
+ * The plan report and its three renderings: a terminal text view, a compact Markdown summary for
+ * a pull-request comment, and stable JSON. Pure: no Pulumi imports, no I/O.
+ */
+import { summariseChanges } from "./diff";
+import { restartingTypes } from "./replaceRules";
+import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
+
+/** One row of the clients table. */
+export interface PlanClientRow {
+  /** Client slug (file name). */
+  slug: string;
+  /** Public hostname. */
+  hostname: string;
+  /** `https://<hostname>`. */
+  url: string;
+  /** Host port on 127.0.0.1. */
+  port: number;
+  /** active or suspended. */
+  status: string;
+  /** CPU limit in vCPUs. */
+  cpus: number;
+  /** Memory limit in MiB. */
+  memoryMb: number;
+  /** Reserved CPUs. */
+  reservedCpus: number;
+  /** Reserved memory in MiB. */
+  reservedMemoryMb: number;
+}
+
+/** CPU and memory amounts. */
+export interface Amounts {
+  /** vCPUs. */
+  cpus: number;
+  /** MiB. */
+  memoryMb: number;
+}
+
+/** The server and how much of it the clients take. */
+export interface CapacityView {
+  /** Hetzner server type, e.g. ccx53. */
+  serverType: string;
+  /** What the server type has. */
+  server: Amounts;
+  /** Kept back for the OS, Docker and Caddy. */
+  hostReserve: Amounts;
+  /** Server minus host reserve: what clients may use. */
+  available: Amounts;
+  /** Sum of the active clients' reservations. */
+  reserved: Amounts;
+  /** Sum of the active clients' limits. */
+  limits: Amounts;
+  /** Human-readable capacity warnings. */
+  warnings: string[];
+}
+
+/** Everything the plan shows. */
+export interface PlanReport {
+  /** Stack name. */
+  stack: string;
+  /** Clients in file order. */
+  clients: PlanClientRow[];
+  /** Server capacity use. */
+  capacity: CapacityView;
+  /** Every resource the program declares. */
+  resources: DeclaredResource[];
+  /** Differences against `base` (only when a base was given). */
+  changes?: ResourceChange[];
+  /** The git ref the changes are computed against. */
+  base?: string;
+  /** Warnings from the configuration and the program. */
+  warnings: string[];
+}
+
+/** The label every rendering carries: this is what the program declares, not what exists. */
+export const DECLARED_STATE_NOTE =
+  "Declared desired state, computed by running the program under Pulumi's mock runtime with secret placeholders; it is not the cloud's actual state (use `pulumi preview` for that).";
+
+/** `docker:index/container:Container` -> `docker:Container`; `mai:index:Proxy` -> `mai:Proxy`. */
+export function shortType(type: string): string {
+  const parts = type.split(":");
+  return parts.length < 3 ? type : `${parts[0]}:${parts[parts.length - 1]}`;
+}
+
+function percent(part: number, whole: number): string {
+  return whole > 0 ? `${Math.round((part / whole) * 100)}%` : "n/a";
+}
+
+function cpus(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
+}
+
+function memory(mb: number): string {
+  return mb >= 1024 && mb % 1024 === 0 ? `${mb / 1024} GiB` : mb >= 1024 ? `${(mb / 1024).toFixed(1)} GiB` : `${mb} MiB`;
+}
+
+/** Resource counts by type, most frequent first, then by name. */
+export function countByType(resources: readonly DeclaredResource[]): Array<[string, number]> {
+  const counts = new Map<string, number>();
+  for (const r of resources) counts.set(r.type, (counts.get(r.type) ?? 0) + 1);
+  return [...counts.entries()].sort(([a, x], [b, y]) => y - x || a.localeCompare(b));
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
+}
+
+function clientRows(clients: readonly PlanClientRow[]): string[][] {
+  return clients.map((c) => [
+    c.slug,
+    c.url,
+    String(c.port),
+    c.status,
+    `${cpus(c.cpus)} / ${cpus(c.reservedCpus)}`,
+    `${memory(c.memoryMb)} / ${memory(c.reservedMemoryMb)}`,
+  ]);
+}
+
+const clientHeader = ["CLIENT", "URL", "PORT", "STATUS", "CPU LIMIT / RESERVED", "MEMORY LIMIT / RESERVED"];
+
+function capacityLines(c: CapacityView): string[] {
+  return [
+    `Server ${c.serverType}: ${cpus(c.server.cpus)} vCPU, ${memory(c.server.memoryMb)}; host reserve ${cpus(c.hostReserve.cpus)} vCPU, ${memory(c.hostReserve.memoryMb)}; available to clients ${cpus(c.available.cpus)} vCPU, ${memory(c.available.memoryMb)}`,
+    `  reserved: ${cpus(c.reserved.cpus)} vCPU (${percent(c.reserved.cpus, c.available.cpus)}), ${memory(c.reserved.memoryMb)} (${percent(c.reserved.memoryMb, c.available.memoryMb)})`,
+    `  limits:   ${cpus(c.limits.cpus)} vCPU (${percent(c.limits.cpus, c.available.cpus)}), ${memory(c.limits.memoryMb)} (${percent(c.limits.memoryMb, c.available.memoryMb)})`,
+    ...c.warnings.map((w) => `  warning: ${w}`),
+  ];
+}
+
+const opSymbol: Record<ResourceChange["op"], string> = { create: "+", update: "~", replace: "+-", delete: "-" };
+
+/** One line per change: symbol, op, type, name, fields and what it means. */
+export function describeChange(change: ResourceChange): string {
+  const fields = change.fields.length > 0 ? ` (${change.fields.join(", ")})` : "";
+  const notes: string[] = [];
+  if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
+  if (change.op === "replace" && change.replaceFields) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
+  if (change.op === "update" && restartingTypes.has(change.type)) notes.push("updated in place, no restart");
+  if (change.retained) notes.push("retained: dropped from the stack, kept on the host");
+  if (change.protected) notes.push("PROTECTED: `pulumi up` will refuse");
+  const note = notes.length > 0 ? ` — ${notes.join("; ")}` : "";
+  return `${opSymbol[change.op].padEnd(2)} ${change.op.padEnd(7)} ${shortType(change.type)} ${change.name}${fields}${note}`;
+}
+
+/** "2 added (a, b), 0 changed, 1 restarted (c), 1 removed (d)". */
+export function summaryLine(summary: ChangeSummary): string {
+  const part = (n: string[], label: string) => `${n.length} ${label}${n.length > 0 ? ` (${n.join(", ")})` : ""}`;
+  const clients = `Clients: ${part(summary.added, "added")}, ${part(summary.changed, "changed")}, ${part(summary.restarted, "restarted")}, ${part(summary.removed, "removed")}.`;
+  const data =
+    summary.dataLost.length > 0
+      ? ` DATA LOSS: ${summary.dataLost.join(", ")} would be deleted.`
+      : summary.removed.length > 0
+        ? ` Data volumes of removed clients are retained on the host (${summary.retained.join(", ") || "none declared"}).`
+        : "";
+  const shared = summary.shared.length > 0 ? ` Shared resources changed: ${summary.shared.length}.` : "";
+  const protectedNote = summary.protectedTouched.length > 0 ? ` Protected resources touched: ${summary.protectedTouched.join(", ")}.` : "";
+  return clients + data + shared + protectedNote;
+}
+
+/** Changes grouped by client (alphabetical), shared changes last. */
+function groupChanges(changes: readonly ResourceChange[]): Array<[string, ResourceChange[]]> {
+  const groups = new Map<string, ResourceChange[]>();
+  for (const change of changes) {
+    const key = change.client ?? "";
+    groups.set(key, [...(groups.get(key) ?? []), change]);
+  }
+  return [...groups.entries()].sort(([a], [b]) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)));
+}
+
+/** Terminal rendering. */
+export function renderText(report: PlanReport): string {
+  const lines: string[] = [`Plan for stack "${report.stack}"`, DECLARED_STATE_NOTE, ""];
+  lines.push(`Clients (${report.clients.length})`, ...table(clientHeader, clientRows(report.clients)), "");
+  lines.push(...capacityLines(report.capacity), "");
+  lines.push(`Resources (${report.resources.length})`);
+  for (const [type, count] of countByType(report.resources)) lines.push(`  ${String(count).padStart(4)}  ${type}`);
+  if (report.changes) {
+    lines.push("", `Changes against ${report.base ?? "base"} (${report.changes.length})`);
+    if (report.changes.length === 0) lines.push("  none: the declared resources are identical");
+    for (const [client, changes] of groupChanges(report.changes)) {
+      lines.push(`  ${client === "" ? "shared (proxy, host, DNS)" : `client ${client}`}`);
+      for (const change of changes) lines.push(`    ${describeChange(change)}`);
+    }
+    lines.push("", summaryLine(summariseChanges(report.changes)));
+  }
+  if (report.warnings.length > 0) lines.push("", "Warnings", ...report.warnings.map((w) => `  - ${w}`));
+  return lines.join("\n") + "\n";
+}
+
+function mdEscape(text: string): string {
+  return text.replace(/\|/g, "\\|");
+}
+
+/** Compact Markdown for a pull-request comment; the first line is a stable marker for updates. */
+export const MARKDOWN_MARKER = "<!-- mai-hosting-plan -->";
+
+/** Markdown rendering. */
+export function renderMarkdown(report: PlanReport): string {
+  const lines: string[] = [MARKDOWN_MARKER, `### Plan for stack \`${report.stack}\``, "", `_${DECLARED_STATE_NOTE}_`, ""];
+  if (report.changes) {
+    const summary = summariseChanges(report.changes);
+    lines.push(`**${summaryLine(summary)}**`, "");
+    if (report.changes.length === 0) lines.push(`No declared resource changes against \`${report.base}\`.`, "");
+    else {
+      lines.push(`| | Change | Type | Name | Inputs | Client |`, `|---|---|---|---|---|---|`);
+      for (const [, changes] of groupChanges(report.changes)) {
+        for (const c of changes) {
+          const restart = c.op === "replace" && restartingTypes.has(c.type) ? " (**restart**)" : "";
+          const extra = c.retained ? " (retained)" : c.protected ? " (**protected**)" : "";
+          lines.push(
+            `| ${opSymbol[c.op]} | ${c.op}${restart}${extra} | \`${shortType(c.type)}\` | \`${mdEscape(c.name)}\` | ${c.fields.map((f) => `\`${f}\``).join(", ")} | ${c.client ?? "shared"} |`,
+          );
+        }
+      }
+      lines.push("");
+    }
+  }
+  lines.push(`<details><summary>Clients (${report.clients.length})</summary>`, "");
+  lines.push(`| Client | URL | Port | Status | CPU limit / reserved | Memory limit / reserved |`, `|---|---|---|---|---|---|`);
+  for (const row of clientRows(report.clients)) lines.push(`| ${row.map(mdEscape).join(" | ")} |`);
+  lines.push("", "</details>", "");
+  lines.push("<details><summary>Capacity</summary>", "", "```", ...capacityLines(report.capacity), "```", "", "</details>", "");
+  lines.push(`<details><summary>Resources (${report.resources.length})</summary>`, "", "| Type | Count |", "|---|---|");
+  for (const [type, count] of countByType(report.resources)) lines.push(`| \`${type}\` | ${count} |`);
+  lines.push("", "</details>");
+  if (report.warnings.length > 0) lines.push("", "**Warnings**", "", ...report.warnings.map((w) => `- ${mdEscape(w)}`));
+  return lines.join("\n") + "\n";
+}
+
+/** The stable JSON shape; secrets are already masked as "[secret]" in the inputs. */
+export function toJson(report: PlanReport): Record<string, unknown> {
+  return {
+    stack: report.stack,
+    note: DECLARED_STATE_NOTE,
+    clients: report.clients.map((c) => ({
+      slug: c.slug,
+      hostname: c.hostname,
+      url: c.url,
+      port: c.port,
+      status: c.status,
+      cpus: c.cpus,
+      memoryMb: c.memoryMb,
+      reservedCpus: c.reservedCpus,
+      reservedMemoryMb: c.reservedMemoryMb,
+    })),
+    capacity: report.capacity,
+    resources: report.resources.map((r) => ({ urn: r.urn, type: r.type, name: r.name, parent: r.parent ?? null, inputs: r.inputs })),
+    ...(report.changes
+      ? {
+          base: report.base,
+          changes: report.changes.map((c) => ({
+            op: c.op,
+            urn: c.urn,
+            type: c.type,
+            name: c.name,
+            fields: c.fields,
+            ...(c.client ? { client: c.client } : {}),
+            ...(c.retained ? { retained: true } : {}),
+            ...(c.protected ? { protected: true } : {}),
+            ...(c.op === "replace" && restartingTypes.has(c.type) ? { restart: true } : {}),
+          })),
+          summary: (({ shared: _shared, ...rest }) => rest)(summariseChanges(report.changes)),
+        }
+      : {}),
+    warnings: report.warnings,
+  };
+}
+
+/** JSON text. */
+export function renderJson(report: PlanReport): string {
+  return JSON.stringify(toJson(report), null, 2) + "\n";
+}
