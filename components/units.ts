@@ -21,7 +21,7 @@ export function parseMemory(text: string): { mb: number } | { problem: string } 
   // Tolerate float noise (1.1G = 1126.4 is not whole; 1.5G = 1536 is).
   const rounded = Math.round(mb);
   if (Math.abs(mb - rounded) > 1e-9) {
-    return { problem: `expected a whole number of MiB; ${text.trim()} is ${mb} MiB` };
+    return { problem: `${text.trim()} is ${Math.round(mb * 1000) / 1000} MiB, not a whole number of MiB` };
   }
   if (!Number.isSafeInteger(rounded)) return { problem: `expected ${MEMORY_FORMAT}` };
   return { mb: rounded };
