@@ -1,0 +1,172 @@
+/**
+ * What the backup tooling puts on the host and the shell commands that install and enable it.
+ * Pure functions (no Pulumi imports): the components in `backups.ts` only wire these into
+ * resources, and the tests check the exact files, paths and commands here.
+ */
+import { createHash } from "node:crypto";
+import { HOST_PATHS } from "./cloudInit";
+
+/** Where every client's backups live on the host (one directory per slug, see README). */
+export const BACKUP_ROOT = HOST_PATHS.backupsDir;
+/** Directory of the env files read by `mai-backup`. */
+export const BACKUP_CONFIG_DIR = HOST_PATHS.etcDir;
+/** The env file the stack owns (retention); the operator's own settings go in `backup.local.env`. */
+export const BACKUP_ENV_PATH = `${BACKUP_CONFIG_DIR}/backup.env`;
+/** Where uploads land before `install` moves them into place (a running script is never overwritten). */
+export const BACKUP_STAGING_DIR = "/var/lib/mai/staging/backup";
+/** Host tools the scripts call; cloud-init installs them (Debian/Ubuntu packages sqlite3, zstd, util-linux). */
+export const BACKUP_REQUIRED_TOOLS = ["sqlite3", "zstd", "flock"] as const;
+
+/** One file of the tooling: a repository file installed at a fixed host path. */
+export interface BackupHostFile {
+  /** Path in the repository, relative to its root. */
+  source: string;
+  /** Absolute path on the host. */
+  target: string;
+  /** File mode given to `install -m`. */
+  mode: "0755" | "0644";
+}
+
+/** The scripts and systemd units, in install order. */
+export const BACKUP_HOST_FILES: readonly BackupHostFile[] = [
+  { source: "host/mai-backup.sh", target: "/usr/local/sbin/mai-backup", mode: "0755" },
+  { source: "host/mai-restore.sh", target: "/usr/local/sbin/mai-restore", mode: "0755" },
+  { source: "host/mai-backup@.service", target: "/etc/systemd/system/mai-backup@.service", mode: "0644" },
+  { source: "host/mai-backup@.timer", target: "/etc/systemd/system/mai-backup@.timer", mode: "0644" },
+];
+
+/** One upload of the plan: text content copied to a staging path, then installed at `target`. */
+export interface BackupUpload {
+  /** Short stable name, used in resource names (`mai-backup.sh`, `backup.env`, ...). */
+  name: string;
+  /** File content. */
+  content: string;
+  /** Where the upload lands on the host. */
+  stagedPath: string;
+  /** Where `install` puts it. */
+  target: string;
+  /** File mode of the installed file. */
+  mode: "0755" | "0644";
+}
+
+/** Everything the host-level tooling resource needs. */
+export interface BackupToolingPlan {
+  /** The files to upload, scripts and units first, the env file last. */
+  uploads: BackupUpload[];
+  /** Shell command that checks the host tools, installs the uploads and reloads systemd. */
+  installCommand: string;
+  /** sha256 over every upload's target and content: a trigger for the copies and the install. */
+  contentHash: string;
+}
+
+/** Longest retention accepted: ten years, well past any sensible value. */
+const MAX_RETENTION_DAYS = 3650;
+
+/** Returns `days` when it is a whole number of days in 1..3650, otherwise throws a clear message. */
+export function checkRetentionDays(days: number): number {
+  if (!Number.isInteger(days) || days < 1 || days > MAX_RETENTION_DAYS) {
+    throw new Error(
+      `backupRetentionDays: expected a whole number of days from 1 to ${MAX_RETENTION_DAYS}, got ${JSON.stringify(days)}`,
+    );
+  }
+  return days;
+}
+
+/** Client slugs are DNS labels; anything else would break unit names and paths. */
+export function checkSlug(slug: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(slug)) {
+    throw new Error(`client slug ${JSON.stringify(slug)}: expected lowercase letters, digits and inner hyphens`);
+  }
+  return slug;
+}
+
+/** The stack-owned env file: only the retention, the off-host settings are the operator's. */
+export function renderBackupEnv(retentionDays: number): string {
+  return [
+    "# Written by the mai-hosting stack (config key backupRetentionDays); edits here are overwritten.",
+    `# Off-host copy settings (OFFSITE_TARGET, ...) belong in ${BACKUP_CONFIG_DIR}/backup.local.env.`,
+    `RETENTION_DAYS=${checkRetentionDays(retentionDays)}`,
+    "",
+  ].join("\n");
+}
+
+function stagedPathOf(name: string): string {
+  return `${BACKUP_STAGING_DIR}/${name}`;
+}
+
+function baseName(file: string): string {
+  return file.slice(file.lastIndexOf("/") + 1);
+}
+
+/**
+ * Plans the host tooling from the repository files' contents (`sources`, keyed by
+ * `BackupHostFile.source`) and the retention. Throws naming any file that is missing.
+ */
+export function planBackupTooling(sources: Readonly<Record<string, string>>, retentionDays: number): BackupToolingPlan {
+  const missing = BACKUP_HOST_FILES.filter((file) => sources[file.source] === undefined).map((f) => f.source);
+  if (missing.length > 0) throw new Error(`backup tooling: missing repository file(s) ${missing.join(", ")}`);
+
+  const uploads: BackupUpload[] = BACKUP_HOST_FILES.map((file) => ({
+    name: baseName(file.source),
+    content: sources[file.source],
+    stagedPath: stagedPathOf(baseName(file.source)),
+    target: file.target,
+    mode: file.mode,
+  }));
+  uploads.push({
+    name: "backup.env",
+    content: renderBackupEnv(retentionDays),
+    stagedPath: stagedPathOf("backup.env"),
+    target: BACKUP_ENV_PATH,
+    mode: "0644",
+  });
+
+  const hash = createHash("sha256");
+  for (const upload of uploads) hash.update(`${upload.target}\0${upload.mode}\0${upload.content}\0`);
+  const contentHash = hash.digest("hex");
+
+  return { uploads, installCommand: renderInstallCommand(uploads, contentHash), contentHash };
+}
+
+function renderInstallCommand(uploads: readonly BackupUpload[], contentHash: string): string {
+  const tools = BACKUP_REQUIRED_TOOLS.join(" ");
+  return [
+    "set -eu",
+    `for tool in ${tools}; do`,
+    `  command -v "$tool" >/dev/null || { echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd)" >&2; exit 1; }`,
+    "done",
+    `install -d -m 0755 ${BACKUP_CONFIG_DIR}`,
+    `install -d -m 0750 ${BACKUP_ROOT}`,
+    // New inode + rename: a backup running right now keeps reading its own copy of the script.
+    ...uploads.map((u) => `install -m ${u.mode} -T ${u.stagedPath} ${u.target}.new && mv -f ${u.target}.new ${u.target}`),
+    "systemctl daemon-reload",
+    // Running timers pick up a changed schedule only when restarted.
+    "systemctl try-restart 'mai-backup@*.timer'",
+    `echo "mai backups: tooling ${contentHash.slice(0, 12)} installed"`,
+  ].join("\n");
+}
+
+/** The systemd timer of one client. */
+export function backupTimerUnit(slug: string): string {
+  return `mai-backup@${checkSlug(slug)}.timer`;
+}
+
+/** Creates the client's backup directory and enables its nightly timer. */
+export function enableBackupCommand(slug: string): string {
+  const timer = backupTimerUnit(slug);
+  return [
+    "set -eu",
+    `install -d -m 0750 ${BACKUP_ROOT}/${slug}`,
+    `systemctl enable --now ${timer}`,
+    `echo "mai backups: ${timer} enabled, backups in ${BACKUP_ROOT}/${slug}"`,
+  ].join("\n");
+}
+
+/** Disables the client's timer; its backups are never deleted (they outlive the client). */
+export function disableBackupCommand(slug: string): string {
+  const timer = backupTimerUnit(slug);
+  return [
+    `systemctl disable --now ${timer} || echo "mai backups: could not disable ${timer}" >&2`,
+    `echo "mai backups: ${timer} disabled; backups in ${BACKUP_ROOT}/${slug} are kept"`,
+  ].join("\n");
+}

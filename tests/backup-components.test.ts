@@ -1,0 +1,164 @@
+/**
+ * BackupTooling and ClientBackup under Pulumi's mock runtime: what they upload, where, which
+ * commands run on the host and in which order. The commands themselves are checked in
+ * backup-units.test.ts (paths) and backup.test.ts (the scripts, run for real).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+
+interface Declared {
+  type: string;
+  name: string;
+  inputs: Record<string, any>;
+  /** Names (last URN segment) of the resources it depends on. */
+  dependsOn: string[];
+  /** Type chain of its parent's URN, e.g. `mai:index:BackupTooling`. */
+  parentType: string;
+}
+
+const declared: Declared[] = [];
+const requests = new Map<string, { dependsOn: string[]; parent: string }>();
+const lastSegment = (urn: string) => urn.split("::").pop() ?? "";
+let backups: typeof import("../components/backups");
+let plan: typeof import("../components/backupPlan");
+
+const CONNECTION = { host: "203.0.113.10", user: "root", privateKey: pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----x") };
+const HOST_DIR = path.join(__dirname, "..", "host");
+
+beforeAll(async () => {
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        declared.push({ type: args.type, name: args.name, inputs: args.inputs, dependsOn: [], parentType: "" });
+        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: "", stderr: "" } };
+      },
+      call(args) {
+        throw new Error(`unexpected provider function call: ${args.token}`);
+      },
+    },
+    "mai-hosting",
+    "test",
+    false,
+  );
+  // Resource options never reach the mock (pulumi/pulumi#14421): read dependsOn off the request.
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: any) => {
+    requests.set(req.getName(), { dependsOn: req.getDependenciesList(), parent: req.getParent() });
+    return register(req, callback);
+  };
+  backups = await import("../components/backups");
+  plan = await import("../components/backupPlan");
+
+  const tooling = new backups.BackupTooling("backup-tooling", { connection: CONNECTION, retentionDays: 14 });
+  new backups.ClientBackup("acme-backup", { connection: CONNECTION, slug: "acme", tooling });
+  await new Promise((resolve) => setTimeout(resolve, 100)); // let the registrations drain
+  for (const resource of declared) {
+    const request = requests.get(resource.name);
+    resource.dependsOn = (request?.dependsOn ?? []).map(lastSegment).sort();
+    resource.parentType = request?.parent.split("::")[2] ?? "";
+  }
+});
+
+function byName(name: string): Declared {
+  const found = declared.find((r) => r.name === name);
+  if (!found) throw new Error(`no resource ${name}; declared: ${declared.map((r) => r.name).join(", ")}`);
+  return found;
+}
+
+async function assetText(source: any): Promise<string> {
+  return await (source.text ?? source);
+}
+
+describe("BackupTooling", () => {
+  it("uploads the repository's scripts and units byte for byte, and the retention, to a staging dir", async () => {
+    const copies = declared.filter((r) => r.type === "command:remote:CopyToRemote");
+    expect(copies.map((c) => c.name)).toEqual([
+      "backup-tooling-mai-backup.sh",
+      "backup-tooling-mai-restore.sh",
+      "backup-tooling-mai-backup@.service",
+      "backup-tooling-mai-backup@.timer",
+      "backup-tooling-backup.env",
+    ]);
+    for (const file of ["mai-backup.sh", "mai-restore.sh", "mai-backup@.service", "mai-backup@.timer"]) {
+      const copy = byName(`backup-tooling-${file}`);
+      expect(await assetText(copy.inputs.source)).toBe(fs.readFileSync(path.join(HOST_DIR, file), "utf8"));
+      expect(copy.inputs.remotePath).toBe(`/var/lib/mai/staging/backup/${file}`);
+    }
+    const env = byName("backup-tooling-backup.env");
+    expect(await assetText(env.inputs.source)).toMatch(/^RETENTION_DAYS=14$/m);
+    expect(env.inputs.remotePath).toBe("/var/lib/mai/staging/backup/backup.env");
+  });
+
+  it("installs every upload and reloads systemd, re-run by the same content hash as the copies", () => {
+    const install = byName("backup-tooling-install");
+    expect(install.type).toBe("command:remote:Command");
+    const create: string = install.inputs.create;
+    expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-backup.sh /usr/local/sbin/mai-backup.new");
+    expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-restore.sh /usr/local/sbin/mai-restore.new");
+    expect(create).toContain("/etc/systemd/system/mai-backup@.timer.new && mv -f");
+    expect(create).toContain("install -m 0644 -T /var/lib/mai/staging/backup/backup.env /etc/mai/backup.env.new");
+    expect(create.indexOf("systemctl daemon-reload")).toBeGreaterThan(create.lastIndexOf("install -m"));
+    const copies = declared.filter((r) => r.type === "command:remote:CopyToRemote");
+    const hash = install.inputs.triggers[0];
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    for (const copy of copies) expect(copy.inputs.triggers).toEqual([hash]);
+    // The install waits for every upload.
+    expect(install.dependsOn).toEqual(copies.map((c) => c.name).sort());
+  });
+
+  it("are components of types mai:index:BackupTooling and mai:index:ClientBackup that parent their resources", () => {
+    expect(byName("backup-tooling").type).toBe("mai:index:BackupTooling");
+    expect(byName("acme-backup").type).toBe("mai:index:ClientBackup");
+    for (const resource of declared.filter((r) => r.name.startsWith("backup-tooling-"))) {
+      expect(resource.parentType).toBe("mai:index:BackupTooling");
+    }
+    expect(byName("acme-backup-timer").parentType).toBe("mai:index:ClientBackup");
+  });
+
+  it("changes its hash with the retention or any file, and not otherwise", () => {
+    const sources = backups.readBackupHostFiles();
+    const base = plan.planBackupTooling(sources, 30).contentHash;
+    expect(plan.planBackupTooling(sources, 30).contentHash).toBe(base);
+    expect(plan.planBackupTooling(sources, 31).contentHash).not.toBe(base);
+    const edited = { ...sources, "host/mai-backup@.timer": sources["host/mai-backup@.timer"] + "\n" };
+    expect(plan.planBackupTooling(edited, 30).contentHash).not.toBe(base);
+  });
+
+  it("refuses a retention that is not a whole number of days, naming the config key", () => {
+    const sources = backups.readBackupHostFiles();
+    for (const bad of [0, -1, 2.5, Number.NaN, 5000]) {
+      expect(() => plan.planBackupTooling(sources, bad)).toThrow(/^backupRetentionDays: expected a whole number of days from 1 to 3650/);
+    }
+    expect(() => plan.planBackupTooling({}, 30)).toThrow("missing repository file(s) host/mai-backup.sh");
+  });
+});
+
+describe("ClientBackup", () => {
+  it("enables the client's timer after the tooling is installed", () => {
+    const timer = byName("acme-backup-timer");
+    expect(timer.inputs.create).toContain("install -d -m 0750 /srv/mai/backups/acme");
+    expect(timer.inputs.create).toContain("systemctl enable --now mai-backup@acme.timer");
+    expect(timer.dependsOn).toContain("backup-tooling-install");
+  });
+
+  it("on delete disables the timer and never removes backups", () => {
+    const del: string = byName("acme-backup-timer").inputs.delete;
+    expect(del).toContain("systemctl disable --now mai-backup@acme.timer");
+    expect(del).toContain("backups in /srv/mai/backups/acme are kept");
+    expect(del).not.toMatch(/\brm\b|find .*-delete|rsync/);
+  });
+
+  it("refuses a slug that would break unit names and paths", () => {
+    expect(() => plan.enableBackupCommand("Acme;rm -rf /")).toThrow(/client slug "Acme;rm -rf \/": expected lowercase/);
+  });
+
+  it("keeps the SSH key out of every command and upload", async () => {
+    for (const resource of declared) {
+      const text = JSON.stringify(resource.inputs, (key, value) => (key === "connection" ? undefined : value));
+      expect(text).not.toContain("OPENSSH PRIVATE KEY");
+    }
+  });
+});
