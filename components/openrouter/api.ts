@@ -107,24 +107,41 @@ export type OpenRouterErrorKind =
   | "network"
   | "bad-response";
 
-/** An API failure whose message is safe to show: it never contains the provisioning key or a key value. */
-export class OpenRouterApiError extends Error {
+/**
+ * An API failure whose message is safe to show: it never contains the provisioning key or a key value.
+ * A plain `Error` with extra fields rather than a subclass: Pulumi serializes the key provider (and
+ * so this module) into the state, and a serialized `extends Error` class loses its message.
+ */
+export interface OpenRouterApiError extends Error {
+  name: "OpenRouterApiError";
   /** HTTP status of the last attempt, when there was an answer. */
-  readonly status: number | undefined;
+  status: number | undefined;
   /** Classification of the failure. */
-  readonly kind: OpenRouterErrorKind;
+  kind: OpenRouterErrorKind;
   /** Attempts made before giving up. */
-  readonly attempts: number;
+  attempts: number;
+}
 
-  constructor(kind: OpenRouterErrorKind, message: string, status: number | undefined, attempts: number) {
-    super(message);
-    this.name = "OpenRouterApiError";
-    this.kind = kind;
-    this.status = status;
-    this.attempts = attempts;
-    // Operators read the message; a stack trace adds nothing and the Pulumi host prints it verbatim.
-    this.stack = `${this.name}: ${message}`;
-  }
+/** Creates an {@link OpenRouterApiError}. */
+export function openRouterApiError(
+  kind: OpenRouterErrorKind,
+  message: string,
+  status: number | undefined,
+  attempts: number,
+): OpenRouterApiError {
+  const error = new Error(message) as OpenRouterApiError;
+  error.name = "OpenRouterApiError";
+  error.kind = kind;
+  error.status = status;
+  error.attempts = attempts;
+  // Operators read the message; a stack trace adds nothing and the Pulumi host prints it verbatim.
+  error.stack = `${error.name}: ${message}`;
+  return error;
+}
+
+/** Whether a caught value is an {@link OpenRouterApiError}. */
+export function isOpenRouterApiError(value: unknown): value is OpenRouterApiError {
+  return value instanceof Error && value.name === "OpenRouterApiError";
 }
 
 /** Outcome of one attempt, as far as the retry decision is concerned. */
@@ -266,7 +283,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
         }
         outcome = { kind: "status", status, retryAfter: response.headers.get("retry-after") };
       } catch (error) {
-        if (error instanceof OpenRouterApiError) throw error;
+        if (isOpenRouterApiError(error)) throw error;
         outcome = classifyFetchFailure(error);
       } finally {
         clearTimeout(timer);
@@ -285,7 +302,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
     try {
       return JSON.parse(text);
     } catch {
-      throw new OpenRouterApiError("bad-response", `OpenRouter answered ${operation} with something that is not JSON.`, undefined, attempts);
+      throw openRouterApiError("bad-response", `OpenRouter answered ${operation} with something that is not JSON.`, undefined, attempts);
     }
   }
 
@@ -328,7 +345,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
       ? ""
       : " The key may or may not have been created; if one was, nobody received its value, so it is unusable and can be deleted in the OpenRouter dashboard.";
     if (outcome.kind === "timeout") {
-      return new OpenRouterApiError(
+      return openRouterApiError(
         "timeout",
         `OpenRouter did not answer ${operation} within ${policy.timeoutMs / 1000}s (${tries}).${maybeCreated}`,
         undefined,
@@ -336,7 +353,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
       );
     }
     if (outcome.kind === "network") {
-      return new OpenRouterApiError(
+      return openRouterApiError(
         "network",
         `Could not reach OpenRouter at ${base} while ${operation} (${tries}).${outcome.connected ? maybeCreated : ""}`,
         undefined,
@@ -346,7 +363,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
     const status = outcome.status;
     const said = apiMessage(text);
     if (status === 401) {
-      return new OpenRouterApiError(
+      return openRouterApiError(
         "unauthorized",
         `OpenRouter rejected the provisioning key (HTTP 401) while ${operation}: it is missing, mistyped or revoked.${said}`,
         status,
@@ -354,7 +371,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
       );
     }
     if (status === 403) {
-      return new OpenRouterApiError(
+      return openRouterApiError(
         "forbidden",
         `OpenRouter refused ${operation} (HTTP 403): the key used is not a provisioning key or may not manage keys.${said}`,
         status,
@@ -362,25 +379,25 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
       );
     }
     if (status === 404) {
-      return new OpenRouterApiError("not-found", `OpenRouter found nothing while ${operation} (HTTP 404).${said}`, status, attempts);
+      return openRouterApiError("not-found", `OpenRouter found nothing while ${operation} (HTTP 404).${said}`, status, attempts);
     }
     if (status === 429) {
       const wait =
         retryAfterTooLongMs === undefined
           ? ""
           : ` It asked to wait ${Math.ceil(retryAfterTooLongMs / 1000)}s, longer than the ${policy.maxRetryAfterMs / 1000}s allowed here; try again later.`;
-      return new OpenRouterApiError("rate-limited", `OpenRouter kept rate-limiting ${operation} (HTTP 429, ${tries}).${wait}${said}`, status, attempts);
+      return openRouterApiError("rate-limited", `OpenRouter kept rate-limiting ${operation} (HTTP 429, ${tries}).${wait}${said}`, status, attempts);
     }
     if (status >= 500) {
-      return new OpenRouterApiError("server", `OpenRouter failed ${operation} with HTTP ${status} (${tries}).${said}${maybeCreated}`, status, attempts);
+      return openRouterApiError("server", `OpenRouter failed ${operation} with HTTP ${status} (${tries}).${said}${maybeCreated}`, status, attempts);
     }
-    return new OpenRouterApiError("bad-request", `OpenRouter rejected ${operation} (HTTP ${status}).${said}`, status, attempts);
+    return openRouterApiError("bad-request", `OpenRouter rejected ${operation} (HTTP ${status}).${said}`, status, attempts);
   }
 
   function toKeyInfo(raw: unknown, operation: string): OpenRouterKeyInfo {
     const data = (raw ?? {}) as Record<string, unknown>;
     if (typeof data.hash !== "string" || data.hash === "") {
-      throw new OpenRouterApiError("bad-response", `OpenRouter's answer to ${operation} has no key hash.`, undefined, 1);
+      throw openRouterApiError("bad-response", `OpenRouter's answer to ${operation} has no key hash.`, undefined, 1);
     }
     const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
     const reset = data.limit_reset;
@@ -426,7 +443,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
         const payload = await call("GET", `/keys?include_disabled=true&offset=${keys.length}`, undefined, operation, true);
         const items = dataOf(payload);
         if (!Array.isArray(items)) {
-          throw new OpenRouterApiError("bad-response", `OpenRouter's answer to ${operation} has no list of keys.`, undefined, 1);
+          throw openRouterApiError("bad-response", `OpenRouter's answer to ${operation} has no list of keys.`, undefined, 1);
         }
         let added = 0;
         for (const item of items) {
@@ -461,7 +478,7 @@ export function createOpenRouterClient(options: OpenRouterClientOptions): OpenRo
       );
       const key = (payload as { key?: unknown } | null)?.key;
       if (typeof key !== "string" || key === "") {
-        throw new OpenRouterApiError("bad-response", `OpenRouter's answer to ${operation} carries no key value.`, undefined, 1);
+        throw openRouterApiError("bad-response", `OpenRouter's answer to ${operation} carries no key value.`, undefined, 1);
       }
       return { info: toKeyInfo(dataOf(payload), operation), key };
     },

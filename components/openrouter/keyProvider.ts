@@ -21,7 +21,8 @@ import {
   createOpenRouterClient,
   DEFAULT_OPENROUTER_API_BASE,
   LIMIT_RESETS,
-  OpenRouterApiError,
+  isOpenRouterApiError,
+  openRouterApiError,
   shortHash,
   type LimitReset,
   type OpenRouterClient,
@@ -127,10 +128,10 @@ function clientFor(props: { provisioningKey: string; apiBaseUrl: string }, retry
 
 /** Rewords an API failure for the resource it happened on, with what the operator should do. */
 function explain(error: unknown, keyName: string, hash: string | undefined): Error {
-  if (!(error instanceof OpenRouterApiError)) {
+  if (!isOpenRouterApiError(error)) {
     // Unexpected failures keep only their message: anything else may carry request details.
     const message = error instanceof Error ? error.message : String(error);
-    return new OpenRouterApiError("bad-response", `OpenRouter key "${keyName}": ${message}`, undefined, 1);
+    return openRouterApiError("bad-response", `OpenRouter key "${keyName}": ${message}`, undefined, 1);
   }
   let advice = "";
   if (error.kind === "unauthorized" || error.kind === "forbidden") advice = PROVISIONING_KEY_HINT;
@@ -139,7 +140,8 @@ function explain(error: unknown, keyName: string, hash: string | undefined): Err
       ` The key (hash ${shortHash(hash)}) no longer exists at OpenRouter: it was deleted outside this stack.` +
       " Run `pulumi refresh` to drop it from the state; the next `pulumi up` creates a new key and hands it to the client's container.";
   }
-  return new OpenRouterApiError(error.kind, `OpenRouter key "${keyName}": ${error.message}${advice}`, error.status, error.attempts);
+  const subject = error.message.includes(`"${keyName}"`) ? "" : `OpenRouter key "${keyName}": `;
+  return openRouterApiError(error.kind, `${subject}${error.message}${advice}`, error.status, error.attempts);
 }
 
 function changed(oldValue: unknown, newValue: unknown): boolean {
@@ -200,7 +202,7 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
         const outs: OpenRouterKeyOutputs = { ...props, hash: info.hash, name: info.name, label: info.label };
         return { id, props: outs };
       } catch (error) {
-        if (error instanceof OpenRouterApiError && error.kind === "not-found") {
+        if (isOpenRouterApiError(error) && error.kind === "not-found") {
           console.warn(
             `OpenRouter key "${props.name}" (hash ${shortHash(id)}) no longer exists at OpenRouter: it was deleted outside this stack.` +
               " Refresh removes it from the state; the next `pulumi up` creates a new key for the client.",
@@ -230,7 +232,7 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
       try {
         await clientFor(props, retry).updateKey(id, { disabled: true });
       } catch (error) {
-        if (error instanceof OpenRouterApiError && error.kind === "not-found") return;
+        if (isOpenRouterApiError(error) && error.kind === "not-found") return;
         throw explain(error, props.name, id);
       }
     },
@@ -308,7 +310,7 @@ export function createOpenRouterKeySettingsProvider(retry?: Partial<RetryPolicy>
         return { id, props: outs };
       } catch (error) {
         // The key resource reports the missing key; these settings simply go with it.
-        if (error instanceof OpenRouterApiError && error.kind === "not-found") return { id: "" };
+        if (isOpenRouterApiError(error) && error.kind === "not-found") return { id: "" };
         throw explain(error, props.name, props.hash ?? id);
       }
     },
