@@ -362,7 +362,11 @@ function knownKeysAt(schema: z.ZodType, fieldPath: FieldPath): string[] {
       const def = (node as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
       if (def === undefined) return node;
       if ("innerType" in def) node = def.innerType;
-      else if (def.type === "pipe") node = def.in;
+      else if (def.type === "pipe") {
+        // z.preprocess is a pipe from a transform into the real schema.
+        const input = def.in as { _zod?: { def?: { type?: string } } };
+        node = input._zod?.def?.type === "transform" ? def.out : def.in;
+      }
       else return node;
     }
     return node;

@@ -1,0 +1,347 @@
+/**
+ * Stack-wide settings from the `mai-hosting` config namespace. Values arrive either YAML-typed
+ * (read from `Pulumi.<stack>.yaml` by the CLIs) or as Pulumi runtime config strings (numbers as
+ * strings, lists and objects as JSON): both spellings are accepted and mean the same.
+ */
+import * as net from "net";
+import { z } from "zod";
+import type { ResourceSpec, StackSettings } from "./model";
+import {
+  MIN_MEMORY_MB,
+  checkedString,
+  cpuAmount,
+  expecting,
+  hostnameProblem,
+  imageProblem,
+  integerIn,
+  mapping,
+  memoryAmount,
+  resourcesSchema,
+  zodIssuesToConfigIssues,
+} from "./clientFile";
+import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
+import { SERVER_TYPE_NAMES } from "./serverTypes";
+import { formatMemory, memoryMb } from "./units";
+import { type FieldPath, formatPath } from "./yamlSource";
+
+/** Pulumi project name, and so the config namespace (`mai-hosting:domain`). */
+export const PROJECT = "mai-hosting";
+
+/** Secret config keys: set with `pulumi config set --secret`, never part of `StackSettings`. */
+export const SECRET_CONFIG_KEYS = ["openrouterApiKeys", "openrouterProvisioningKey", "sshPrivateKey"] as const;
+
+/** Resources a client gets for every value its file leaves out, unless the stack overrides them. */
+export const DEFAULT_RESOURCES: ResourceSpec = { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048 };
+
+/** CPU and memory kept for the OS, Docker and Caddy unless the stack overrides them. */
+export const DEFAULT_HOST_RESERVE = { cpus: 2, memoryMb: 4096 };
+
+/** Hetzner Cloud locations. */
+export const HETZNER_LOCATIONS: readonly string[] = ["nbg1", "fsn1", "hel1", "ash", "hil", "sin"];
+
+/** Where a stack setting comes from: a config file (or Pulumi's runtime config) and its values. */
+export interface StackSettingsSource {
+  /** File named in messages, e.g. `Pulumi.prod.yaml`. */
+  file: string;
+  /** Config values without the `mai-hosting:` prefix. */
+  values: Record<string, unknown>;
+  /** Line of a config path inside `file`, when known (paths without the prefix). */
+  lineOf?: (fieldPath: FieldPath) => number | undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-value checks
+// ---------------------------------------------------------------------------------------------
+
+const SSH_KEY_TYPES: readonly string[] = [
+  "ssh-ed25519",
+  "ssh-rsa",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/** Why `value` is not a single-line OpenSSH public key, or undefined. */
+export function sshPublicKeyProblem(value: string): string | undefined {
+  const expected = 'expected an OpenSSH public key like "ssh-ed25519 AAAAC3Nz... admin@example.com"';
+  if (/PRIVATE KEY/.test(value)) {
+    return "this is a private key (not shown): give the public key (the .pub file); keep the private key out of config";
+  }
+  const words = value.trim().split(/\s+/);
+  if (value.includes("\n") || words.length < 2) return `${expected}, got ${describeValue(value)}`;
+  const [type, body] = words;
+  if (!SSH_KEY_TYPES.includes(type)) {
+    return `${expected} (types: ${SSH_KEY_TYPES.join(", ")}), got ${describeValue(value)}`;
+  }
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return `${expected}, got ${describeValue(value)} (the key data is not base64)`;
+  // The blob is a sequence of length-prefixed fields starting with the key type: a truncated or
+  // pasted-together key does not parse.
+  const blob = Buffer.from(body, "base64");
+  const fields: Buffer[] = [];
+  for (let offset = 0; offset < blob.length; ) {
+    if (offset + 4 > blob.length) return damagedKey(expected, type);
+    const length = blob.readUInt32BE(offset);
+    if (offset + 4 + length > blob.length) return damagedKey(expected, type);
+    fields.push(blob.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  const minimumFields = type === "ssh-ed25519" ? 2 : 3;
+  if (fields.length < minimumFields || fields[0].toString("latin1") !== type) return damagedKey(expected, type);
+  if (type === "ssh-ed25519" && fields[1].length !== 32) return damagedKey(expected, type);
+  return undefined;
+}
+
+function damagedKey(expected: string, type: string): string {
+  return `${expected}; the key data of this ${type} key is damaged or truncated`;
+}
+
+/** The 128-bit value of an IPv6 address (already validated by `net.isIPv6`). */
+function ipv6ToBigInt(address: string): bigint {
+  let text = address.toLowerCase().split("%")[0];
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted !== null) {
+    const octets = dotted[1].split(".").map(Number);
+    text = `${text.slice(0, dotted.index)}${((octets[0] << 8) | octets[1]).toString(16)}:${((octets[2] << 8) | octets[3]).toString(16)}`;
+  }
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
+  return groups.reduce((acc, group) => (acc << 16n) | BigInt(parseInt(group, 16)), 0n);
+}
+
+function bigIntToIpv6(value: bigint): string {
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((value >> BigInt(i * 16)) & 0xffffn).toString(16));
+  const text = groups.join(":");
+  // Compress the longest run of zero groups.
+  const runs = [...text.matchAll(/(?:^|:)0(?::0)+(?::|$)/g)];
+  if (runs.length === 0) return text;
+  const longest = runs.reduce((a, b) => (b[0].length > a[0].length ? b : a));
+  return `${text.slice(0, longest.index)}::${text.slice(longest.index! + longest[0].length)}`;
+}
+
+/** Why `value` is not a usable admin CIDR (valid, not the whole internet, no host bits), or undefined. */
+export function cidrProblem(value: string): string | undefined {
+  const expected = 'expected a CIDR like "203.0.113.7/32" or "2001:db8::/48"';
+  const got = describeValue(value);
+  const match = /^([^/\s]+)\/(\d{1,3})$/.exec(value);
+  if (match === null) {
+    const version = net.isIP(value);
+    if (version !== 0) return `${expected}, got ${got} (add "/${version === 4 ? 32 : 128}" for a single address)`;
+    return `${expected}, got ${got}`;
+  }
+  const [, address, prefixText] = match;
+  const version = net.isIP(address);
+  if (version === 0) return `${expected}, got ${got} (not an IP address)`;
+  const bits = version === 4 ? 32 : 128;
+  const prefix = Number(prefixText);
+  if (prefix > bits) return `${expected}, got ${got} (an IPv${version} prefix is at most /${bits})`;
+  if (prefix === 0) return `${got} would open SSH to the whole internet; list the administrators' addresses instead`;
+  const hostMask = (1n << BigInt(bits - prefix)) - 1n;
+  const numeric =
+    version === 4 ? address.split(".").reduce((acc, octet) => (acc << 8n) | BigInt(Number(octet)), 0n) : ipv6ToBigInt(address);
+  if ((numeric & hostMask) !== 0n) {
+    const network = numeric & ~hostMask & ((1n << BigInt(bits)) - 1n);
+    const networkText =
+      version === 4 ? [24, 16, 8, 0].map((shift) => Number((network >> BigInt(shift)) & 0xffn)).join(".") : bigIntToIpv6(network);
+    return `${expected}, got ${got} (host bits are set; did you mean "${networkText}/${prefix}"?)`;
+  }
+  return undefined;
+}
+
+function emailProblem(value: string): string | undefined {
+  const match = /^[^@\s]+@([^@\s]+)$/.exec(value);
+  if (match === null || hostnameProblem(match[1]) !== undefined) {
+    return `expected an e-mail address for Let's Encrypt notices, like "ops@example.com", got ${describeValue(value)}`;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------------
+
+/** Pulumi runtime config gives every value as a string; lists/objects as JSON. */
+function fromConfigString(kind: "list" | "object" | "number") {
+  return (value: unknown): unknown => {
+    if (typeof value !== "string") return value;
+    const text = value.trim();
+    if (kind === "number") return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : value;
+    if (text.startsWith("[") || text.startsWith("{")) {
+      try {
+        return coerceNumbers(JSON.parse(text));
+      } catch {
+        return value;
+      }
+    }
+    // A single key or CIDR given as a plain string means a one-element list.
+    return kind === "list" && text !== "" ? [text] : value;
+  };
+}
+
+/** `pulumi config set --path defaultResources.cpus 2` stores "2": read numeric `cpus` strings as numbers. */
+function coerceNumbers(value: unknown): unknown {
+  if (Array.isArray(value)) return value;
+  if (typeof value !== "object" || value === null) return value;
+  const result: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value)) {
+    if (key === "cpus" && typeof inner === "string" && /^\d+(\.\d+)?$/.test(inner.trim())) result[key] = Number(inner);
+    else result[key] = coerceNumbers(inner);
+  }
+  return result;
+}
+
+const objectSetting = <T extends z.ZodType>(schema: T) => z.preprocess((value) => coerceNumbers(fromConfigString("object")(value)), schema);
+const listSetting = <T extends z.ZodType>(schema: T) => z.preprocess(fromConfigString("list"), schema);
+const numberSetting = <T extends z.ZodType>(schema: T) => z.preprocess(fromConfigString("number"), schema);
+
+/** Schema of the non-secret `mai-hosting:*` config values (strict: unknown keys are errors). */
+export const stackSettingsSchema = mapping(
+  {
+    domain: checkedString('a domain like "mai-hosting.eu"', (value) => hostnameProblem(value, "mai-hosting.eu")),
+    cloudflareZoneId: checkedString("the Cloudflare zone id (32 hex characters)", (value) =>
+      /^[0-9a-f]{32}$/.test(value)
+        ? undefined
+        : `expected the Cloudflare zone id of the domain (32 lower-case hex characters, from the zone's overview page), got ${describeValue(value)}`,
+    ),
+    serverType: z
+      .enum(SERVER_TYPE_NAMES as [string, ...string[]], {
+        error: expecting(`a Hetzner CCX server type (${SERVER_TYPE_NAMES.join(", ")})`),
+      })
+      .default("ccx53"),
+    location: z
+      .enum(HETZNER_LOCATIONS as [string, ...string[]], {
+        error: expecting(`a Hetzner location (${HETZNER_LOCATIONS.join(", ")})`),
+      })
+      .default("nbg1"),
+    serverImage: checkedString('a Hetzner OS image name like "ubuntu-24.04"', (value) =>
+      /^[a-z0-9][a-z0-9._-]{0,63}$/.test(value)
+        ? undefined
+        : `expected a Hetzner OS image name like "ubuntu-24.04", got ${describeValue(value)}`,
+    ).default("ubuntu-24.04"),
+    sshPublicKeys: listSetting(
+      z
+        .array(checkedString("an OpenSSH public key", sshPublicKeyProblem), {
+          error: expecting("a list of OpenSSH public keys"),
+        })
+        .min(1, { error: "expected at least one OpenSSH public key (root logins use it)" }),
+    ),
+    adminCidrs: listSetting(
+      z
+        .array(checkedString('a CIDR like "203.0.113.7/32"', cidrProblem), {
+          error: expecting('a list of CIDRs like "203.0.113.7/32"'),
+        })
+        .min(1, { error: "expected at least one CIDR allowed to reach SSH" }),
+    ),
+    defaultImage: checkedString("a container image with a pinned version", imageProblem),
+    defaultResources: objectSetting(resourcesSchema()).optional(),
+    hostReserve: objectSetting(
+      mapping(
+        {
+          cpus: cpuAmount().optional(),
+          memory: memoryAmount(MIN_MEMORY_MB, "512M").optional(),
+        },
+        "a mapping with cpus and/or memory",
+      ),
+    ).optional(),
+    acmeEmail: checkedString("an e-mail address", emailProblem),
+    backupRetentionDays: numberSetting(integerIn(1, 3650)).default(30),
+  },
+  "a mapping of stack settings",
+);
+
+/** Result of `parseStackSettings`. */
+export type StackSettingsResult = { ok: true; settings: StackSettings } | { ok: false; issues: ConfigIssue[] };
+
+function isEncryptedValue(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && "secure" in value;
+}
+
+/** Validates the stack config values and applies defaults; secret keys are ignored. */
+export function parseStackSettings(source: StackSettingsSource): StackSettingsResult {
+  const lineOf = source.lineOf ?? (() => undefined);
+  const issue = (fieldPath: FieldPath, message: string): ConfigIssue => ({
+    file: source.file,
+    line: lineOf(fieldPath),
+    path: `${PROJECT}:${formatPath(fieldPath)}`,
+    message,
+  });
+
+  const settingKeys = Object.keys(stackSettingsSchema.shape);
+  const values: Record<string, unknown> = {};
+  const issues: ConfigIssue[] = [];
+  for (const [key, value] of Object.entries(source.values)) {
+    if ((SECRET_CONFIG_KEYS as readonly string[]).includes(key)) continue;
+    if (!settingKeys.includes(key)) {
+      issues.push(issue([key], unknownKeyMessage(key, [...settingKeys, ...SECRET_CONFIG_KEYS])));
+      continue;
+    }
+    if (isEncryptedValue(value)) {
+      issues.push(issue([key], "is not a secret setting; set it in plain text with pulumi config set (without --secret)"));
+      continue;
+    }
+    values[key] = value;
+  }
+
+  const parsed = stackSettingsSchema.safeParse(values);
+  if (!parsed.success) {
+    for (const found of zodIssuesToConfigIssues(source.file, stackSettingsSchema, parsed.error.issues, lineOf)) {
+      issues.push({ ...found, path: `${PROJECT}:${found.path}` });
+    }
+    return { ok: false, issues };
+  }
+  if (issues.length > 0) return { ok: false, issues };
+
+  const input = parsed.data;
+  const resourcesInput = input.defaultResources ?? {};
+  const defaultResources: ResourceSpec = {
+    cpus: resourcesInput.cpus ?? DEFAULT_RESOURCES.cpus,
+    memoryMb: resourcesInput.memory === undefined ? DEFAULT_RESOURCES.memoryMb : memoryMb(resourcesInput.memory),
+    reservedCpus: resourcesInput.reservations?.cpus ?? DEFAULT_RESOURCES.reservedCpus,
+    reservedMemoryMb:
+      resourcesInput.reservations?.memory === undefined ? DEFAULT_RESOURCES.reservedMemoryMb : memoryMb(resourcesInput.reservations.memory),
+  };
+  const builtIn = (given: unknown) => (given === undefined ? " (built-in default)" : "");
+  if (defaultResources.reservedCpus > defaultResources.cpus) {
+    issues.push(
+      issue(
+        ["defaultResources", "reservations", "cpus"],
+        `CPU reservation ${defaultResources.reservedCpus}${builtIn(resourcesInput.reservations?.cpus)} exceeds the CPU limit ${defaultResources.cpus}${builtIn(resourcesInput.cpus)}`,
+      ),
+    );
+  }
+  if (defaultResources.reservedMemoryMb > defaultResources.memoryMb) {
+    issues.push(
+      issue(
+        ["defaultResources", "reservations", "memory"],
+        `memory reservation ${formatMemory(defaultResources.reservedMemoryMb)}${builtIn(resourcesInput.reservations?.memory)} exceeds the memory limit ${formatMemory(defaultResources.memoryMb)}${builtIn(resourcesInput.memory)}`,
+      ),
+    );
+  }
+  if (issues.length > 0) return { ok: false, issues };
+
+  const reserveInput = input.hostReserve ?? {};
+  return {
+    ok: true,
+    settings: {
+      domain: input.domain,
+      cloudflareZoneId: input.cloudflareZoneId,
+      serverType: input.serverType,
+      location: input.location,
+      serverImage: input.serverImage,
+      sshPublicKeys: input.sshPublicKeys.map((key) => key.trim()),
+      adminCidrs: input.adminCidrs,
+      defaultImage: input.defaultImage,
+      defaultResources,
+      hostReserve: {
+        cpus: reserveInput.cpus ?? DEFAULT_HOST_RESERVE.cpus,
+        memoryMb: reserveInput.memory === undefined ? DEFAULT_HOST_RESERVE.memoryMb : memoryMb(reserveInput.memory),
+      },
+      acmeEmail: input.acmeEmail,
+      backupRetentionDays: input.backupRetentionDays,
+    },
+  };
+}
