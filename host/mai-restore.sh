@@ -42,6 +42,10 @@ fail() { # fail <exit code> <message>
   exit "$1"
 }
 
+# sqlite3 without ~/.sqliterc and never interactive: on a terminal it would print banners
+# into the output that the checks compare with "ok".
+sq() { sqlite3 -batch -init /dev/null "$@" </dev/null; }
+
 usage() {
   cat <<EOF
 Usage: $PROG [--yes] <slug> <backup-file|latest>
@@ -129,9 +133,9 @@ trap remove_stage EXIT
 # Prints "ok" when the file is a sound SQLite database with at least one table.
 verify_db() {
   local check tables
-  check=$(sqlite3 -init /dev/null "$1" "PRAGMA integrity_check;" 2>&1) || check=${check:-unreadable}
+  check=$(sq "$1" "PRAGMA integrity_check;" 2>&1) || check=${check:-unreadable}
   [[ $check == ok ]] || { printf '%s' "${check:0:300}"; return 1; }
-  tables=$(sqlite3 -init /dev/null "$1" "SELECT count(*) FROM sqlite_master WHERE type='table';" 2>&1)
+  tables=$(sq "$1" "SELECT count(*) FROM sqlite_master WHERE type='table';" 2>&1)
   [[ $tables =~ ^[1-9][0-9]*$ ]] || { printf 'no tables (an empty database)'; return 1; }
   printf 'ok'
 }
@@ -166,8 +170,12 @@ STOPPED=no
 MOVED=()        # suffixes of the files moved aside ("" is webui.db itself)
 SWAPPED=no
 FINISHED=no
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-ASIDE="$DB.pre-restore-$STAMP"
+# Never overwrite an earlier restore's kept-aside database (two restores in one second).
+while :; do
+  ASIDE="$DB.pre-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+  [[ -e $ASIDE || -e $ASIDE-wal || -e $ASIDE-shm || -e $ASIDE-journal ]] || break
+  sleep 1
+done
 
 start_again() {
   [[ $STOPPED == yes ]] || return 0

@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 const HOST_DIR = path.resolve(__dirname, "..", "host");
 const BACKUP = path.join(HOST_DIR, "mai-backup.sh");
 const RESTORE = path.join(HOST_DIR, "mai-restore.sh");
+const HAS_SCRIPT = spawnSync("script", ["--version"]).status === 0;
 
 /** Answers the few docker calls the scripts make from temp dirs, and logs every call. */
 const FAKE_DOCKER = `#!/usr/bin/env bash
@@ -463,6 +464,38 @@ describe("mai-restore", () => {
     expect(r.stderr).toContain("is a backup of client 'beta', not 'acme'");
     expect(run(RESTORE, ["--yes", "acme", "acme-19990101T000000Z.db.zst"]).code).toBe(4);
     expect(dockerVerbs()).not.toContain("stop");
+  });
+
+  it("keeps every earlier database aside when restoring twice in a row", () => {
+    clientWithBackup(3, 7);
+    expect(run(RESTORE, ["--yes", "acme", "latest"]).code).toBe(0);
+    sql(liveDb("acme"), "INSERT INTO b VALUES(100);"); // work done after the first restore
+    expect(run(RESTORE, ["--yes", "acme", "latest"]).code).toBe(0);
+    const aside = fs.readdirSync(dataDir("acme")).filter((f) => f.startsWith("webui.db.pre-restore-")).sort();
+    expect(aside).toHaveLength(2);
+    expect(aside.map((f) => sql(path.join(dataDir("acme"), f), "SELECT count(*) FROM b;"))).toEqual(["7", "4"]);
+  });
+
+  it.skipIf(HAS_SCRIPT === false)("works for an operator on a terminal: asks for the slug before stopping", () => {
+    clientWithBackup(3, 7);
+    // script(1) gives the scripts a real terminal, where sqlite3 would print banners.
+    const onTerminal = (commandLine: string, answer: string) =>
+      spawnSync("script", ["-qec", commandLine, "/dev/null"], { env, encoding: "utf8", input: `${answer}\n` });
+    const backup = onTerminal(`bash ${BACKUP} acme`, "");
+    expect(backup.stdout).toContain("integrity ok");
+    expect(backup.status).toBe(0);
+
+    const declined = onTerminal(`bash ${RESTORE} acme latest`, "beta");
+    expect(declined.stdout).toContain("Type the slug to confirm");
+    expect(declined.stdout).toContain("not confirmed; nothing changed");
+    expect(declined.status).toBe(2);
+    expect(dockerVerbs()).not.toContain("stop");
+
+    const confirmed = onTerminal(`bash ${RESTORE} acme latest`, "acme");
+    expect(confirmed.stdout).toContain("restored");
+    expect(confirmed.status).toBe(0);
+    expect(dockerVerbs()).toContain("stop");
+    expect(sql(liveDb("acme"), "SELECT count(*) FROM b;")).toBe("7"); // the newest backup was of the 7-row db
   });
 
   it("lists the client's backups when no backup is named", () => {
