@@ -1,0 +1,149 @@
+/**
+ * Runs the real Caddy binary (the pinned release, built by `npm run caddy:install`) on loopback
+ * ports with its own data, config and admin address, and applies configurations through the
+ * production script `host/caddy-apply.sh`.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { CADDY_VERSION } from "../../components/caddyRelease";
+
+const execFileAsync = promisify(execFile);
+const REPO_DIR = path.resolve(__dirname, "..", "..");
+
+/** Path of the Caddy binary: `$CADDY_BIN`, else the install script's cache; throws when missing. */
+export function caddyBinary(): string {
+  const fromEnv = process.env.CADDY_BIN;
+  const cacheHome = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  const candidate = fromEnv || path.join(cacheHome, "mai-hosting", `caddy-${CADDY_VERSION}`, "caddy");
+  if (!existsSync(candidate)) {
+    throw new Error(
+      `Caddy ${CADDY_VERSION} not found at ${candidate}. Run \`npm run caddy:install\` ` +
+        "(or set CADDY_BIN to a Caddy binary of that release).",
+    );
+  }
+  return candidate;
+}
+
+/** A free TCP port on 127.0.0.1 (also used for Caddy's HTTP/3 UDP listener). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A Caddy process under test. */
+export interface CaddyInstance {
+  /** Directory holding the Caddyfile (host dir and config dir at once in tests). */
+  configDir: string;
+  /** Admin API address (host:port). */
+  adminAddress: string;
+  /** Root certificate of Caddy's internal CA, to trust in clients. */
+  rootCa: Buffer;
+  /** Writes `Caddyfile.next` and runs the production apply script; returns its result. */
+  apply(caddyfile: string): Promise<{ code: number; output: string }>;
+  /** Everything Caddy logged so far. */
+  logs(): string;
+  /** Kills Caddy and removes its directories. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Installs `caddyfile` with the apply script (proxy not running: install only), then starts
+ * Caddy on it and waits until its admin API answers and its internal CA exists.
+ */
+export async function startCaddy(caddyfile: string, adminAddress: string): Promise<CaddyInstance> {
+  const binary = caddyBinary();
+  const root = mkdtempSync(path.join(os.tmpdir(), "mai-caddy-"));
+  const configDir = path.join(root, "config");
+  const env = {
+    ...process.env,
+    XDG_DATA_HOME: path.join(root, "data"),
+    XDG_CONFIG_HOME: path.join(root, "xdg-config"),
+    HOME: root,
+  };
+  mkdirSync(configDir);
+  const [adminHost, adminPort] = adminAddress.split(":");
+  const scriptEnv = {
+    ...env,
+    CADDY_HOST_DIR: configDir,
+    CADDY_CONFIG_DIR: configDir,
+    CADDY: binary,
+    CADDY_OFFLINE: binary,
+    CADDY_PROXY_RUNNING: `(: </dev/tcp/${adminHost}/${adminPort}) 2>/dev/null`,
+  };
+  const apply = async (content: string): Promise<{ code: number; output: string }> => {
+    writeFileSync(path.join(configDir, "Caddyfile.next"), content);
+    try {
+      const { stdout, stderr } = await execFileAsync(
+        "bash",
+        [path.join(REPO_DIR, "host", "caddy-apply.sh")],
+        { env: scriptEnv },
+      );
+      return { code: 0, output: stdout + stderr };
+    } catch (error) {
+      const failed = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: failed.code ?? 1, output: `${failed.stdout ?? ""}${failed.stderr ?? ""}` };
+    }
+  };
+
+  const installed = await apply(caddyfile);
+  if (installed.code !== 0) throw new Error(`initial Caddyfile refused:\n${installed.output}`);
+
+  let log = "";
+  const child: ChildProcess = spawn(
+    binary,
+    ["run", "--config", path.join(configDir, "Caddyfile"), "--adapter", "caddyfile"],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+    rmSync(root, { recursive: true, force: true });
+  };
+
+  const rootCaPath = path.join(env.XDG_DATA_HOME, "caddy", "pki", "authorities", "local", "root.crt");
+  const deadline = Date.now() + 15_000;
+  while (!(await adminAnswers(adminAddress)) || !existsSync(rootCaPath)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`Caddy did not start:\n${log.slice(-4000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    configDir,
+    adminAddress,
+    rootCa: readFileSync(rootCaPath),
+    apply,
+    logs: () => log,
+    stop,
+  };
+}
+
+/** Plain node http: fetch() adds Sec-Fetch-Mode, which the admin API's origin check refuses. */
+function adminAnswers(adminAddress: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = http.get(`http://${adminAddress}/config/`, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    probe.on("error", () => resolve(false));
+  });
+}
