@@ -103,13 +103,15 @@ if [[ $base =~ ^(.+)-[0-9]{8}T[0-9]{6}Z\.db\.(zst|gz)$ && ${BASH_REMATCH[1]} != 
   fail "$EX_REFUSED" "$base is a backup of client '${BASH_REMATCH[1]}', not '$SLUG'; nothing changed"
 fi
 case "$base" in
-  *.zst) DECOMPRESS=(zstd -q -d -c --) ;;
-  *.gz) DECOMPRESS=(gzip -d -c --) ;;
-  *.db | *.sqlite) DECOMPRESS=(cat --) ;;
-  *) fail "$EX_REFUSED" "$base: expected a .db.zst, .db.gz or plain .db file; nothing changed" ;;
+  *.zst) DECOMPRESS=zstd ;;
+  *.gz) DECOMPRESS=gzip ;;
+  # A plain database, e.g. a webui.db.pre-restore-<time> to undo a restore: copied through
+  # SQLite, so rows still in its -wal are included.
+  *.db | *.sqlite | *.pre-restore-[0-9]*Z) DECOMPRESS=sqlite3 ;;
+  *) fail "$EX_REFUSED" "$base: expected a .db.zst, .db.gz, .db or webui.db.pre-restore-<time> file; nothing changed" ;;
 esac
 
-for tool in sqlite3 flock "${DECOMPRESS[0]}"; do
+for tool in sqlite3 flock "$DECOMPRESS"; do
   command -v "$tool" >/dev/null || fail "$EX_CONFIG" "'$tool' is not installed"
 done
 
@@ -140,8 +142,17 @@ verify_db() {
   printf 'ok'
 }
 
+# Writes the backup's database into the (empty) staging file.
+unpack() {
+  case "$DECOMPRESS" in
+    zstd) { zstd -q -d -c -- "$BACKUP" >"$STAGE"; } 2>&1 ;;
+    gzip) { gzip -d -c -- "$BACKUP" >"$STAGE"; } 2>&1 ;;
+    sqlite3) sq -bail -cmd ".timeout 10000" "$BACKUP" "VACUUM INTO '${STAGE//\'/\'\'}';" 2>&1 ;;
+  esac
+}
+
 log "verifying $BACKUP"
-if ! err=$("${DECOMPRESS[@]}" "$BACKUP" 2>&1 >"$STAGE"); then
+if ! err=$(unpack); then
   fail "$EX_REFUSED" "cannot decompress $BACKUP; nothing changed: ${err:0:300}"
 fi
 if ! result=$(verify_db "$STAGE"); then

@@ -372,6 +372,24 @@ describe("mai-restore", () => {
     expect(sql(path.join(dataDir("acme"), asideDb), "SELECT count(*) FROM b;")).toBe("5"); // nothing lost
     expect(stagedLeftovers()).toEqual([]);
     expect(r.stdout).toContain(`kept the current database as ${path.join(dataDir("acme"), asideDb)}`);
+
+    // Undo: the kept-aside file restores like a backup, rows from its -wal included.
+    const undo = run(RESTORE, ["--yes", "acme", path.join(dataDir("acme"), asideDb)]);
+    expect(undo.stderr).toBe("");
+    expect(undo.code).toBe(0);
+    expect(sql(liveDb("acme"), "PRAGMA integrity_check; SELECT count(*) FROM b;")).toBe("ok\n5");
+  });
+
+  it("restores a gzip backup of the former cron jobs", () => {
+    const backup = clientWithBackup(4, 7);
+    const raw = path.join(root, "legacy.db");
+    decompressTo(backup, raw);
+    const legacy = path.join(root, "acme-legacy.db.gz");
+    spawnSync("bash", ["-c", `gzip -c "${raw}" > "${legacy}"`]);
+    const r = run(RESTORE, ["--yes", "acme", legacy]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(sql(liveDb("acme"), "SELECT count(*) FROM b;")).toBe("4");
   });
 
   it.each([
