@@ -163,7 +163,9 @@ export function expecting(expectation: string, hint?: (input: unknown) => string
 
 /** A string field validated by `problem` (which returns the full message), with JSON Schema metadata. */
 export function checkedString(expectation: string, problem: (value: string) => string | undefined) {
-  return z.string({ error: expecting(expectation) }).check(
+  const quoteHint = (input: unknown) =>
+    typeof input === "number" || typeof input === "boolean" ? "quote it so YAML keeps it as text" : undefined;
+  return z.string({ error: expecting(expectation, quoteHint) }).check(
     z.superRefine((value: string, ctx) => {
       const message = problem(value);
       if (message !== undefined) ctx.addIssue({ code: "custom", message, input: value });

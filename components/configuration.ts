@@ -1,0 +1,360 @@
+/**
+ * The one entry point from configuration files to the validated model, shared by the Pulumi
+ * program and the CLIs. It checks everything (stack settings, every client file, cross-file rules,
+ * capacity) and throws one `ConfigError` carrying all issues, so a single run shows every mistake.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { assessCapacity, type CapacityReport } from "./capacity";
+import { type ValidClientFile, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
+import { type ConfigIssue, ConfigError } from "./configIssues";
+import type { ClientSpec, StackSettings } from "./model";
+import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "./stackSettings";
+import { formatMemory, memoryMb } from "./units";
+import { type FieldPath, formatPath, parseYamlMapping, readYamlFile } from "./yamlSource";
+
+/** The `mai-hosting` stack config values, wherever they were read from. */
+export interface StackConfigSource {
+  /** File named in messages, e.g. `Pulumi.prod.yaml`. */
+  file: string;
+  /** Values keyed WITHOUT the `mai-hosting:` prefix; YAML-typed or Pulumi config strings. */
+  values: Record<string, unknown>;
+  /** Line of a config path (without prefix) in `file`, when the values were read from it. */
+  lineOf?: (fieldPath: FieldPath) => number | undefined;
+}
+
+/** One client file's content. */
+export interface ClientSource {
+  /** Path as given (relative to the working directory), e.g. `clients/acme.yaml`. */
+  file: string;
+  /** File content (possibly cut at the size limit; see `sizeBytes`). */
+  text: string;
+  /** Real file size in bytes, when `text` was cut while reading. */
+  sizeBytes?: number;
+}
+
+/** Everything the program needs, validated and with all defaults applied. */
+export interface Configuration {
+  /** Stack-wide settings. */
+  settings: StackSettings;
+  /** Every client (active and suspended), ordered by slug. */
+  clients: ClientSpec[];
+  /** Capacity of the server against the active clients. */
+  capacity: CapacityReport;
+  /** Acceptable but noteworthy findings (e.g. CPU overcommit). */
+  warnings: string[];
+}
+
+const STACK_ISSUE_RANK = 0;
+const CLIENT_ISSUE_RANK = 1;
+
+/** Validates the stack config and all client files together; throws `ConfigError` with every issue. */
+export function resolveConfiguration(stack: StackConfigSource, clientSources: ClientSource[]): Configuration {
+  const issues: ConfigIssue[] = [];
+  const stackLineOf = stack.lineOf ?? (() => undefined);
+
+  const settingsResult = parseStackSettings(stack);
+  if (!settingsResult.ok) issues.push(...settingsResult.issues);
+  const settings = settingsResult.ok ? settingsResult.settings : undefined;
+
+  // Single-file checks; partial results still take part in the port check.
+  const valid: ValidClientFile[] = [];
+  const ports: Array<{ slug: string; file: string; port: number; lineOf?: (fieldPath: FieldPath) => number | undefined }> = [];
+  const seenSlugs = new Map<string, string>();
+  const sources = [...clientSources].sort((a, b) => compareText(a.file, b.file));
+  for (const source of sources) {
+    const result = validateClientFile(source.file, source.text, source.sizeBytes);
+    const slug = result.ok ? result.client.slug : result.partial?.slug;
+    if (slug !== undefined) {
+      const first = seenSlugs.get(slug);
+      if (first !== undefined) {
+        issues.push({ file: source.file, path: "", message: `same slug "${slug}" as ${first}; keep one of the two files` });
+        continue;
+      }
+      seenSlugs.set(slug, source.file);
+    }
+    if (result.ok) {
+      valid.push(result.client);
+      ports.push({ slug: result.client.slug, file: source.file, port: result.client.content.port, lineOf: result.client.lineOf });
+    } else {
+      issues.push(...result.issues);
+      if (result.partial?.port !== undefined) {
+        ports.push({ slug: slug ?? source.file, file: source.file, port: result.partial.port, lineOf: result.partial.lineOf });
+      }
+    }
+  }
+  valid.sort((a, b) => compareText(a.slug, b.slug));
+  ports.sort((a, b) => compareText(a.slug, b.slug));
+
+  // Cross-file: ports.
+  const portOwners = new Map<number, { slug: string; file: string }>();
+  for (const entry of ports) {
+    const owner = portOwners.get(entry.port);
+    if (owner === undefined) {
+      portOwners.set(entry.port, entry);
+    } else {
+      issues.push({
+        file: entry.file,
+        line: entry.lineOf?.(["port"]),
+        path: "port",
+        message: `port ${entry.port} is already used by ${owner.file} ("${owner.slug}"); every client needs its own port`,
+      });
+    }
+  }
+
+  let clients: ClientSpec[] = [];
+  let capacity: CapacityReport | undefined;
+  if (settings !== undefined) {
+    const resolved = valid.map((client) => resolveClient(client, settings));
+    for (const result of resolved) issues.push(...result.issues);
+    clients = resolved.map((result) => result.spec);
+    issues.push(...hostnameCollisions(valid, clients));
+
+    const lineOfFile = new Map(valid.map((client) => [client.file, client.lineOf]));
+    const assessment = assessCapacity(clients, settings, stack.file);
+    capacity = assessment.report;
+    for (const found of assessment.issues) {
+      if (found.file === stack.file) {
+        issues.push({ ...found, line: stackLineOf([found.path]), path: `${PROJECT}:${found.path}` });
+      } else {
+        issues.push({ ...found, line: lineOfFile.get(found.file)?.(found.path.split(".")) });
+      }
+    }
+  }
+
+  if (issues.length > 0 || settings === undefined || capacity === undefined) {
+    throw new ConfigError(orderIssues(issues, stack.file));
+  }
+  return { settings, clients, capacity, warnings: [...capacity.warnings] };
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Stack file first, then client files by name; within a file by line (stable). */
+function orderIssues(issues: ConfigIssue[], stackFile: string): ConfigIssue[] {
+  return issues
+    .map((found, index) => ({ found, index }))
+    .sort((a, b) => {
+      const rankA = a.found.file === stackFile ? STACK_ISSUE_RANK : CLIENT_ISSUE_RANK;
+      const rankB = b.found.file === stackFile ? STACK_ISSUE_RANK : CLIENT_ISSUE_RANK;
+      if (rankA !== rankB) return rankA - rankB;
+      if (a.found.file !== b.found.file) return compareText(a.found.file, b.found.file);
+      const lineA = a.found.line ?? 0;
+      const lineB = b.found.line ?? 0;
+      return lineA !== lineB ? lineA - lineB : a.index - b.index;
+    })
+    .map(({ found }) => found);
+}
+
+/** Applies stack defaults to one valid client file and checks reservations against limits. */
+function resolveClient(client: ValidClientFile, settings: StackSettings): { spec: ClientSpec; issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const content = client.content;
+  const given = content.resources ?? {};
+  const defaults = settings.defaultResources;
+  const resources = {
+    cpus: given.cpus ?? defaults.cpus,
+    memoryMb: given.memory === undefined ? defaults.memoryMb : memoryMb(given.memory),
+    reservedCpus: given.reservations?.cpus ?? defaults.reservedCpus,
+    reservedMemoryMb: given.reservations?.memory === undefined ? defaults.reservedMemoryMb : memoryMb(given.reservations.memory),
+  };
+  const origin = (value: unknown, defaultPath: string) =>
+    value === undefined ? ` (stack default ${PROJECT}:defaultResources.${defaultPath})` : "";
+  const reservationIssue = (kind: "cpus" | "memory", text: string) => {
+    // Blame the value the user wrote: the reservation if given, else the limit.
+    const reservationGiven = given.reservations?.[kind] !== undefined;
+    const fieldPath = reservationGiven ? ["resources", "reservations", kind] : ["resources", kind];
+    issues.push({ file: client.file, line: client.lineOf(fieldPath), path: formatPath(fieldPath), message: text });
+  };
+  if (resources.reservedCpus > resources.cpus) {
+    reservationIssue(
+      "cpus",
+      `CPU reservation ${resources.reservedCpus}${origin(given.reservations?.cpus, "reservations.cpus")} exceeds the CPU limit ${resources.cpus}${origin(given.cpus, "cpus")}; ` +
+        "a reservation must not exceed its limit",
+    );
+  }
+  if (resources.reservedMemoryMb > resources.memoryMb) {
+    reservationIssue(
+      "memory",
+      `memory reservation ${formatMemory(resources.reservedMemoryMb)}${origin(given.reservations?.memory, "reservations.memory")} exceeds the memory limit ${formatMemory(resources.memoryMb)}${origin(given.memory, "memory")}; ` +
+        "a reservation must not exceed its limit",
+    );
+  }
+
+  const defaultHostname = `${client.slug}.${settings.domain}`;
+  const defaultProblem = hostnameProblem(defaultHostname);
+  if (defaultProblem !== undefined) {
+    issues.push({ file: client.file, path: "", message: `the default host name ${defaultHostname} is not valid: ${defaultProblem}; use a shorter file name` });
+  }
+  const spec: ClientSpec = {
+    slug: client.slug,
+    file: client.file,
+    name: content.name,
+    port: content.port,
+    hostname: content.hostname ?? defaultHostname,
+    defaultHostname,
+    status: content.status,
+    image: content.image ?? settings.defaultImage,
+    resources,
+    env: { ...(content.env ?? {}) },
+    ...(content.openrouter === undefined ? {} : { openrouter: { ...content.openrouter } }),
+  };
+  return { spec, issues };
+}
+
+/**
+ * Every served name must belong to one client. Default names (`<slug>.<domain>`) are unique by
+ * construction, so a collision always involves an explicit `hostname`: blame that file.
+ */
+function hostnameCollisions(valid: ValidClientFile[], clients: ClientSpec[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const owners = new Map<string, { file: string; how: string }>();
+  for (const client of clients) owners.set(client.defaultHostname, { file: client.file, how: "its default host name" });
+  clients.forEach((client, index) => {
+    if (valid[index].content.hostname === undefined) return;
+    const owner = owners.get(client.hostname);
+    if (owner !== undefined && owner.file !== client.file) {
+      issues.push({
+        file: client.file,
+        line: valid[index].lineOf(["hostname"]),
+        path: "hostname",
+        message: `${client.hostname} is already served by ${owner.file} (${owner.how}); every host name belongs to one client`,
+      });
+    } else if (owner === undefined) {
+      owners.set(client.hostname, { file: client.file, how: "its hostname" });
+    }
+  });
+  return issues;
+}
+
+/** Reads the client files of `dir` (`.yaml`/`.yml` only, sorted); throws `ConfigError` when unreadable. */
+export function readClientSources(dir: string): ClientSource[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message =
+      code === "ENOENT" ? "directory not found; expected a directory of client files (<slug>.yaml)" : `cannot read the directory (${code ?? "error"})`;
+    throw new ConfigError([{ file: dir, path: "", message }]);
+  }
+  const sources: ClientSource[] = [];
+  const issues: ConfigIssue[] = [];
+  for (const name of names.filter(isClientFileName).sort()) {
+    const file = path.join(dir, name);
+    try {
+      if (!fs.statSync(file).isFile()) continue;
+      const { text, sizeBytes } = readYamlFile(file);
+      sources.push({ file, text, sizeBytes });
+    } catch (error) {
+      issues.push({ file, path: "", message: `cannot read the file (${(error as NodeJS.ErrnoException).code ?? "error"})` });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return sources;
+}
+
+/** The stack config as read from `Pulumi.<stack>.yaml`, plus what only the file can tell. */
+export type StackFile = StackConfigSource & {
+  /** Dotted paths of encrypted (`secure:`) values in the project namespace, e.g. `openrouterApiKeys.acme`. */
+  secretPaths: string[];
+  /** Problems with secrets in the file (e.g. a key stored in plain text). */
+  issues: ConfigIssue[];
+};
+
+/**
+ * Reads a Pulumi stack file for the CLIs. Encrypted values are not decrypted: only their paths are
+ * listed. Other namespaces (`hcloud:token`, `cloudflare:apiToken`) are ignored.
+ */
+export function readStackFile(file: string): StackFile {
+  let read: { text: string; sizeBytes: number };
+  try {
+    read = readYamlFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const message =
+      code === "ENOENT"
+        ? `stack config not found; expected ${path.basename(file)} in the working directory (pulumi stack init creates it)`
+        : `cannot read the file (${code ?? "error"})`;
+    throw new ConfigError([{ file, path: "", message }]);
+  }
+  const parsed = parseYamlMapping(file, read.text, { sizeBytes: read.sizeBytes, expected: "stack file sections (config: ...)" });
+  if (!parsed.ok) throw new ConfigError(parsed.issues);
+
+  const config = parsed.mapping.value.config ?? {};
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new ConfigError([{ file, line: parsed.mapping.lineOf(["config"]), path: "config", message: "expected a mapping of config keys" }]);
+  }
+
+  const values: Record<string, unknown> = {};
+  const originalKey = new Map<string, string>();
+  for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
+    const separator = key.indexOf(":");
+    // Pulumi reads keys without a namespace as the project's own.
+    const namespace = separator < 0 ? PROJECT : key.slice(0, separator);
+    if (namespace !== PROJECT) continue;
+    const name = separator < 0 ? key : key.slice(separator + 1);
+    values[name] = value;
+    originalKey.set(name, key);
+  }
+  const lineOf = (fieldPath: FieldPath): number | undefined => {
+    const [first, ...rest] = fieldPath;
+    const key = originalKey.get(String(first));
+    return key === undefined ? undefined : parsed.mapping.lineOf(["config", key, ...rest]);
+  };
+
+  const secretPaths: string[] = [];
+  const issues: ConfigIssue[] = [];
+  const walk = (value: unknown, fieldPath: Array<string | number>, isSecretKey: boolean) => {
+    if (isEncrypted(value)) {
+      secretPaths.push(fieldPath.join("."));
+    } else if (typeof value === "object" && value !== null) {
+      for (const [key, inner] of Object.entries(value)) walk(inner, [...fieldPath, Array.isArray(value) ? Number(key) : key], isSecretKey);
+    } else if (isSecretKey && value !== null && value !== "") {
+      issues.push({
+        file,
+        line: lineOf(fieldPath),
+        path: `${PROJECT}:${formatPath(fieldPath)}`,
+        message: `is stored in plain text (value not shown); remove it and set it with: pulumi config set --secret --path '${formatPath(fieldPath)}' <value>`,
+      });
+    }
+  };
+  for (const [name, value] of Object.entries(values)) {
+    walk(value, [name], (SECRET_CONFIG_KEYS as readonly string[]).includes(name));
+  }
+  return { file, values, lineOf, secretPaths: secretPaths.sort(), issues };
+}
+
+function isEncrypted(value: unknown): boolean {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.keys(value).length === 1 &&
+    typeof (value as { secure?: unknown }).secure === "string"
+  );
+}
+
+/**
+ * Slugs of active clients without an OpenRouter key: neither `openrouterApiKeys.<slug>` is set nor
+ * a managed key is possible (the client asks for one with `openrouter.monthlyLimitUsd` and the
+ * stack has `openrouterProvisioningKey`). Sorted.
+ */
+export function missingClientKeys(clients: ClientSpec[], secretPaths: string[]): string[] {
+  const present = new Set(secretPaths);
+  const canProvision = present.has("openrouterProvisioningKey");
+  return clients
+    .filter((client) => client.status === "active")
+    .filter((client) => !present.has(`openrouterApiKeys.${client.slug}`))
+    .filter((client) => !(canProvision && client.openrouter?.monthlyLimitUsd !== undefined))
+    .map((client) => client.slug)
+    .sort();
+}
+
+/** The command that stores a client's OpenRouter key as a secret (optionally for a named stack). */
+export function clientKeyCommand(slug: string, stack?: string): string {
+  const stackOption = stack === undefined ? "" : ` --stack ${stack}`;
+  return `pulumi config set${stackOption} --secret --path 'openrouterApiKeys.${slug}' <key>`;
+}

@@ -1,0 +1,113 @@
+/**
+ * `npm run check -- [--clients <dir>] [--stack <name>]`: validates the stack config and every client
+ * file without touching anything. Exit 0: valid (summary and warnings printed); 1: invalid (every
+ * problem printed, one per line); 2: bad usage.
+ */
+import { capacitySummary } from "../components/capacity";
+import { validateClientFile } from "../components/clientFile";
+import { type ConfigIssue, ConfigError, formatIssue } from "../components/configIssues";
+import {
+  type ClientSource,
+  type Configuration,
+  type StackFile,
+  clientKeyCommand,
+  missingClientKeys,
+  readClientSources,
+  readStackFile,
+  resolveConfiguration,
+} from "../components/configuration";
+
+const USAGE = "usage: npm run check -- [--clients <dir>] [--stack <name>]   (defaults: --clients clients --stack prod)";
+
+interface Options {
+  clientsDir: string;
+  stack: string;
+}
+
+function parseArguments(argv: string[]): Options | { usageError: string } | { help: true } {
+  const options: Options = { clientsDir: "clients", stack: "prod" };
+  for (let i = 0; i < argv.length; i++) {
+    const argument = argv[i];
+    if (argument === "--help" || argument === "-h") return { help: true };
+    const [flag, inline] = argument.startsWith("--") && argument.includes("=") ? argument.split(/=(.*)/s, 2) : [argument, undefined];
+    if (flag !== "--clients" && flag !== "--stack") return { usageError: `unknown argument "${argument}"` };
+    const value = inline ?? argv[++i];
+    if (value === undefined || value === "" || value.startsWith("--")) return { usageError: `${flag} needs a value` };
+    if (flag === "--clients") options.clientsDir = value;
+    else if (!/^[A-Za-z0-9_.-]+$/.test(value)) return { usageError: `invalid stack name "${value}"` };
+    else options.stack = value;
+  }
+  return options;
+}
+
+function collect<T>(issues: ConfigIssue[], read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      issues.push(...error.issues);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+function run(argv: string[]): number {
+  const parsed = parseArguments(argv);
+  if ("help" in parsed) {
+    console.log(USAGE);
+    return 0;
+  }
+  if ("usageError" in parsed) {
+    console.error(`check: ${parsed.usageError}`);
+    console.error(USAGE);
+    return 2;
+  }
+
+  const issues: ConfigIssue[] = [];
+  const stack: StackFile | undefined = collect(issues, () => readStackFile(`Pulumi.${parsed.stack}.yaml`));
+  const sources: ClientSource[] | undefined = collect(issues, () => readClientSources(parsed.clientsDir));
+  if (stack !== undefined) issues.push(...stack.issues);
+
+  let configuration: Configuration | undefined;
+  if (stack !== undefined && sources !== undefined) {
+    configuration = collect(issues, () => resolveConfiguration(stack, sources));
+  } else if (sources !== undefined) {
+    // Without stack settings, still report what each client file gets wrong on its own.
+    for (const source of sources) {
+      const result = validateClientFile(source.file, source.text, source.sizeBytes);
+      if (!result.ok) issues.push(...result.issues);
+    }
+  }
+
+  if (issues.length > 0 || configuration === undefined || stack === undefined) {
+    for (const found of issues) console.error(formatIssue(found));
+    console.error(`check failed: ${plural(issues.length, "problem")}`);
+    return 1;
+  }
+
+  const { clients, capacity } = configuration;
+  console.log(
+    `OK: ${plural(clients.length, "client")} (${capacity.activeClients} active, ${capacity.suspendedClients} suspended); ${capacitySummary(capacity)}`,
+  );
+  if (clients.length === 0) console.log(`warning: no client files (*.yaml) in ${parsed.clientsDir}`);
+  for (const warning of configuration.warnings) console.log(`warning: ${warning}`);
+  for (const slug of missingClientKeys(clients, stack.secretPaths)) {
+    const managed = clients.find((client) => client.slug === slug)?.openrouter?.monthlyLimitUsd !== undefined;
+    const alternative = managed ? " (or set openrouterProvisioningKey for a managed key)" : "";
+    console.log(`warning: client "${slug}" has no OpenRouter key; set it with: ${clientKeyCommand(slug, parsed.stack)}${alternative}`);
+  }
+  return 0;
+}
+
+try {
+  process.exitCode = run(process.argv.slice(2));
+} catch (error) {
+  // A bug, not a user mistake: still no stack trace in the user's face.
+  console.error(`check: internal error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+}
