@@ -3,11 +3,14 @@
  * ClientInstance per `clients/*.yaml`. Configuration is validated completely before anything
  * is declared; see components/programConfig.ts.
  */
+import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
+import { BackupTooling } from "./components/backups";
 import { renderCaddyfile } from "./components/caddyfile";
 import { ClientInstance } from "./components/clientInstance";
 import { clientNames } from "./components/clientContainer";
 import { Host } from "./components/host";
+import { openRouterKeyName } from "./components/openrouterKey";
 import { loadProgramConfig } from "./components/programConfig";
 import { Proxy } from "./components/proxy";
 
@@ -17,6 +20,11 @@ const { settings } = config;
 const host = new Host("host", { settings, sshPrivateKey: config.sshPrivateKey });
 
 const network = new docker.Network("mai-network", { name: "mai-network", driver: "bridge" }, { provider: host.docker });
+
+const backupTooling = new BackupTooling("backup-tooling", {
+  connection: host.connection,
+  retentionDays: settings.backupRetentionDays,
+});
 
 const clients = config.clients.map(
   (client) =>
@@ -28,7 +36,13 @@ const clients = config.clients.map(
         cloudflareZoneId: settings.cloudflareZoneId,
         ipv4Address: host.ipv4Address,
         ipv6Address: host.ipv6Address,
+        connection: host.connection,
+        backupTooling,
         openrouterApiKey: config.openrouterApiKeys.apply((keys) => keys[client.slug] ?? ""),
+        managedKey: config.openrouterProvisioningKey && {
+          provisioningKey: config.openrouterProvisioningKey,
+          keyName: openRouterKeyName(client.slug, pulumi.getStack()),
+        },
       },
       { providers: { docker: host.docker } },
     ),

@@ -2,6 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as random from "@pulumi/random";
+import * as command from "@pulumi/command";
+import { ClientBackup } from "./backups";
 import type { ClientSpec } from "./model";
 import {
   CLIENT_HEALTHCHECK,
@@ -14,6 +16,7 @@ import {
 } from "./clientContainer";
 import { dnsRecordsFor } from "./dns";
 import { lifecycle } from "./lifecycle";
+import { OpenRouterKey } from "./openrouterKey";
 
 export interface ClientInstanceArgs {
   /** The validated client: `clients/<slug>.yaml` with the stack defaults applied. */
@@ -26,8 +29,19 @@ export interface ClientInstanceArgs {
   ipv4Address: pulumi.Input<string>;
   /** Server IPv6 address for the AAAA record(s). */
   ipv6Address: pulumi.Input<string>;
-  /** The client's OpenRouter API key (secret). */
+  /** The client's OpenRouter API key set by hand in secret config (secret); unused with a managed key. */
   openrouterApiKey: pulumi.Input<string>;
+  /** SSH connection to the host, for the backup timer. */
+  connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+  /** The host's backup tooling; the client's nightly timer is enabled after it is installed. */
+  backupTooling: pulumi.Resource;
+  /** When set and the client file has `openrouter.monthlyLimitUsd`, the stack creates the key itself. */
+  managedKey?: {
+    /** OpenRouter provisioning key (secret). */
+    provisioningKey: pulumi.Input<string>;
+    /** Name of the key in OpenRouter (see `openRouterKeyName`). */
+    keyName: string;
+  };
 }
 
 /**
@@ -41,6 +55,8 @@ export class ClientInstance extends pulumi.ComponentResource {
   public readonly dataVolume: docker.Volume;
   /** The running workspace; undefined while the client is suspended. */
   public readonly container?: docker.Container;
+  /** The stack-managed OpenRouter key, when the client has one. */
+  public readonly openrouterKey?: OpenRouterKey;
   public readonly url: string;
 
   constructor(name: string, args: ClientInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -62,10 +78,21 @@ export class ClientInstance extends pulumi.ComponentResource {
       child,
     );
 
+    // A suspended client keeps its key (resuming keeps the same key) but cannot spend with it.
+    const limitUsd = client.openrouter?.monthlyLimitUsd;
+    if (args.managedKey && limitUsd !== undefined) {
+      this.openrouterKey = new OpenRouterKey(
+        `${name}-openrouter`,
+        { name: args.managedKey.keyName, limitUsd, provisioningKey: args.managedKey.provisioningKey, disabled: client.status === "suspended" },
+        child,
+      );
+    }
+    const apiKey = this.openrouterKey?.key ?? args.openrouterApiKey;
+
     if (client.status === "active") {
       const webuiSecretKey = new random.RandomPassword(`${name}-webui-secret`, { length: 48, special: false }, child);
       const envs = pulumi
-        .all([pulumi.secret(args.openrouterApiKey), webuiSecretKey.result])
+        .all([pulumi.secret(apiKey), webuiSecretKey.result])
         .apply(([openrouterApiKey, secret]) => clientEnvironment(client, { openrouterApiKey, webuiSecretKey: secret }));
 
       this.container = new docker.Container(
@@ -90,6 +117,9 @@ export class ClientInstance extends pulumi.ComponentResource {
         { ...child, ...lifecycle.container },
       );
     }
+
+    // Suspended clients keep their nightly backup: their data still exists and still matters.
+    new ClientBackup(`${name}-backup`, { connection: args.connection, slug: client.slug, tooling: args.backupTooling }, child);
 
     // DNS stays while suspended, so visitors see the 503 page rather than a DNS error.
     for (const record of dnsRecordsFor(client, args.domain)) {

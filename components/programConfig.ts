@@ -83,7 +83,7 @@ export function loadProgramConfig(): ProgramConfig {
   const secretOrUndefined = (key: string) => (present.has(key) ? config.requireSecret(key) : undefined);
   return {
     ...configuration,
-    openrouterApiKeys: config.getSecretObject<Record<string, string>>("openrouterApiKeys") ?? pulumi.secret({}),
+    openrouterApiKeys: config.getSecretObject<Record<string, string>>("openrouterApiKeys") ?? pulumi.secret<Record<string, string>>({}),
     openrouterProvisioningKey: secretOrUndefined("openrouterProvisioningKey"),
     sshPrivateKey: secretOrUndefined("sshPrivateKey"),
   };

@@ -39,6 +39,8 @@ describe("adding a client", () => {
     const added = after.resources.filter((r) => !old.has(key(r))).map((r) => r.name).sort();
     expect(added).toEqual([
       "hooli",
+      "hooli-backup",
+      "hooli-backup-timer",
       "hooli-container",
       "hooli-data",
       "hooli-dns-a",

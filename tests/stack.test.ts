@@ -1,11 +1,12 @@
 /**
  * The whole program under Pulumi's mocks, for a fixture stack of four clients: acme (defaults),
  * globex (custom hostname outside the zone, own image, resources and env), initech (suspended)
- * and umbrella (custom hostname inside the zone). Asserts on the inputs each resource receives.
+ * and umbrella (custom hostname inside the zone); acme and initech have stack-managed OpenRouter
+ * keys. Asserts on the inputs each resource receives.
  */
 import * as path from "path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { FIXTURE_API_KEYS, FIXTURE_CONFIG, FIXTURE_SECRET_KEYS } from "./fixtures/stack/config";
+import { FIXTURE_API_KEYS, FIXTURE_CONFIG, FIXTURE_PROVISIONING_KEY, FIXTURE_SECRET_KEYS } from "./fixtures/stack/config";
 import { DeclaredResource, isSecretValue, MOCK_IPV4, MOCK_IPV6, ProgramRun, publicJson, runProgram } from "./support/programHarness";
 
 const CLIENTS_DIR = path.join(__dirname, "fixtures", "stack", "clients");
@@ -66,7 +67,9 @@ describe("host", () => {
     expect(ofType("hcloud:index/sshKey:SshKey")).toHaveLength(1);
     const wait = named("command:remote:Command", "host-cloud-init");
     expect(wait.inputs.create).toContain("cloud-init status --wait");
-    expect(wait.inputs.connection).toMatchObject({ host: MOCK_IPV4, user: "root", dialErrorLimit: -1 });
+    // The command provider marks every connection secret (it may carry a private key).
+    expect(isSecretValue(wait.inputs.connection)).toBe(true);
+    expect((wait.inputs.connection as { value: unknown }).value).toMatchObject({ host: MOCK_IPV4, user: "root", dialErrorLimit: -1 });
     const provider = named("pulumi:providers:docker", "host-docker");
     expect(provider.inputs.host).toBe(`ssh://root@${MOCK_IPV4}`);
   });
@@ -159,8 +162,23 @@ describe("client instances", () => {
 
   it("never shows a secret outside a secret-marked value", () => {
     const visible = publicJson(run.resources.map((r) => r.inputs));
-    for (const key of Object.values(FIXTURE_API_KEYS)) expect(visible).not.toContain(key);
+    for (const key of [...Object.values(FIXTURE_API_KEYS), FIXTURE_PROVISIONING_KEY]) expect(visible).not.toContain(key);
     expect(visible).not.toContain("generated-acme-webui-secret");
+    expect(visible).not.toContain("sk-or-v1-managed-");
+  });
+
+  it("creates a managed OpenRouter key with the client's monthly limit and wires it into the container", () => {
+    const key = named("pulumi-nodejs:dynamic/openrouter:Key", "acme-openrouter");
+    expect(key.inputs.name).toBe("mai-hosting/test/acme");
+    expect(isSecretValue(key.inputs.provisioningKey)).toBe(true);
+    const settings = named("pulumi-nodejs:dynamic/openrouter:KeySettings", "acme-openrouter-settings");
+    expect(settings.inputs).toMatchObject({ limitUsd: 250, disabled: false });
+    const env = (container("acme-container").inputs.envs as { value: string[] }).value;
+    expect(env).toContain("OPENAI_API_KEY=sk-or-v1-managed-acme-openrouter");
+  });
+
+  it("disables the managed key of a suspended client instead of deleting it", () => {
+    expect(named("pulumi-nodejs:dynamic/openrouter:KeySettings", "initech-openrouter-settings").inputs).toMatchObject({ disabled: true, limitUsd: 100 });
   });
 
   it("keeps volume, network and DNS of a suspended client", () => {
@@ -170,13 +188,27 @@ describe("client instances", () => {
   });
 
   it("retains every client data volume when the client or the stack goes away", () => {
-    const volumes = ofType("docker:index/volume:Volume").filter((v) => /^mai-[a-z]+-data$/.test(v.inputs.name));
+    const volumes = ofType("docker:index/volume:Volume").filter((v) => v.name.endsWith("-data") && !v.name.startsWith("proxy-"));
     expect(volumes.map((v) => v.inputs.name).sort()).toEqual(["mai-acme-data", "mai-globex-data", "mai-initech-data", "mai-umbrella-data"]);
     for (const volume of volumes) expect(volume.options.retainOnDelete).toBe(true);
   });
 
   it("replaces containers delete-first so fixed names and ports never collide", () => {
     for (const c of ofType("docker:index/container:Container")) expect(c.options.deleteBeforeReplace).toBe(true);
+  });
+});
+
+describe("backups", () => {
+  it("installs the host tooling once with the stack's retention", () => {
+    expect(ofType("mai:index:BackupTooling")).toHaveLength(1);
+    const envUpload = ofType("command:remote:CopyToRemote").find((c) => c.name.startsWith("backup-tooling") && /backup\.env/.test(c.inputs.remotePath));
+    expect(envUpload).toBeDefined();
+  });
+
+  it("enables a nightly timer for every client, suspended ones included", () => {
+    const timers = ofType("command:remote:Command").filter((c) => c.name.endsWith("-backup-timer")).map((c) => c.name).sort();
+    expect(timers).toEqual(["acme-backup-timer", "globex-backup-timer", "initech-backup-timer", "umbrella-backup-timer"]);
+    expect(named("command:remote:Command", "acme-backup-timer").inputs.create).toContain("mai-backup@acme.timer");
   });
 });
 
@@ -209,7 +241,8 @@ describe("DNS", () => {
 });
 
 describe("proxy", () => {
-  const caddyfile = () => named("command:remote:CopyToRemote", "proxy-caddyfile").inputs.source.text as string;
+  // An asset's text reaches the mock as a promise.
+  const caddyfile = () => named("command:remote:CopyToRemote", "proxy-caddyfile").inputs.source.text as Promise<string>;
 
   it("runs the pinned Caddy image on 80/443 and 443/udp for both address families", () => {
     const image = named("docker:index/remoteImage:RemoteImage", "proxy-image");
@@ -230,8 +263,8 @@ describe("proxy", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/opt/mai/caddy", containerPath: "/etc/caddy", readOnly: true });
   });
 
-  it("renders a site per active client, a 503 page for the suspended one and no secret", () => {
-    const text = caddyfile();
+  it("renders a site per active client, a 503 page for the suspended one and no secret", async () => {
+    const text = await caddyfile();
     for (const host of ["acme.mai.example.net", "chat.globex.example", "ki.umbrella.mai.example.net"]) expect(text).toContain(host);
     expect(text).toContain("mai-acme:8080");
     expect(text).not.toContain("mai-initech:8080");

@@ -41,6 +41,8 @@ function computedState(type: string, name: string, inputs: Record<string, any>):
       return { id: `${name}-id`, state: { ...inputs, stdout: "28.0.0", stderr: "" } };
     case "random:index/randomPassword:RandomPassword":
       return { id: `${name}-id`, state: { ...inputs, result: `generated-${name}` } };
+    case "pulumi-nodejs:dynamic/openrouter:Key":
+      return { id: `hash-${name}`, state: { ...inputs, hash: `hash-${name}`, key: `sk-or-v1-managed-${name}` } };
     case "docker:index/remoteImage:RemoteImage":
       return { id: `${name}-id`, state: { ...inputs, imageId: `sha256:${name}` } };
     default:
