@@ -4,6 +4,7 @@
  */
 import { summariseChanges } from "./diff";
 import { restartingTypes } from "./replaceRules";
+import type { CapacityReport } from "../capacity";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 
 /** One row of the clients table. */
@@ -28,32 +29,6 @@ export interface PlanClientRow {
   reservedMemoryMb: number;
 }
 
-/** CPU and memory amounts. */
-export interface Amounts {
-  /** vCPUs. */
-  cpus: number;
-  /** MiB. */
-  memoryMb: number;
-}
-
-/** The server and how much of it the clients take. */
-export interface CapacityView {
-  /** Hetzner server type, e.g. ccx53. */
-  serverType: string;
-  /** What the server type has. */
-  server: Amounts;
-  /** Kept back for the OS, Docker and Caddy. */
-  hostReserve: Amounts;
-  /** Server minus host reserve: what clients may use. */
-  available: Amounts;
-  /** Sum of the active clients' reservations. */
-  reserved: Amounts;
-  /** Sum of the active clients' limits. */
-  limits: Amounts;
-  /** Human-readable capacity warnings. */
-  warnings: string[];
-}
-
 /** Everything the plan shows. */
 export interface PlanReport {
   /** Stack name. */
@@ -61,7 +36,7 @@ export interface PlanReport {
   /** Clients in file order. */
   clients: PlanClientRow[];
   /** Server capacity use. */
-  capacity: CapacityView;
+  capacity: CapacityReport;
   /** Every resource the program declares. */
   resources: DeclaredResource[];
   /** Differences against `base` (only when a base was given). */
@@ -120,11 +95,14 @@ function clientRows(clients: readonly PlanClientRow[]): string[][] {
 
 const clientHeader = ["CLIENT", "URL", "PORT", "STATUS", "CPU LIMIT / RESERVED", "MEMORY LIMIT / RESERVED"];
 
-function capacityLines(c: CapacityView): string[] {
+function capacityLines(c: CapacityReport): string[] {
+  const t = c.totals;
+  const a = c.allocatable;
   return [
-    `Server ${c.serverType}: ${cpus(c.server.cpus)} vCPU, ${memory(c.server.memoryMb)}; host reserve ${cpus(c.hostReserve.cpus)} vCPU, ${memory(c.hostReserve.memoryMb)}; available to clients ${cpus(c.available.cpus)} vCPU, ${memory(c.available.memoryMb)}`,
-    `  reserved: ${cpus(c.reserved.cpus)} vCPU (${percent(c.reserved.cpus, c.available.cpus)}), ${memory(c.reserved.memoryMb)} (${percent(c.reserved.memoryMb, c.available.memoryMb)})`,
-    `  limits:   ${cpus(c.limits.cpus)} vCPU (${percent(c.limits.cpus, c.available.cpus)}), ${memory(c.limits.memoryMb)} (${percent(c.limits.memoryMb, c.available.memoryMb)})`,
+    `Server ${c.serverType}: ${cpus(c.server.cpus)} vCPU, ${memory(c.server.memoryMb)}; host reserve ${cpus(c.reserve.cpus)} vCPU, ${memory(c.reserve.memoryMb)}; available to clients ${cpus(a.cpus)} vCPU, ${memory(a.memoryMb)}`,
+    `  reserved: ${cpus(t.reservedCpus)} vCPU (${percent(t.reservedCpus, a.cpus)}), ${memory(t.reservedMemoryMb)} (${percent(t.reservedMemoryMb, a.memoryMb)})`,
+    `  limits:   ${cpus(t.cpuLimits)} vCPU (${percent(t.cpuLimits, a.cpus)}), ${memory(t.memoryLimitsMb)} (${percent(t.memoryLimitsMb, a.memoryMb)})`,
+    `  ${c.activeClients} active client(s) counted${c.suspendedClients > 0 ? `; ${c.suspendedClients} suspended (no container, not counted)` : ""}`,
     ...c.warnings.map((w) => `  warning: ${w}`),
   ];
 }

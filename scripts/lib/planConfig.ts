@@ -1,0 +1,63 @@
+/**
+ * The configuration side of the plan: the same validation as `npm run check` (every issue in one
+ * ConfigError), plus the clients table, the capacity numbers and the clients whose OpenRouter
+ * key is not in the stack config yet.
+ */
+import type { CapacityReport } from "../../components/capacity";
+import { ConfigError, type ConfigIssue } from "../../components/configIssues";
+import { clientKeyCommand, missingClientKeys, readClientSources, readStackFile, resolveConfiguration } from "../../components/configuration";
+import type { PlanClientRow } from "../../components/plan/report";
+
+/** What the plan shows about the configuration itself. */
+export interface CheckedConfiguration {
+  /** One row per client, in the loader's order. */
+  clients: PlanClientRow[];
+  /** Server capacity use of the active clients. */
+  capacity: CapacityReport;
+  /** Non-fatal findings, including clients without an OpenRouter key. */
+  warnings: string[];
+  /** Active clients whose key is missing from the stack config (the plan uses placeholders). */
+  missingKeys: string[];
+}
+
+/** Validates the stack file and the client files like `npm run check`; throws ConfigError listing every issue. */
+export function validateConfiguration(stackPath: string, clientsDir: string, stack: string): CheckedConfiguration {
+  const issues: ConfigIssue[] = [];
+  const collect = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      issues.push(...err.issues);
+      return undefined;
+    }
+  };
+  const stackFile = collect(() => readStackFile(stackPath));
+  const sources = collect(() => readClientSources(clientsDir));
+  if (stackFile) issues.push(...stackFile.issues);
+  const configuration = stackFile && sources ? collect(() => resolveConfiguration(stackFile, sources)) : undefined;
+  if (issues.length > 0 || !configuration || !stackFile) throw new ConfigError(issues);
+
+  const missingKeys = missingClientKeys(configuration.clients, stackFile.secretPaths);
+  return {
+    clients: configuration.clients.map((c) => ({
+      slug: c.slug,
+      hostname: c.hostname,
+      url: `https://${c.hostname}`,
+      port: c.port,
+      status: c.status,
+      cpus: c.resources.cpus,
+      memoryMb: c.resources.memoryMb,
+      reservedCpus: c.resources.reservedCpus,
+      reservedMemoryMb: c.resources.reservedMemoryMb,
+    })),
+    capacity: configuration.capacity,
+    warnings: [
+      ...configuration.warnings,
+      ...missingKeys.map(
+        (slug) => `client "${slug}" has no OpenRouter key (the plan used a placeholder; \`pulumi up\` fails until it is set): ${clientKeyCommand(slug, stack)}`,
+      ),
+    ],
+    missingKeys,
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * The plan's orchestration: validate the configuration like `npm run check`, run the program
+ * under the mock runtime, optionally do the same for the client files and stack config of a
+ * git ref (read with `git cat-file`, the working tree is never touched), and assemble the report.
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { isClientFileName } from "../../components/clientFile";
+import { ConfigError, formatIssue } from "../../components/configIssues";
+import { diffDeclarations } from "../../components/plan/diff";
+import { evaluateProgram, EvaluationError, type Evaluation } from "../../components/plan/mockRuntime";
+import type { PlanReport } from "../../components/plan/report";
+import { runtimeConfigFromStackFile, StackFileError, type RuntimeConfig } from "../../components/plan/stackConfig";
+import { PROJECT } from "../../components/stackSettings";
+import { validateConfiguration, type CheckedConfiguration } from "./planConfig";
+
+/** A mistake the user can fix; printed without a stack trace. */
+export class PlanError extends Error {}
+
+/** What to plan. */
+export interface PlanOptions {
+  /** Directory with index.ts and the Pulumi.<stack>.yaml files. */
+  projectRoot: string;
+  /** Stack name. */
+  stack: string;
+  /** Directory of the client files. */
+  clientsDir: string;
+  /** Stack config file; default `Pulumi.<stack>.yaml` in `projectRoot`. */
+  stackFile?: string;
+  /** Git ref to compare with, if any. */
+  base?: string;
+}
+
+/** A file a reviewer may want to read (rendered Caddyfile, cloud-init user data). */
+export interface PlanArtifact {
+  /** File name to write it under. */
+  name: string;
+  /** File content. */
+  content: string;
+}
+
+/** The plan and its artifacts. */
+export interface PlanResult {
+  /** Everything to render. */
+  report: PlanReport;
+  /** Rendered files found in the declared inputs. */
+  artifacts: PlanArtifact[];
+}
+
+const OPENROUTER_KEYS = `${PROJECT}:openrouterApiKeys`;
+
+/**
+ * Adds placeholder OpenRouter keys for clients whose key is not in the stack config, so the plan
+ * can still show what they declare; returns the slugs that were missing.
+ */
+export function withPlaceholderKeys(config: RuntimeConfig, slugs: readonly string[]): { config: RuntimeConfig; missing: string[] } {
+  let keys: Record<string, unknown> = {};
+  try {
+    keys = JSON.parse(config.values[OPENROUTER_KEYS] ?? "{}") as Record<string, unknown>;
+  } catch {
+    // Not an object: the configuration check reports it.
+  }
+  const missing = slugs.filter((slug) => keys[slug] === undefined || keys[slug] === "");
+  if (missing.length === 0) return { config, missing };
+  for (const slug of missing) keys[slug] = `placeholder-missing-${slug}`;
+  return {
+    config: {
+      values: { ...config.values, [OPENROUTER_KEYS]: JSON.stringify(keys) },
+      secretKeys: [...new Set([...config.secretKeys, OPENROUTER_KEYS])],
+    },
+    missing,
+  };
+}
+
+function git(cwd: string, args: string[]): string {
+  return execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 1024 * 1024 });
+}
+
+/** The stack file a plan reads. */
+export function stackFileOf(options: PlanOptions): string {
+  return options.stackFile ?? path.join(options.projectRoot, `Pulumi.${options.stack}.yaml`);
+}
+
+/** `file` relative to the repository root `top`, or undefined when it lies outside. */
+function inRepository(top: string, file: string): string | undefined {
+  const relative = path.relative(top, path.resolve(file));
+  return relative.startsWith("..") || path.isAbsolute(relative) ? undefined : relative.split(path.sep).join("/");
+}
+
+/**
+ * Copies the client files and the stack file as they are at `ref` into a new temporary
+ * directory, reading git's object store only (the working tree and index are not touched).
+ */
+export function checkoutConfigAt(options: PlanOptions & { base: string }): { dir: string; clientsDir: string; stackFile?: string } {
+  let top: string;
+  try {
+    top = fs.realpathSync(git(path.resolve(options.clientsDir), ["rev-parse", "--show-toplevel"]).trim());
+  } catch {
+    throw new PlanError(`--base needs a git repository: ${options.clientsDir} is not inside one`);
+  }
+  try {
+    git(top, ["rev-parse", "--verify", "--quiet", `${options.base}^{commit}`]);
+  } catch {
+    throw new PlanError(`--base: "${options.base}" is not a commit in this repository (fetch it first, e.g. \`git fetch origin main\`)`);
+  }
+  const relClients = inRepository(top, fs.realpathSync(options.clientsDir));
+  const stackPath = stackFileOf(options);
+  const relStack = inRepository(top, path.join(fs.realpathSync(path.dirname(stackPath)), path.basename(stackPath)));
+  if (relClients === undefined || relStack === undefined) {
+    throw new PlanError(`--base: the clients directory and the stack file must be in the same git repository (${top})`);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-plan-base-"));
+  const clientsDir = path.join(dir, "clients");
+  fs.mkdirSync(clientsDir);
+  const listing = git(top, ["ls-tree", "-z", "--name-only", options.base, "--", relClients === "" ? "." : `${relClients}/`]);
+  for (const entry of listing.split("\0").filter(Boolean)) {
+    const name = path.posix.basename(entry);
+    if (!isClientFileName(name)) continue;
+    fs.writeFileSync(path.join(clientsDir, name), git(top, ["cat-file", "blob", `${options.base}:${entry}`]));
+  }
+  let stackFile: string | undefined = path.join(dir, path.basename(stackPath));
+  try {
+    fs.writeFileSync(stackFile, git(top, ["cat-file", "blob", `${options.base}:${relStack}`]));
+  } catch {
+    stackFile = undefined; // The stack did not exist at the base: everything is a create.
+  }
+  return { dir, clientsDir, stackFile };
+}
+
+async function evaluate(options: PlanOptions, stackPath: string, stackFileLabel: string, clientsDir: string, missingKeys: string[]): Promise<Evaluation> {
+  let runtime: RuntimeConfig;
+  try {
+    runtime = runtimeConfigFromStackFile(fs.readFileSync(stackPath, "utf8"), stackFileLabel);
+  } catch (err) {
+    if (err instanceof StackFileError) throw new PlanError(err.message);
+    throw err;
+  }
+  return evaluateProgram({
+    programPath: path.join(options.projectRoot, "index.ts"),
+    project: PROJECT,
+    stack: options.stack,
+    config: withPlaceholderKeys(runtime, missingKeys).config,
+    clientsDir,
+  });
+}
+
+/** Finds the rendered files among the declared inputs. */
+export function artifactsOf(evaluation: Evaluation): PlanArtifact[] {
+  const artifacts: PlanArtifact[] = [];
+  for (const r of evaluation.resources) {
+    if (r.type === "command:remote:CopyToRemote") {
+      const text = (r.inputs.source as { asset?: { text?: unknown } } | undefined)?.asset?.text;
+      const remotePath = r.inputs.remotePath;
+      if (typeof text === "string" && typeof remotePath === "string") {
+        // The Caddyfile is uploaded as Caddyfile.next and swapped in after validation.
+        artifacts.push({ name: path.posix.basename(remotePath).replace(/\.next$/, ""), content: text });
+      }
+    }
+    if (r.type === "hcloud:index/server:Server" && typeof r.inputs.userData === "string" && r.inputs.userData !== "[secret]") {
+      artifacts.push({ name: `cloud-init-${r.name}.yaml`, content: r.inputs.userData });
+    }
+  }
+  return artifacts;
+}
+
+/** Runs the whole plan. Throws ConfigError for invalid configuration and PlanError for other user mistakes. */
+export async function runPlan(options: PlanOptions): Promise<PlanResult> {
+  const stackPath = stackFileOf(options);
+  const stackFileName = path.basename(stackPath);
+  // Same validation and messages as `npm run check`.
+  const checked = validateConfiguration(stackPath, options.clientsDir, options.stack);
+
+  let head: Evaluation;
+  try {
+    head = await evaluate(options, stackPath, stackFileName, options.clientsDir, checked.missingKeys);
+  } catch (err) {
+    if (err instanceof EvaluationError) throw new PlanError(`the program failed under the mock runtime:\n${err.message}`);
+    throw err;
+  }
+  const report: PlanReport = {
+    stack: options.stack,
+    clients: checked.clients,
+    capacity: checked.capacity,
+    resources: head.resources,
+    warnings: [...new Set([...checked.warnings, ...head.warnings])],
+  };
+
+  if (options.base) {
+    const at = checkoutConfigAt({ ...options, base: options.base });
+    const atBase = (message: string) => message.split(at.dir + path.sep).join(`${options.base}:`);
+    try {
+      let base: Evaluation | undefined;
+      if (at.stackFile) {
+        let baseChecked: CheckedConfiguration;
+        try {
+          baseChecked = validateConfiguration(at.stackFile, at.clientsDir, options.stack);
+          base = await evaluate(options, at.stackFile, `${options.base}:${stackFileName}`, at.clientsDir, baseChecked.missingKeys);
+        } catch (err) {
+          if (!(err instanceof EvaluationError || err instanceof PlanError || err instanceof ConfigError)) throw err;
+          const detail = err instanceof ConfigError ? err.issues.map(formatIssue).join("\n") : err.message;
+          throw new PlanError(`the configuration at ${options.base} is not valid, so there is nothing to compare with:\n${atBase(detail)}`);
+        }
+      }
+      report.base = options.base;
+      report.changes = diffDeclarations(base?.resources ?? [], head.resources, { base: base?.fingerprints, head: head.fingerprints });
+      if (!at.stackFile) report.warnings.push(`${stackFileName} does not exist at ${options.base}: every resource is new`);
+    } finally {
+      fs.rmSync(at.dir, { recursive: true, force: true });
+    }
+  }
+  return { report, artifacts: artifactsOf(head) };
+}
