@@ -118,6 +118,88 @@ export function request2(target: Target, path: string, settings: RequestSettings
   });
 }
 
+/**
+ * HTTP/2 client with one shared session per target, reconnecting the way browsers do: a request
+ * the server refused unprocessed (GOAWAY during a graceful shutdown, REFUSED_STREAM) is retried on
+ * a new connection (RFC 9113, section 8.7).
+ */
+export class Http2Client {
+  private session: http2.ClientHttp2Session | undefined;
+  private sessionGoingAway = false;
+  /** Requests retried because the server refused them unprocessed. */
+  retried = 0;
+
+  constructor(private readonly target: Target) {}
+
+  /** GET `path`, retrying refused requests up to 3 times. */
+  async get(path: string): Promise<Reply> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once(path);
+      } catch (error) {
+        if (!(error as { refused?: boolean }).refused || attempt >= 3) throw error;
+        this.retried++;
+      }
+    }
+  }
+
+  /** Closes the shared session. */
+  close(): void {
+    this.session?.close();
+    this.session = undefined;
+  }
+
+  private current(): { session: http2.ClientHttp2Session; goingAway: () => boolean } {
+    if (!this.session || this.session.closed || this.session.destroyed || this.sessionGoingAway) {
+      const session = http2.connect(`https://127.0.0.1:${this.target.port}`, {
+        servername: this.target.hostname,
+        ca: this.target.ca,
+      });
+      let goingAway = false;
+      session.on("goaway", () => {
+        goingAway = true;
+        if (this.session === session) this.sessionGoingAway = true;
+      });
+      session.on("error", () => undefined);
+      session.on("close", () => {
+        if (this.session === session) this.session = undefined;
+      });
+      this.session = session;
+      this.sessionGoingAway = false;
+      return { session, goingAway: () => goingAway };
+    }
+    const session = this.session;
+    return { session, goingAway: () => this.sessionGoingAway };
+  }
+
+  private once(path: string): Promise<Reply> {
+    const { session, goingAway } = this.current();
+    return new Promise((resolve, reject) => {
+      let responded = false;
+      const refusedOr = (error: Error): Error =>
+        !responded && (goingAway() || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM)
+          ? Object.assign(error, { refused: true })
+          : error;
+      const stream = session.request({ ":path": path, ":authority": this.target.hostname });
+      const chunks: Buffer[] = [];
+      let status = 0;
+      let headers: http.IncomingHttpHeaders = {};
+      stream.on("response", (received) => {
+        responded = true;
+        status = Number(received[":status"]);
+        headers = received;
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => resolve({ status, headers, body: Buffer.concat(chunks).toString("utf8") }));
+      stream.on("error", (error) => reject(refusedOr(error)));
+      stream.on("close", () => {
+        if (!responded) reject(refusedOr(new Error(`stream closed without a response (code ${stream.rstCode})`)));
+      });
+      stream.end();
+    });
+  }
+}
+
 /** Arrival times of a streamed response's chunks. */
 export interface StreamTimings {
   /** HTTP status code. */
