@@ -38,19 +38,52 @@ export function changedInputs(
     .sort();
 }
 
-/**
- * Finds the client a resource belongs to: the nearest `mai:index:ClientInstance` ancestor (or the
- * resource itself), whose name is the client's slug or `mai-<slug>`.
- */
-export function clientOwner(resource: DeclaredResource, byUrn: ReadonlyMap<string, DeclaredResource>): string | undefined {
-  let current: DeclaredResource | undefined = resource;
+/** The component type of the shared proxy, whose per-client resources are named `<proxy>-…-<slug>`. */
+export const proxyComponentType = "mai:index:Proxy";
+
+/** The resource and its ancestors, nearest first. */
+function ancestry(resource: DeclaredResource, byUrn: ReadonlyMap<string, DeclaredResource>): DeclaredResource[] {
+  const chain: DeclaredResource[] = [];
   const seen = new Set<string>();
+  let current: DeclaredResource | undefined = resource;
   while (current && !seen.has(current.urn)) {
     seen.add(current.urn);
-    if (current.type === clientComponentType) return current.name.replace(/^mai-/, "");
+    chain.push(current);
     current = current.parent ? byUrn.get(current.parent) : undefined;
   }
-  return undefined;
+  return chain;
+}
+
+/**
+ * Finds the client a resource belongs to: the nearest `mai:index:ClientInstance` ancestor (or the
+ * resource itself), whose name is the client's slug or `mai-<slug>`; or, inside the proxy
+ * component, a resource named `…-<slug>` after one of `slugs` (e.g. the client's network attachment).
+ */
+export function clientOwner(
+  resource: DeclaredResource,
+  byUrn: ReadonlyMap<string, DeclaredResource>,
+  slugs: readonly string[] = [],
+): string | undefined {
+  const chain = ancestry(resource, byUrn);
+  const instance = chain.find((r) => r.type === clientComponentType);
+  if (instance) return instance.name.replace(/^mai-/, "");
+  if (!chain.some((r) => r.type === proxyComponentType)) return undefined;
+  return [...slugs].sort((a, b) => b.length - a.length).find((slug) => resource.name.endsWith(`-${slug}`));
+}
+
+/** Client slugs named by the ClientInstance components of a declaration. */
+function clientSlugs(resources: readonly DeclaredResource[]): string[] {
+  return resources.filter((r) => r.type === clientComponentType).map((r) => r.name.replace(/^mai-/, ""));
+}
+
+/**
+ * Whether replacing this resource only re-runs something and tears nothing down: a remote command
+ * without a `delete` step, or a file copy (deleting a CopyToRemote leaves the file). Pulumi lists
+ * these as replacements; the plan shows them as updates that re-run.
+ */
+export function replacementOnlyReruns(before: DeclaredResource, after: DeclaredResource): boolean {
+  if (after.type === "command:remote:CopyToRemote") return true;
+  return after.type === "command:remote:Command" && before.inputs.delete === undefined && after.inputs.delete === undefined;
 }
 
 /** Per-input fingerprints carried next to a declaration (masked values included). */
@@ -71,9 +104,10 @@ export function diffDeclarations(
   const fingerprintOf = (side: "base" | "head") => (r: DeclaredResource, field: string) =>
     fingerprints?.[side]?.get(r.urn)?.[field] ?? canonicalJson(r.inputs[field]);
   const changes: ResourceChange[] = [];
+  const slugs = [...new Set([...clientSlugs(base), ...clientSlugs(head)])];
 
   for (const after of head) {
-    const client = clientOwner(after, headByUrn);
+    const client = clientOwner(after, headByUrn, slugs);
     const before = baseByUrn.get(after.urn);
     const common = { urn: after.urn, type: after.type, name: after.name, ...(client ? { client } : {}) };
     if (!before) {
@@ -86,7 +120,9 @@ export function diffDeclarations(
     const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f)));
     if (fields.length === 0) continue;
     const replaceFields = fields.filter((f) => forcesReplacement(after.type, f, after.options.replaceOnChanges));
-    if (replaceFields.length > 0) {
+    if (replaceFields.length > 0 && replacementOnlyReruns(before, after)) {
+      changes.push({ op: "update", ...common, fields, rerun: true });
+    } else if (replaceFields.length > 0) {
       changes.push({
         op: "replace",
         ...common,
@@ -101,7 +137,7 @@ export function diffDeclarations(
 
   for (const before of base) {
     if (headByUrn.has(before.urn)) continue;
-    const client = clientOwner(before, baseByUrn);
+    const client = clientOwner(before, baseByUrn, slugs);
     changes.push({
       op: "delete",
       urn: before.urn,

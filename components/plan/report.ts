@@ -116,6 +116,7 @@ export function describeChange(change: ResourceChange): string {
   if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
   if (change.op === "replace" && change.replaceFields) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
   if (change.op === "update" && restartingTypes.has(change.type)) notes.push("updated in place, no restart");
+  if (change.rerun) notes.push("re-runs on the host (`pulumi preview` lists it as a replacement; nothing is torn down)");
   if (change.retained) notes.push("retained: dropped from the stack, kept on the host");
   if (change.protected) notes.push("PROTECTED: `pulumi up` will refuse");
   const note = notes.length > 0 ? ` — ${notes.join("; ")}` : "";
@@ -186,7 +187,7 @@ export function renderMarkdown(report: PlanReport): string {
       for (const [, changes] of groupChanges(report.changes)) {
         for (const c of changes) {
           const restart = c.op === "replace" && restartingTypes.has(c.type) ? " (**restart**)" : "";
-          const extra = c.retained ? " (retained)" : c.protected ? " (**protected**)" : "";
+          const extra = c.retained ? " (retained)" : c.protected ? " (**protected**)" : c.rerun ? " (re-run)" : "";
           lines.push(
             `| ${opSymbol[c.op]} | ${c.op}${restart}${extra} | \`${shortType(c.type)}\` | \`${mdEscape(c.name)}\` | ${c.fields.map((f) => `\`${f}\``).join(", ")} | ${c.client ?? "shared"} |`,
           );
@@ -236,6 +237,7 @@ export function toJson(report: PlanReport): Record<string, unknown> {
             fields: c.fields,
             ...(c.client ? { client: c.client } : {}),
             ...(c.retained ? { retained: true } : {}),
+            ...(c.rerun ? { rerun: true } : {}),
             ...(c.protected ? { protected: true } : {}),
             ...(c.op === "replace" && restartingTypes.has(c.type) ? { restart: true } : {}),
           })),

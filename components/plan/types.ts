@@ -57,6 +57,11 @@ export interface ResourceChange {
   replaceFields?: string[];
   /** Slug of the client the resource belongs to, when it belongs to one. */
   client?: string;
+  /**
+   * For updates of remote commands and copies: Pulumi replaces the resource (its `triggers`
+   * changed), which only re-runs the command or re-copies the file; nothing is torn down.
+   */
+  rerun?: boolean;
   /** For deletes: the resource is dropped from the stack but left in place (retainOnDelete). */
   retained?: boolean;
   /** For deletes and replaces: the resource is protected, so `pulumi up` would refuse. */
