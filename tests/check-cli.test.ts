@@ -1,0 +1,190 @@
+/**
+ * `npm run check` as a user runs it: the real script in a child process, in a scratch working
+ * directory holding a stack file and a clients directory.
+ */
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const REPO = path.resolve(__dirname, "..");
+// The repository's tsx (what `npx tsx` resolves to from the repository); scratch dirs have no node_modules.
+const TSX = path.join(REPO, "node_modules", ".bin", "tsx");
+const CHECK = path.join(REPO, "scripts", "check.ts");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  millis: number;
+}
+
+function runCheck(cwd: string, args: string[] = []): Promise<Run> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    execFile(TSX, [CHECK, ...args], { cwd, timeout: 30_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
+      resolve({ code, stdout, stderr, millis: Date.now() - started });
+    });
+  });
+}
+
+const scratch: string[] = [];
+afterAll(() => {
+  for (const dir of scratch) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A working directory with the repository's stack file and example clients, plus `files` on top. */
+function workspace(files: Record<string, string> = {}, withExamples = true): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-check-"));
+  scratch.push(dir);
+  fs.copyFileSync(path.join(REPO, "Pulumi.prod.yaml"), path.join(dir, "Pulumi.prod.yaml"));
+  fs.mkdirSync(path.join(dir, "clients"));
+  if (withExamples) {
+    for (const name of fs.readdirSync(path.join(REPO, "clients"))) {
+      fs.copyFileSync(path.join(REPO, "clients", name), path.join(dir, "clients", name));
+    }
+  }
+  for (const [name, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+function expectNoStackTrace(run: Run): void {
+  expect(run.stdout + run.stderr).not.toMatch(/^\s+at /m);
+}
+
+describe.concurrent("npm run check", () => {
+  it("accepts the committed stack file and example clients (exit 0, one-line summary, key warnings)", async () => {
+    const run = await runCheck(REPO);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^OK: 3 clients \(2 active, 1 suspended\); ccx53: CPU limits 6\/30 vCPUs \(20%\), memory limits 12G\/124G \(10%\)/);
+    expect(lines[0]).toContain("1 suspended client not counted (no container)");
+    expect(lines).toContain(
+      "warning: client \"mueller-steuerberatung\" has no OpenRouter key; set it with: pulumi config set --stack prod --secret --path 'openrouterApiKeys.mueller-steuerberatung' <key>",
+    );
+  });
+
+  it("takes set secrets into account and reports CPU overcommit as a warning", async () => {
+    const many = Object.fromEntries(
+      Array.from({ length: 14 }, (_, i) => [`clients/extra-${i}.yaml`, `name: Extra ${i}\nport: ${4000 + i}\n`]),
+    );
+    const dir = workspace(many);
+    const stackFile = path.join(dir, "Pulumi.prod.yaml");
+    const keys = ["mueller-steuerberatung", ...Array.from({ length: 14 }, (_, i) => `extra-${i}`)]
+      .map((slug) => `      ${slug}:\n        secure: v1:AAAA${slug}`)
+      .join("\n");
+    fs.appendFileSync(stackFile, `  mai-hosting:openrouterProvisioningKey:\n    secure: v1:BBBB\n  mai-hosting:openrouterApiKeys:\n${keys.replace(/^ {2}/gm, "")}\n`);
+    const run = await runCheck(dir);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^OK: 17 clients \(16 active, 1 suspended\)/);
+    expect(run.stdout).toContain("warning: CPU limits of 16 active clients total 34 vCPUs, 1.13x the 30 vCPUs ccx53 offers");
+    expect(run.stdout).not.toContain("has no OpenRouter key");
+  });
+
+  it("reports every mistake of every file, one per line with file, line, field and expectation (exit 1)", async () => {
+    const dir = workspace({
+      "clients/broken.yaml": "name: Broken\nport: 80\nhostname: https://chat.broken.de\nresources:\n  memory: 4096\nenv:\n  OPENAI_API_KEY: \"x\"\n  SMTP_PASSWORD: \"hunter2\"\nprot: 1\n",
+      "clients/Bad_Name.yaml": "name: Bad\nport: 3010\n",
+      "clients/wagner.yaml": "name: Wagner\nport: 3001\n",
+      "clients/empty.yaml": "",
+      "clients/ignored.txt": "not: [a client",
+    });
+    const run = await runCheck(dir);
+    expect(run.code).toBe(1);
+    expectNoStackTrace(run);
+    const lines = run.stderr.trim().split("\n");
+    expect(lines).toEqual([
+      expect.stringMatching(/^clients\/Bad_Name\.yaml: file name: the file name is the client's slug; .* got "Bad_Name" \(e\.g\. "bad-name"\)$/),
+      "clients/broken.yaml:2: port: expected an integer from 1024 to 65535, got 80",
+      'clients/broken.yaml:3: hostname: expected a bare lower-case host name like "chat.example.com", got "https://chat.broken.de" (remove "https://")',
+      'clients/broken.yaml:5: resources.memory: expected a size like "4G" or "1536M" (M = MiB, G = GiB), at least 512M, got 4096 (add a unit: "4096M" or "4096G")',
+      expect.stringMatching(/^clients\/broken\.yaml:7: env\.OPENAI_API_KEY: OPENAI_API_KEY is managed by the stack/),
+      expect.stringMatching(/^clients\/broken\.yaml:8: env\.SMTP_PASSWORD: .*secrets belong in Pulumi secret config/),
+      expect.stringMatching(/^clients\/broken\.yaml:9: prot: unknown field "prot"; did you mean "port"\?/),
+      expect.stringMatching(/^clients\/empty\.yaml: file is empty/),
+      'clients/wagner.yaml:2: port: port 3001 is already used by clients/mueller-steuerberatung.yaml ("mueller-steuerberatung"); every client needs its own port',
+      "check failed: 9 problems",
+    ]);
+    expect(run.stderr).not.toContain("hunter2");
+    expect(run.stdout).toBe("");
+  });
+
+  it("reports stack file mistakes with their lines, together with client mistakes", async () => {
+    const dir = workspace({ "clients/late.yaml": "name: Late\nport: 99999\n" });
+    const stackFile = path.join(dir, "Pulumi.prod.yaml");
+    const text = fs
+      .readFileSync(stackFile, "utf8")
+      .replace("mai-hosting:domain: mai-hosting.eu", "mai-hosting:domian: mai-hosting.eu")
+      .replace("203.0.113.10/32", "0.0.0.0/0");
+    fs.writeFileSync(stackFile, text);
+    const domainLine = text.split("\n").findIndex((line) => line.includes("domian")) + 1;
+    const run = await runCheck(dir);
+    expect(run.code).toBe(1);
+    expectNoStackTrace(run);
+    const lines = run.stderr.trim().split("\n");
+    expect(lines).toContain(
+      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, backupRetentionDays, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey)`,
+    );
+    expect(lines).toContain('Pulumi.prod.yaml: mai-hosting:domain: missing; expected a domain like "mai-hosting.eu"');
+    expect(lines).toContainEqual(expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[0\]: "0\.0\.0\.0\/0" would open SSH to the whole internet/));
+    expect(lines).toContain("clients/late.yaml:2: port: expected an integer from 1024 to 65535, got 99999");
+  });
+
+  it("refuses hostile YAML quickly: alias bomb, deep nesting, complex keys, 10 MB file", async () => {
+    let laughs = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+    for (let i = 0; i < 9; i++) laughs += `b${i}: &b${i} [${Array(9).fill(i === 0 ? "*a" : `*b${i - 1}`).join(",")}]\n`;
+    const dir = workspace(
+      {
+        "clients/laughs.yaml": laughs,
+        "clients/deep.yaml": "name: " + "[".repeat(60_000) + "\n",
+        "clients/keys.yaml": "? ".repeat(30_000) + "x\n",
+        "clients/nested.yaml": Array.from({ length: 120 }, (_, i) => `${" ".repeat(i * 4)}? - `).join("\n") + "x\n",
+        "clients/huge.yaml": `name: "${"x".repeat(10 * 1024 * 1024)}"\nport: 3001\n`,
+      },
+      false,
+    );
+    const run = await runCheck(dir);
+    expect(run.code).toBe(1);
+    expectNoStackTrace(run);
+    expect(run.stderr).toContain("clients/laughs.yaml: too many aliases");
+    expect(run.stderr).toContain("clients/deep.yaml:1: nested too deeply");
+    expect(run.stderr).toContain("clients/keys.yaml:1: nested too deeply");
+    expect(run.stderr).toMatch(/clients\/nested\.yaml:\d+: keys must be plain names/);
+    expect(run.stderr).toContain("clients/huge.yaml: file is 10.0 MiB; configuration files are limited to 64 KiB");
+    // Process start-up (tsx) takes about a second; the checks themselves take milliseconds.
+    expect(run.millis).toBeLessThan(10_000);
+  });
+
+  it("uses --clients and --stack", async () => {
+    const dir = workspace({ "elsewhere/solo.yaml": "name: Solo\nport: 3100\n" }, false);
+    fs.rmdirSync(path.join(dir, "clients"));
+    fs.renameSync(path.join(dir, "Pulumi.prod.yaml"), path.join(dir, "Pulumi.staging.yaml"));
+    const run = await runCheck(dir, ["--clients", "elsewhere", "--stack=staging"]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^OK: 1 client \(1 active, 0 suspended\)/);
+    expect(run.stdout).toContain("pulumi config set --stack staging --secret --path 'openrouterApiKeys.solo' <key>");
+
+    const missing = await runCheck(dir);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("Pulumi.prod.yaml: stack config not found");
+    expect(missing.stderr).toContain("clients: directory not found");
+    expectNoStackTrace(missing);
+  });
+
+  it("exits 2 on bad usage", async () => {
+    const dir = workspace();
+    for (const args of [["--bogus"], ["--clients"], ["--stack", "../etc"]]) {
+      const run = await runCheck(dir, args);
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.stderr).toMatch(/^check: .*\nusage: npm run check -- \[--clients <dir>\] \[--stack <name>\]/);
+    }
+  });
+});
