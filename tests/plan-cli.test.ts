@@ -1,0 +1,213 @@
+/**
+ * `npm run plan` end to end, as a process: the real program under the mock runtime, against a
+ * throw-away git repository holding a copy of the production stack file and example clients.
+ * Covers the acceptance scenarios: plain plan, add / resize / re-env / remove a client with
+ * --base, JSON shape without secrets, Markdown, artifacts, and invalid configuration.
+ */
+import { execFile, execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { pathToFileURL } from "url";
+import { promisify } from "util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = path.join(__dirname, "..");
+const run = promisify(execFile);
+let repo: string;
+let stackFile: string;
+let clientsDir: string;
+
+/** Fake ciphertexts: the plan never decrypts, so any `secure:` string works. */
+const CIPHERTEXTS = {
+  acme: "v1:cGxhbi10ZXN0LWFjbWUta2V5LWNpcGhlcnRleHQ=",
+  mueller: "v1:cGxhbi10ZXN0LW11ZWxsZXIta2V5LWNpcGhlcnRleHQ=",
+  ssh: "v1:cGxhbi10ZXN0LXNzaC1rZXktY2lwaGVydGV4dA==",
+};
+
+function git(...args: string[]): string {
+  return execFileSync("git", ["-c", "user.email=plan@example.invalid", "-c", "user.name=plan test", ...args], { cwd: repo, encoding: "utf8" });
+}
+
+/** Runs the plan CLI with no cloud credentials in the environment. */
+async function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PULUMI_|HCLOUD_|CLOUDFLARE_|AWS_)/.test(k)));
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ["--import", "tsx", path.join(root, "scripts", "plan.ts"), "--stack-file", stackFile, "--clients", clientsDir, ...args],
+      { cwd: root, env, maxBuffer: 32 * 1024 * 1024 },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+type Change = { op: string; type: string; name: string; fields: string[]; client?: string; retained?: boolean; rerun?: boolean; restart?: boolean };
+async function changes(): Promise<Change[]> {
+  const result = await plan("--base", "HEAD", "--json");
+  expect(result.stderr).toBe("");
+  return JSON.parse(result.stdout).changes;
+}
+
+function reset(): void {
+  git("checkout", "-q", "--", ".");
+  git("clean", "-qfd");
+}
+
+beforeAll(() => {
+  repo = fs.mkdtempSync(path.join(os.tmpdir(), "plan-cli-"));
+  clientsDir = path.join(repo, "clients");
+  stackFile = path.join(repo, "Pulumi.prod.yaml");
+  fs.mkdirSync(clientsDir);
+  for (const file of fs.readdirSync(path.join(root, "clients")).filter((f) => f.endsWith(".yaml"))) {
+    fs.copyFileSync(path.join(root, "clients", file), path.join(clientsDir, file));
+  }
+  const stack = fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8");
+  fs.writeFileSync(
+    stackFile,
+    `${stack.trimEnd()}\n  mai-hosting:openrouterApiKeys:\n    acme:\n      secure: ${CIPHERTEXTS.acme}\n    mueller-steuerberatung:\n      secure: ${CIPHERTEXTS.mueller}\n` +
+      `  mai-hosting:sshPrivateKey:\n    secure: ${CIPHERTEXTS.ssh}\n`,
+  );
+  execFileSync("git", ["init", "-q", "-b", "main"], { cwd: repo });
+  git("add", ".");
+  git("commit", "-qm", "base");
+});
+
+afterAll(() => fs.rmSync(repo, { recursive: true, force: true }));
+
+describe("npm run plan", () => {
+  it("prints clients, capacity and resource counts, labelled as declared state", async () => {
+    const { code, stdout, stderr } = await plan();
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toContain("not the cloud's actual state");
+    expect(stdout).toMatch(/acme\s+https:\/\/chat\.acme-industrie\.de\s+3002\s+active\s+4 \/ 2\s+8 GiB \/ 4 GiB/);
+    expect(stdout).toMatch(/nordlicht-design\s+\S+\s+3003\s+suspended/);
+    expect(stdout).toMatch(/Server ccx53: 32 vCPU, 128 GiB/);
+    expect(stdout).toMatch(/reserved: 3 vCPU \(10%\), 6 GiB \(5%\)/);
+    expect(stdout).toMatch(/^\s+\d+\s+docker:index\/container:Container$/m);
+  });
+
+  it("adding a client creates only that client's resources and re-runs the proxy configuration", async () => {
+    fs.writeFileSync(path.join(clientsDir, "newco.yaml"), "name: New Co\nport: 3010\n");
+    try {
+      const list = await changes();
+      const creates = list.filter((c) => c.op === "create");
+      expect(creates.length).toBeGreaterThan(3);
+      expect(creates.every((c) => c.client === "newco")).toBe(true);
+      expect(creates.map((c) => c.type)).toEqual(expect.arrayContaining(["docker:index/container:Container", "cloudflare:index/dnsRecord:DnsRecord", "docker:index/volume:Volume"]));
+      const others = list.filter((c) => c.op !== "create");
+      expect(others.length).toBeGreaterThan(0);
+      expect(others.every((c) => c.op === "update" && c.client === undefined && c.name.startsWith("proxy-") && c.type.startsWith("command:"))).toBe(true);
+      expect(others.map((c) => c.name)).toContain("proxy-caddyfile");
+    } finally {
+      reset();
+    }
+  });
+
+  it("a memory change updates that container in place, nothing else", async () => {
+    fs.writeFileSync(path.join(clientsDir, "acme.yaml"), fs.readFileSync(path.join(clientsDir, "acme.yaml"), "utf8").replace("memory: 8G", "memory: 10G"));
+    try {
+      const list = await changes();
+      expect(list).toHaveLength(1);
+      expect(list[0]).toMatchObject({ op: "update", type: "docker:index/container:Container", client: "acme" });
+      expect(list[0].fields).toContain("memory");
+    } finally {
+      reset();
+    }
+  });
+
+  it("an env change replaces (restarts) that container only, and says so", async () => {
+    const file = path.join(clientsDir, "acme.yaml");
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace('ENABLE_COMMUNITY_SHARING: "false"', 'ENABLE_COMMUNITY_SHARING: "true"'));
+    try {
+      const list = await changes();
+      expect(list).toEqual([expect.objectContaining({ op: "replace", type: "docker:index/container:Container", client: "acme", fields: ["envs"], restart: true })]);
+      const text = (await plan("--base", "HEAD")).stdout;
+      expect(text).toContain("restart of acme");
+      expect(text).toContain("Clients: 0 added, 0 changed, 1 restarted (acme), 0 removed.");
+    } finally {
+      reset();
+    }
+  });
+
+  it("removing a client deletes its container, DNS records and route, and retains its data volume", async () => {
+    fs.rmSync(path.join(clientsDir, "mueller-steuerberatung.yaml"));
+    try {
+      const list = await changes();
+      const deletes = list.filter((c) => c.op === "delete");
+      expect(deletes.every((c) => c.client === "mueller-steuerberatung")).toBe(true);
+      expect(deletes.map((c) => c.type)).toEqual(expect.arrayContaining(["docker:index/container:Container", "cloudflare:index/dnsRecord:DnsRecord"]));
+      expect(deletes.find((c) => c.type === "docker:index/volume:Volume")).toMatchObject({ retained: true });
+      expect(list.find((c) => c.name === "proxy-caddyfile")).toMatchObject({ op: "update", fields: expect.arrayContaining(["source"]) });
+      expect(list.filter((c) => c.op !== "delete").every((c) => c.op === "update" && c.name.startsWith("proxy-"))).toBe(true);
+      const text = (await plan("--base", "HEAD")).stdout;
+      expect(text).toContain("1 removed (mueller-steuerberatung). Data volumes of removed clients are retained on the host (mueller-steuerberatung-data)");
+    } finally {
+      reset();
+    }
+  });
+
+  it("--json has the documented shape and no secret value, not even a placeholder or ciphertext", async () => {
+    fs.writeFileSync(path.join(clientsDir, "newco.yaml"), "name: New Co\nport: 3010\n");
+    try {
+      const { code, stdout } = await plan("--json", "--base", "HEAD");
+      expect(code).toBe(0);
+      const json = JSON.parse(stdout);
+      expect(json).toMatchObject({ stack: "prod", capacity: expect.objectContaining({ serverType: "ccx53" }) });
+      expect(Object.keys(json.clients[0]).sort()).toEqual(
+        ["cpus", "hostname", "memoryMb", "port", "reservedCpus", "reservedMemoryMb", "slug", "status", "url"].sort(),
+      );
+      for (const r of json.resources) expect(Object.keys(r).sort()).toEqual(["inputs", "name", "parent", "type", "urn"]);
+      for (const c of json.changes) expect(c).toMatchObject({ op: expect.stringMatching(/^(create|update|replace|delete)$/), urn: expect.any(String), type: expect.any(String), name: expect.any(String), fields: expect.any(Array) });
+      const container = json.resources.find((r: { type: string; name: string }) => r.type === "docker:index/container:Container" && r.name === "acme-container");
+      expect(JSON.stringify(container.inputs.envs)).toContain("[secret]");
+      expect(stdout).not.toMatch(/placeholder-/);
+      for (const ciphertext of Object.values(CIPHERTEXTS)) expect(stdout).not.toContain(ciphertext.slice(3));
+    } finally {
+      reset();
+    }
+  });
+
+  it("--markdown gives a PR comment and --out writes the Caddyfile and cloud-init", async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "plan-out-"));
+    try {
+      const { code, stdout } = await plan("--markdown", "--base", "HEAD", "--out", out);
+      expect(code).toBe(0);
+      expect(stdout.startsWith("<!-- mai-hosting-plan -->\n### Plan for stack `prod`")).toBe(true);
+      expect(stdout).toContain("No declared resource changes against `HEAD`.");
+      expect(fs.readFileSync(path.join(out, "Caddyfile"), "utf8")).toContain("chat.acme-industrie.de");
+      expect(fs.readFileSync(path.join(out, "cloud-init-host-server.yaml"), "utf8")).toMatch(/^#cloud-config/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it("fails with the same validation errors as npm run check", async () => {
+    fs.writeFileSync(path.join(clientsDir, "broken.yaml"), "name: Broken\nport: 80\nprot: 1\n");
+    try {
+      const result = await plan();
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe("");
+      // check reads Pulumi.<stack>.yaml from the working directory: run it inside the copy.
+      const tsx = pathToFileURL(require.resolve("tsx")).href;
+      const check = await run(process.execPath, ["--import", tsx, path.join(root, "scripts", "check.ts"), "--clients", clientsDir], { cwd: repo }).catch(
+        (err: { stderr: string }) => err,
+      );
+      const issueLines = (text: string) => text.split("\n").filter((line) => line.includes("broken.yaml"));
+      expect(issueLines(result.stderr).length).toBeGreaterThanOrEqual(2);
+      expect(issueLines(result.stderr)).toEqual(issueLines(check.stderr));
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      reset();
+    }
+  });
+
+  it("refuses an unknown git ref clearly", async () => {
+    const result = await plan("--base", "no-such-ref");
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe('plan: --base: "no-such-ref" is not a commit in this repository (fetch it first, e.g. `git fetch origin main`)');
+  });
+});
