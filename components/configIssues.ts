@@ -27,7 +27,8 @@ export class ConfigError extends Error {
   readonly issues: ConfigIssue[];
 
   constructor(issues: ConfigIssue[]) {
-    super(issues.map(formatIssue).join("\n"));
+    // The message is for people: long lists per file are shortened; `issues` keeps them all.
+    super(capIssuesPerFile(issues).map(formatIssue).join("\n"));
     this.name = "ConfigError";
     this.issues = issues;
   }
@@ -39,6 +40,27 @@ export function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
     if (a.file !== b.file) return a.file < b.file ? -1 : 1;
     return (a.line ?? 0) - (b.line ?? 0);
   });
+}
+
+/** Problems listed per file; a pasted wrong document would otherwise flood the output. */
+export const MAX_ISSUES_PER_FILE = 25;
+
+/** Keeps the first `MAX_ISSUES_PER_FILE` issues of each file and says how many were left out. */
+export function capIssuesPerFile(issues: ConfigIssue[]): ConfigIssue[] {
+  const counts = new Map<string, number>();
+  for (const found of issues) counts.set(found.file, (counts.get(found.file) ?? 0) + 1);
+  const shown = new Map<string, number>();
+  const result: ConfigIssue[] = [];
+  for (const found of issues) {
+    const count = shown.get(found.file) ?? 0;
+    shown.set(found.file, count + 1);
+    if (count < MAX_ISSUES_PER_FILE) result.push(found);
+    const total = counts.get(found.file)!;
+    if (count === total - 1 && total > MAX_ISSUES_PER_FILE) {
+      result.push({ file: found.file, path: "", message: `${total - MAX_ISSUES_PER_FILE} more problems in this file not shown` });
+    }
+  }
+  return result;
 }
 
 function oneLine(text: string): string {

@@ -5,7 +5,7 @@
  */
 import { capacitySummary } from "../components/capacity";
 import { validateClientFile } from "../components/clientFile";
-import { type ConfigIssue, ConfigError, formatIssue } from "../components/configIssues";
+import { type ConfigIssue, ConfigError, capIssuesPerFile, formatIssue } from "../components/configIssues";
 import {
   type ClientSource,
   type Configuration,
@@ -85,7 +85,8 @@ function run(argv: string[]): number {
   }
 
   if (issues.length > 0 || configuration === undefined || stack === undefined) {
-    for (const found of issues) console.error(formatIssue(found));
+    const shown = capIssuesPerFile(issues);
+    for (const found of shown) console.error(formatIssue(found));
     console.error(`check failed: ${plural(issues.length, "problem")}`);
     return 1;
   }

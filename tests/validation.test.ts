@@ -159,6 +159,21 @@ describe("YAML reading", () => {
     if (!result.ok) expect(result.issues[0].message).toMatch(/file is 10\.0 MiB; configuration files are limited to 64 KiB/);
   });
 
+  it("caps the problems listed for one file", () => {
+    const text = Array.from({ length: 500 }, (_, i) => `key${i}: 1`).join("\n");
+    let error: unknown;
+    try {
+      resolveConfiguration(stack(), [client("acme", text)]);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues).toHaveLength(502);
+    const lines = (error as ConfigError).message.split("\n");
+    expect(lines).toHaveLength(26);
+    expect(lines[25]).toBe("clients/acme.yaml: 477 more problems in this file not shown");
+  });
+
   it("maps field paths to lines, missing fields to their parent", () => {
     const result = parseYamlMapping("x.yaml", "a: 1\nb:\n  c: 2\n  d: [x, y]\nl:\n  - one\n  - two\n");
     expect(result.ok).toBe(true);
