@@ -4,7 +4,7 @@
  * Open WebUI's /ws/socket.io/ is used (both directions).
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { acceptWebSocket, type WebSocketConnection } from "./httpWebSocket";
 
 /** A running fake workspace. */
@@ -105,14 +105,19 @@ export async function startFakeWorkspace(slug: string, port = 0): Promise<FakeWo
     };
     void echo();
   });
+  // Every raw socket, upgraded ones included (server.close() waits for those too).
+  const rawSockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    rawSockets.add(socket);
+    socket.once("close", () => rawSockets.delete(socket));
+  });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   workspace.port = (server.address() as AddressInfo).port;
   workspace.close = () =>
     new Promise<void>((resolve) => {
-      for (const connection of sockets) connection.destroy();
-      server.closeAllConnections();
       server.close(() => resolve());
+      for (const socket of rawSockets) socket.destroy();
     });
   return workspace;
 }
