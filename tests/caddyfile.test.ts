@@ -1,0 +1,126 @@
+/** The Caddyfile renderer as text: structure, determinism, safety of inserted values. */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { CADDY_IMAGE, CADDY_VERSION } from "../components/caddyRelease";
+import { htmlText, MAX_REQUEST_BODY_BYTES, renderCaddyfile } from "../components/caddyfile";
+import { fixtureClient, fixtureClients } from "./support/caddyFixtures";
+
+const production = { acmeEmail: "ops@example.com" };
+
+/** The lines of one site block, from its address line to its closing brace. */
+function siteBlock(caddyfile: string, address: string): string {
+  const start = caddyfile.indexOf(`\n${address} {\n`);
+  if (start < 0) throw new Error(`no site block for ${address}`);
+  const end = caddyfile.indexOf("\n}\n", start);
+  return caddyfile.slice(start + 1, end + 2);
+}
+
+describe("renderCaddyfile", () => {
+  it("is deterministic, sorted by slug and ends with a newline", () => {
+    const clients = fixtureClients();
+    const once = renderCaddyfile(clients, production);
+    expect(renderCaddyfile([...clients].reverse(), production)).toBe(once);
+    expect(once.endsWith("}\n")).toBe(true);
+    const order = [...once.matchAll(/^# ([a-z0-9-]+): /gm)].map((match) => match[1]);
+    expect(order).toEqual(["alpha", "bravo", "charlie", "delta", "echo", "echo"]);
+  });
+
+  it("proxies an active client to mai-<slug>:8080 with unbuffered, reload-proof streaming", () => {
+    const block = siteBlock(renderCaddyfile(fixtureClients(), production), "alpha.mai.test");
+    expect(block).toContain("import mai_site");
+    expect(block).toContain("reverse_proxy mai-alpha:8080 {");
+    expect(block).toContain("flush_interval -1");
+    expect(block).toMatch(/stream_close_delay \d+[hm]/);
+  });
+
+  it("serves a suspended client a 503 page without any upstream", () => {
+    const block = siteBlock(renderCaddyfile(fixtureClients(), production), "delta.mai.test");
+    expect(block).not.toContain("reverse_proxy");
+    expect(block).toMatch(/Retry-After "\d+"/);
+    expect(block).toMatch(/^\t\tHTML 503$/m);
+  });
+
+  it("redirects a default hostname to the custom one and proxies only the custom one", () => {
+    const caddyfile = renderCaddyfile(fixtureClients(), production);
+    expect(siteBlock(caddyfile, "echo.mai.test")).toContain("redir https://chat.echo-corp.test{uri} 308");
+    expect(siteBlock(caddyfile, "chat.echo-corp.test")).toContain("reverse_proxy mai-echo:8080");
+    expect(caddyfile).not.toMatch(/^alpha\.mai\.test[^{]*\{[^}]*redir/m);
+  });
+
+  it("keeps production defaults unless test options are given", () => {
+    const caddyfile = renderCaddyfile(fixtureClients(), production);
+    for (const testOnly of ["http_port", "https_port", "admin ", "local_certs", "skip_install_trust"]) {
+      expect(caddyfile).not.toContain(testOnly);
+    }
+    expect(caddyfile).toContain("\temail ops@example.com\n");
+    expect(caddyfile).toContain("protocols h1 h2 h3");
+    expect(caddyfile).toContain(`max_size ${MAX_REQUEST_BODY_BYTES / 1024 / 1024}MiB`);
+
+    const local = renderCaddyfile(fixtureClients(), {
+      ...production,
+      httpPort: 8080,
+      httpsPort: 8443,
+      adminAddress: "127.0.0.1:2999",
+      issuer: "internal",
+      upstream: (client) => `127.0.0.1:${client.port}`,
+    });
+    expect(local).toContain("\thttp_port 8080\n\thttps_port 8443\n");
+    expect(local).toContain("\tadmin 127.0.0.1:2999\n");
+    expect(local).toContain("\tlocal_certs\n");
+    expect(local).toContain("reverse_proxy 127.0.0.1:3001 {");
+    // Apart from the upstream address, the site blocks are identical to production's.
+    const sites = (text: string): string => text.slice(text.indexOf("(mai_security_headers)"));
+    expect(sites(local).replace(/127\.0\.0\.1:300(\d)/g, "UP")).toBe(
+      sites(caddyfile).replace(/mai-[a-z]+:8080/g, "UP"),
+    );
+  });
+
+  it("never puts a client name into the Caddyfile raw", () => {
+    const caddyfile = renderCaddyfile(fixtureClients(), production);
+    expect(caddyfile).not.toContain("{$HOME}");
+    expect(caddyfile).not.toContain("{env.SECRET}");
+    expect(caddyfile).not.toContain('"Ltd"');
+    expect(caddyfile).not.toContain("respond 200 }");
+    expect(caddyfile).toContain("Delta &#123;env.SECRET&#125; &#34;Ltd&#34;&#10;respond 200 &#125;");
+    // Names of active clients do not appear at all.
+    expect(caddyfile).not.toContain("Charlie");
+  });
+
+  it("escapes every character outside a small safe set", () => {
+    expect(htmlText("Müller & Co. <b>")).toBe("M&#252;ller &#38; Co. &#60;b&#62;");
+    expect(htmlText("a{b}`$'\"\\")).toBe("a&#123;b&#125;&#96;&#36;&#39;&#34;&#92;");
+    expect(htmlText("😀")).toBe("&#128512;");
+  });
+
+  it("refuses values that cannot be rendered safely, listing them all", () => {
+    const bad = [
+      fixtureClient("alpha", { hostname: "Alpha.example.com" }),
+      fixtureClient("bravo", { hostname: "x.mai.test {\n}" }),
+      fixtureClient("charlie", { hostname: "alpha.mai.test" }),
+    ];
+    let message = "";
+    try {
+      renderCaddyfile(bad, { acmeEmail: "not an email", upstream: () => "evil host:80" });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain("acmeEmail");
+    expect(message).toContain("clients/alpha.yaml: hostname \"Alpha.example.com\" is not a lowercase DNS name");
+    expect(message).toContain("clients/bravo.yaml: hostname");
+    expect(message).toContain("clients/charlie.yaml: hostname alpha.mai.test is already used by clients/alpha.yaml");
+    expect(message).toContain('upstream "evil host:80" is not host:port');
+  });
+});
+
+describe("Caddy release pin", () => {
+  it("uses the same version for the image and the install script", () => {
+    expect(CADDY_IMAGE).toBe(`caddy:${CADDY_VERSION}-alpine`);
+    const script = readFileSync(path.join(__dirname, "..", "scripts", "install-caddy.sh"), "utf8");
+    // The script reads the version from caddyRelease.ts instead of repeating it.
+    expect(script).toContain("components/caddyRelease.ts");
+    expect(script).not.toMatch(/\d+\.\d+\.\d+/);
+    const source = readFileSync(path.join(__dirname, "..", "components", "caddyRelease.ts"), "utf8");
+    expect(source).toContain(`export const CADDY_VERSION = "${CADDY_VERSION}";`);
+  });
+});
