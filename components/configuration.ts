@@ -229,7 +229,7 @@ function hostnameCollisions(valid: ValidClientFile[], clients: ClientSpec[]): Co
   return issues;
 }
 
-/** Reads the client files of `dir` (`.yaml`/`.yml` only, sorted); throws `ConfigError` when unreadable. */
+/** Reads the client files of `dir` (`.yaml`/`.yml`, not hidden, sorted); throws `ConfigError` when unreadable. */
 export function readClientSources(dir: string): ClientSource[] {
   let names: string[];
   try {
@@ -242,7 +242,8 @@ export function readClientSources(dir: string): ClientSource[] {
   }
   const sources: ClientSource[] = [];
   const issues: ConfigIssue[] = [];
-  for (const name of names.filter(isClientFileName).sort()) {
+  // Hidden files are editor artefacts (`.#acme.yaml` locks, swap files), never clients.
+  for (const name of names.filter((entry) => isClientFileName(entry) && !entry.startsWith(".")).sort()) {
     const file = path.join(dir, name);
     try {
       if (!fs.statSync(file).isFile()) continue;

@@ -208,13 +208,14 @@ describe("client file names", () => {
     expect(issues[0]).toMatch(expected);
   });
 
-  it("reads only .yaml/.yml files from a directory, sorted, paths relative as given", () => {
+  it("reads only visible .yaml/.yml files from a directory, sorted, paths as given", () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, "zeta.yaml"), "name: Z\nport: 3002\n");
     fs.writeFileSync(path.join(dir, "alpha.yml"), "name: A\nport: 3001\n");
     fs.writeFileSync(path.join(dir, "README.md"), "# not a client\n");
     fs.writeFileSync(path.join(dir, "notes.json"), "{}");
     fs.mkdirSync(path.join(dir, "sub.yaml"));
+    fs.symlinkSync("user@host.1234", path.join(dir, ".#zeta.yaml"));
     const sources = readClientSources(dir);
     expect(sources.map((source) => source.file)).toEqual([path.join(dir, "alpha.yml"), path.join(dir, "zeta.yaml")]);
   });
