@@ -72,7 +72,7 @@ export function loadProgramConfig(): ProgramConfig {
   const missing = missingClientKeys(configuration.clients, presentSecretPaths());
   if (missing.length > 0) {
     const lines = missing.map(
-      (slug) => formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug)}` }),
+      (slug) => formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug, pulumi.getStack())}` }),
     );
     throw new pulumi.RunError(`invalid configuration:\n${lines.join("\n")}`);
   }
