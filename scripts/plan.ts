@@ -9,9 +9,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigError, formatIssue } from "../components/configIssues";
-import { renderJson, renderMarkdown, renderText } from "../components/plan/report";
-import { PlanError, runPlan, type PlanOptions } from "./lib/planRun";
+import type { PlanOptions } from "./lib/planRun";
 import { applyFastRegistration } from "./lib/planSpeed";
 
 const USAGE =
@@ -68,7 +66,11 @@ async function main(): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  // Before the SDK and the program load: see planSpeed.ts.
   applyFastRegistration();
+  const { ConfigError, formatIssue } = require("../components/configIssues") as typeof import("../components/configIssues");
+  const { renderJson, renderMarkdown, renderText } = require("../components/plan/report") as typeof import("../components/plan/report");
+  const { PlanError, runPlan } = require("./lib/planRun") as typeof import("./lib/planRun");
   try {
     const { report, artifacts } = await runPlan(parsed);
     const render = parsed.format === "json" ? renderJson : parsed.format === "markdown" ? renderMarkdown : renderText;

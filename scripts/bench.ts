@@ -1,0 +1,94 @@
+/**
+ * `npm run bench`: wall time of `npm run plan` (the real program under the mock runtime, as a
+ * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
+ * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11).
+ * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
+ * benchmark of scripts/bench-proxy.ts when that file exists.
+ */
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { promisify } from "util";
+
+const root = path.join(__dirname, "..");
+const run = promisify(execFile);
+const SIZES = [20, 100, 200];
+const REPEATS = 3;
+
+/** Small clients so that 200 fit a ccx53 (the capacity check is part of the plan). */
+export function generatedClient(index: number): string {
+  return [
+    `name: Benchmark Client ${index}`,
+    `port: ${20000 + index}`,
+    "resources:",
+    "  cpus: 0.1",
+    "  memory: 512M",
+    "  reservations:",
+    "    cpus: 0.1",
+    "    memory: 64M",
+    "",
+  ].join("\n");
+}
+
+/** Writes `count` client files into a new temporary directory. */
+function generateClients(count: number): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mai-bench-${count}-`));
+  for (let i = 1; i <= count; i++) fs.writeFileSync(path.join(dir, `bench-${String(i).padStart(3, "0")}.yaml`), generatedClient(i));
+  return dir;
+}
+
+/** One plan run as a process; returns wall seconds and the number of declared resources. */
+async function timePlan(clientsDir: string): Promise<{ seconds: number; resources: number }> {
+  const started = process.hrtime.bigint();
+  const { stdout } = await run(process.execPath, ["--import", "tsx", path.join(root, "scripts", "plan.ts"), "--clients", clientsDir, "--json"], {
+    cwd: root,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { seconds, resources: (JSON.parse(stdout) as { resources: unknown[] }).resources.length };
+}
+
+async function main(): Promise<void> {
+  console.log(`plan benchmark: wall time of one \`npm run plan\` process (best of ${REPEATS}), ${os.cpus().length} CPUs, Node ${process.version}`);
+  const best = new Map<number, number>();
+  for (const size of SIZES) {
+    const dir = generateClients(size);
+    try {
+      const times: number[] = [];
+      let resources = 0;
+      for (let i = 0; i < REPEATS; i++) {
+        const result = await timePlan(dir);
+        times.push(result.seconds);
+        resources = result.resources;
+      }
+      best.set(size, Math.min(...times));
+      console.log(
+        `  ${String(size).padStart(3)} clients: ${Math.min(...times).toFixed(2)} s  (${resources} resources; runs: ${times.map((t) => t.toFixed(2)).join(", ")} s)`,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const t20 = best.get(20)!;
+  const ratio = best.get(200)! / t20;
+  console.log(`  ratio t200/t20: ${ratio.toFixed(2)}  (target <= 11; 20 clients target <= 1.5 s: ${t20 <= 1.5 ? "met" : "not met"})`);
+
+  const proxyBench = path.join(__dirname, "bench-proxy.ts");
+  if (fs.existsSync(proxyBench)) {
+    // Loaded by path: the file is optional.
+    const mod = require(proxyBench) as { runProxyBench?: () => unknown };
+    if (typeof mod.runProxyBench === "function") {
+      const lines = await mod.runProxyBench();
+      if (Array.isArray(lines)) for (const line of lines) console.log(String(line));
+      else if (typeof lines === "string") console.log(lines);
+    }
+  }
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  });
+}
