@@ -164,6 +164,9 @@ describe("npm run plan", () => {
       for (const c of json.changes) expect(c).toMatchObject({ op: expect.stringMatching(/^(create|update|replace|delete)$/), urn: expect.any(String), type: expect.any(String), name: expect.any(String), fields: expect.any(Array) });
       const container = json.resources.find((r: { type: string; name: string }) => r.type === "docker:index/container:Container" && r.name === "acme-container");
       expect(JSON.stringify(container.inputs.envs)).toContain("[secret]");
+      // Computed outputs are mocked faithfully: Hetzner ids reach the server as numbers.
+      const server = json.resources.find((r: { type: string }) => r.type === "hcloud:index/server:Server");
+      expect(Number.isInteger(server.inputs.publicNets[0].ipv4)).toBe(true);
       expect(stdout).not.toMatch(/placeholder-/);
       for (const ciphertext of Object.values(CIPHERTEXTS)) expect(stdout).not.toContain(ciphertext.slice(3));
     } finally {

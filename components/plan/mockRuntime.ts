@@ -133,7 +133,9 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, u
     default:
       break;
   }
-  return { id: type.startsWith("pulumi:providers:") ? `${id}` : `${name}-${id}`, state };
+  // Hetzner ids are integers the program passes on as numbers (server publicNets, firewallIds).
+  const numericId = type.startsWith("hcloud:") || type.startsWith("pulumi:providers:");
+  return { id: numericId ? id : `${name}-${id}`, state };
 }
 
 /** The SDK's mocks: computed outputs as above; any provider function call is a program error here. */
