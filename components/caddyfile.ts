@@ -27,12 +27,6 @@ export interface CaddyfileOptions {
 export const MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
 
 /**
- * How long a reload lets in-flight requests (streamed chat completions) on the old
- * configuration finish before they are cut.
- */
-export const RELOAD_GRACE_PERIOD = "10m";
-
-/**
  * How long proxied websockets (Open WebUI's /ws/socket.io/) of the old configuration stay open
  * after a reload; without it every reload would drop them at once (caddy#5471, caddy#6420).
  */
@@ -132,9 +126,8 @@ function renderGlobalOptions(options: CaddyfileOptions): string {
     // Test-only: certificates from Caddy's own CA, whose root is not installed system-wide.
     lines.push("\tlocal_certs", "\tskip_install_trust");
   }
+  // No grace_period: Caddy's default lets in-flight requests of the old config finish.
   lines.push(
-    "\t# In-flight requests of the old config may finish during a reload.",
-    `\tgrace_period ${RELOAD_GRACE_PERIOD}`,
     "\tservers {",
     "\t\tprotocols h1 h2 h3",
     "\t}",

@@ -40,6 +40,8 @@ export interface RequestSettings {
   body?: Readable;
   /** Abort after this many milliseconds; default 10 s. */
   timeoutMs?: number;
+  /** Send `Expect: 100-continue` and the body only when the server asks for it. */
+  expectContinue?: boolean;
 }
 
 /** Sends one request (HTTPS when the target has a CA) and reads the whole answer. */
@@ -76,8 +78,14 @@ export function request(target: Target, path: string, settings: RequestSettings 
       if (outgoing.reusedSocket) Object.assign(error, { reusedSocket: true });
       reject(error);
     });
-    if (settings.body) settings.body.pipe(outgoing);
-    else outgoing.end();
+    if (!settings.body) outgoing.end();
+    else if (settings.expectContinue) {
+      // The body goes out only once the server asked for it; an early answer (413) skips it.
+      outgoing.setHeader("Expect", "100-continue");
+      const body = settings.body;
+      outgoing.on("continue", () => body.pipe(outgoing));
+      outgoing.flushHeaders();
+    } else settings.body.pipe(outgoing);
   });
 }
 
@@ -85,37 +93,6 @@ export function request(target: Target, path: string, settings: RequestSettings 
 export function isStaleConnectionError(error: unknown): boolean {
   const failed = error as { reusedSocket?: boolean; code?: string };
   return failed?.reusedSocket === true && failed.code === "ECONNRESET";
-}
-
-/** Sends one HTTP/2 request over a fresh TLS session and reads the whole answer. */
-export function request2(target: Target, path: string, settings: RequestSettings = {}): Promise<Reply & { protocol: string }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${target.port}`, { servername: target.hostname, ca: target.ca });
-    const fail = (error: Error): void => {
-      session.destroy();
-      reject(error);
-    };
-    session.on("error", fail);
-    const stream = session.request({
-      ":method": settings.method ?? "GET",
-      ":path": path,
-      ":authority": target.hostname,
-      ...settings.headers,
-    });
-    const chunks: Buffer[] = [];
-    let headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
-    stream.on("response", (received) => (headers = received));
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => {
-      const protocol = session.alpnProtocol ?? "";
-      session.close();
-      resolve({ status: Number(headers[":status"]), headers, body: Buffer.concat(chunks).toString("utf8"), protocol });
-    });
-    // The server may answer early (413) and reset the stream while the body is still being sent.
-    stream.on("error", (error) => (headers[":status"] ? undefined : fail(error)));
-    if (settings.body) settings.body.pipe(stream);
-    else stream.end();
-  });
 }
 
 /**
