@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { diffDeclarations, summariseChanges } from "../components/plan/diff";
 import { forcesReplacement } from "../components/plan/replaceRules";
-import { renderJson, renderMarkdown, renderText, summaryLine, type PlanReport } from "../components/plan/report";
+import { describeChange, renderJson, renderMarkdown, renderText, summaryLine, type PlanReport } from "../components/plan/report";
 import type { DeclaredResource } from "../components/plan/types";
 
 const stackUrn = "urn:pulumi:prod::mai-hosting::";
@@ -174,6 +174,15 @@ describe("renderings", () => {
     expect(text).toMatch(/\s+2\s+docker:index\/container:Container/);
     expect(text).toContain("replace docker:Container mai-acme (envs) — restart of acme");
     expect(text).toContain("Clients: 1 added (gamma), 0 changed, 1 restarted (acme), 0 removed.");
+  });
+
+  it("calls out in-place updates that still interrupt service", () => {
+    const server: DeclaredResource = {
+      urn: `${stackUrn}hcloud:index/server:Server::host`, type: "hcloud:index/server:Server", name: "host", custom: true,
+      inputs: { serverType: "ccx53" }, options: noOptions,
+    };
+    const [change] = diffDeclarations([server], [{ ...server, inputs: { serverType: "ccx63" } }]);
+    expect(describeChange(change)).toBe("~  update  hcloud:Server host (serverType) — serverType: the server is powered off for the resize");
   });
 
   it("markdown starts with the update marker and lists each change", () => {

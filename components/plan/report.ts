@@ -3,7 +3,7 @@
  * a pull-request comment, and stable JSON. Pure: no Pulumi imports, no I/O.
  */
 import { summariseChanges } from "./diff";
-import { restartingTypes } from "./replaceRules";
+import { disruptionNote, restartingTypes } from "./replaceRules";
 import type { CapacityReport } from "../capacity";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 
@@ -116,6 +116,12 @@ export function describeChange(change: ResourceChange): string {
   if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
   if (change.op === "replace" && change.replaceFields) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
   if (change.op === "update" && restartingTypes.has(change.type)) notes.push("updated in place, no restart");
+  if (change.op === "update") {
+    for (const field of change.fields) {
+      const note = disruptionNote(change.type, field);
+      if (note) notes.push(`${field}: ${note}`);
+    }
+  }
   if (change.rerun) notes.push("re-runs on the host (`pulumi preview` lists it as a replacement; nothing is torn down)");
   if (change.retained) notes.push("retained: dropped from the stack, kept on the host");
   if (change.protected) notes.push("PROTECTED: `pulumi up` will refuse");

@@ -2,6 +2,9 @@
  * The plan's orchestration: validate the configuration like `npm run check`, run the program
  * under the mock runtime, optionally do the same for the client files and stack config of a
  * git ref (read with `git cat-file`, the working tree is never touched), and assemble the report.
+ * The base is evaluated in the same process after the head (fresh program modules, mocks and
+ * config; see mockRuntime.ts): measured at about 0.15 s extra for the example stack, against
+ * about 1.2 s for a second process that loads the SDK again.
  */
 import { execFileSync } from "child_process";
 import * as fs from "fs";
