@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: wall time of `npm run plan` (the real program under the mock runtime, as a
+ * `npm run bench`: wall time of the plan (the real program under the mock runtime, as a
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11).
  * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
@@ -50,7 +50,7 @@ async function timePlan(clientsDir: string): Promise<{ seconds: number; resource
 }
 
 async function main(): Promise<void> {
-  console.log(`plan benchmark: wall time of one \`npm run plan\` process (best of ${REPEATS}), ${os.cpus().length} CPUs, Node ${process.version}`);
+  console.log(`plan benchmark: wall time of one plan process, \`node --import tsx scripts/plan.ts --json\` (best of ${REPEATS}), ${os.cpus().length} CPUs, Node ${process.version}`);
   const best = new Map<number, number>();
   for (const size of SIZES) {
     const dir = generateClients(size);
