@@ -96,6 +96,9 @@ export class Proxy extends pulumi.ComponentResource {
           // The directory, not the file: a file mount would pin the old inode after the swap.
           { hostPath: HOST_PATHS.caddyDir, containerPath: "/etc/caddy", readOnly: true },
         ],
+        // On reload Caddy opens a new listening socket; let the kernel hand connections still
+        // queued on the old one over instead of resetting them (Linux 5.14+).
+        sysctls: { "net.ipv4.tcp_migrate_req": "1" },
         healthcheck: PROXY_HEALTHCHECK,
         logDriver: "json-file",
         logOpts: CONTAINER_LOG_OPTS,
@@ -123,8 +126,9 @@ export class Proxy extends pulumi.ComponentResource {
       `${name}-reload`,
       {
         connection: args.connection,
-        // The script's defaults are the production paths (sshd would drop `environment` anyway).
-        create: `bash ${APPLY_SCRIPT_PATH}`,
+        // The script's defaults are the production paths; the image is only needed to validate
+        // while the proxy is down. Inline, because sshd drops `environment` variables.
+        create: `CADDY_IMAGE=${CADDY_IMAGE} bash ${APPLY_SCRIPT_PATH}`,
         triggers: [this.caddyfileHash, scriptHash],
       },
       { ...child, dependsOn: [upload, applyScript, this.container, ...attachments] },

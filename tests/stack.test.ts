@@ -259,6 +259,10 @@ describe("proxy", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ volumeName: "mai-caddy-data", containerPath: "/data" });
   });
 
+  it("migrates queued connections to the new listener on reload", () => {
+    expect(container("proxy-container").inputs.sysctls).toEqual({ "net.ipv4.tcp_migrate_req": "1" });
+  });
+
   it("mounts the Caddyfile directory, not the file", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/opt/mai/caddy", containerPath: "/etc/caddy", readOnly: true });
   });
@@ -276,7 +280,7 @@ describe("proxy", () => {
     const upload = named("command:remote:CopyToRemote", "proxy-caddyfile");
     const reload = named("command:remote:Command", "proxy-reload");
     expect(upload.inputs.remotePath).toBe("/opt/mai/caddy/Caddyfile.next");
-    expect(reload.inputs.create).toContain("mai-caddy-apply");
+    expect(reload.inputs.create).toMatch(/^CADDY_IMAGE=caddy:2\.\d+\.\d+-alpine bash \/usr\/local\/sbin\/mai-caddy-apply$/);
     // Same content hash in both: the upload and the reload re-run together (pulumi-command#151).
     expect(reload.inputs.triggers[0]).toBe(upload.inputs.triggers[0]);
     expect(reload.inputs.triggers[0]).toMatch(/^[0-9a-f]{16}$/);
