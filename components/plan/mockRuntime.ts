@@ -126,6 +126,11 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, u
       state.result = pulumi.secret(`placeholder-password-${digest(seed)}`);
       state.bcryptHash = pulumi.secret(`placeholder-hash-${digest(seed)}`);
       break;
+    case "pulumi-nodejs:dynamic/openrouter:Key":
+      // The key value exists only at OpenRouter and in state, as a secret.
+      state.hash = `placeholder-hash-${digest(seed)}`;
+      state.key = pulumi.secret(`placeholder-key-${digest(seed)}`);
+      break;
     case "command:remote:Command":
       state.stdout = "";
       state.stderr = "";

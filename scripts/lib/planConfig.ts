@@ -18,6 +18,8 @@ export interface CheckedConfiguration {
   warnings: string[];
   /** Active clients whose key is missing from the stack config (the plan uses placeholders). */
   missingKeys: string[];
+  /** Clients ask for managed keys but the stack has no provisioning key (the plan uses a placeholder). */
+  missingProvisioningKey: boolean;
 }
 
 /** Validates the stack file and the client files like `npm run check`; throws ConfigError listing every issue. */
@@ -38,7 +40,12 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
   const configuration = stackFile && sources ? collect(() => resolveConfiguration(stackFile, sources)) : undefined;
   if (issues.length > 0 || !configuration || !stackFile) throw new ConfigError(issues);
 
-  const missingKeys = missingClientKeys(configuration.clients, stackFile.secretPaths);
+  // Clients that ask for a managed key are planned with one even before the provisioning key is
+  // set, so a reviewer sees the key resources the change will create.
+  const missingProvisioningKey =
+    configuration.clients.some((c) => c.openrouter?.monthlyLimitUsd !== undefined) && !stackFile.secretPaths.includes("openrouterProvisioningKey");
+  const secretPaths = missingProvisioningKey ? [...stackFile.secretPaths, "openrouterProvisioningKey"] : stackFile.secretPaths;
+  const missingKeys = missingClientKeys(configuration.clients, secretPaths);
   return {
     clients: configuration.clients.map((c) => ({
       slug: c.slug,
@@ -54,10 +61,16 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
     capacity: configuration.capacity,
     warnings: [
       ...configuration.warnings,
+      ...(missingProvisioningKey
+        ? [
+            `clients ask for managed OpenRouter keys but the stack has no provisioning key (the plan used a placeholder; \`pulumi up\` fails until it is set): pulumi config set --stack ${stack} --secret openrouterProvisioningKey <key>`,
+          ]
+        : []),
       ...missingKeys.map(
         (slug) => `client "${slug}" has no OpenRouter key (the plan used a placeholder; \`pulumi up\` fails until it is set): ${clientKeyCommand(slug, stack)}`,
       ),
     ],
     missingKeys,
+    missingProvisioningKey,
   };
 }

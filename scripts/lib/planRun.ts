@@ -53,12 +53,23 @@ export interface PlanResult {
 }
 
 const OPENROUTER_KEYS = `${PROJECT}:openrouterApiKeys`;
+const PROVISIONING_KEY = `${PROJECT}:openrouterProvisioningKey`;
 
 /**
  * Adds placeholder OpenRouter keys for clients whose key is not in the stack config, so the plan
  * can still show what they declare; returns the slugs that were missing.
  */
-export function withPlaceholderKeys(config: RuntimeConfig, slugs: readonly string[]): { config: RuntimeConfig; missing: string[] } {
+export function withPlaceholderKeys(
+  config: RuntimeConfig,
+  slugs: readonly string[],
+  provisioningKey = false,
+): { config: RuntimeConfig; missing: string[] } {
+  if (provisioningKey) {
+    config = {
+      values: { ...config.values, [PROVISIONING_KEY]: "placeholder-missing-provisioning-key" },
+      secretKeys: [...new Set([...config.secretKeys, PROVISIONING_KEY])],
+    };
+  }
   let keys: Record<string, unknown> = {};
   try {
     keys = JSON.parse(config.values[OPENROUTER_KEYS] ?? "{}") as Record<string, unknown>;
@@ -132,7 +143,13 @@ export function checkoutConfigAt(options: PlanOptions & { base: string }): { dir
   return { dir, clientsDir, stackFile };
 }
 
-async function evaluate(options: PlanOptions, stackPath: string, stackFileLabel: string, clientsDir: string, missingKeys: string[]): Promise<Evaluation> {
+async function evaluate(
+  options: PlanOptions,
+  stackPath: string,
+  stackFileLabel: string,
+  clientsDir: string,
+  checked: Pick<CheckedConfiguration, "missingKeys" | "missingProvisioningKey">,
+): Promise<Evaluation> {
   let runtime: RuntimeConfig;
   try {
     runtime = runtimeConfigFromStackFile(fs.readFileSync(stackPath, "utf8"), stackFileLabel);
@@ -144,7 +161,7 @@ async function evaluate(options: PlanOptions, stackPath: string, stackFileLabel:
     programPath: path.join(options.projectRoot, "index.ts"),
     project: PROJECT,
     stack: options.stack,
-    config: withPlaceholderKeys(runtime, missingKeys).config,
+    config: withPlaceholderKeys(runtime, checked.missingKeys, checked.missingProvisioningKey).config,
     clientsDir,
   });
 }
@@ -177,7 +194,7 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
 
   let head: Evaluation;
   try {
-    head = await evaluate(options, stackPath, stackFileName, options.clientsDir, checked.missingKeys);
+    head = await evaluate(options, stackPath, stackFileName, options.clientsDir, checked);
   } catch (err) {
     if (err instanceof EvaluationError) throw new PlanError(`the program failed under the mock runtime:\n${err.message}`);
     throw err;
@@ -199,7 +216,7 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         let baseChecked: CheckedConfiguration;
         try {
           baseChecked = validateConfiguration(at.stackFile, at.clientsDir, options.stack);
-          base = await evaluate(options, at.stackFile, `${options.base}:${stackFileName}`, at.clientsDir, baseChecked.missingKeys);
+          base = await evaluate(options, at.stackFile, `${options.base}:${stackFileName}`, at.clientsDir, baseChecked);
         } catch (err) {
           if (!(err instanceof EvaluationError || err instanceof PlanError || err instanceof ConfigError)) throw err;
           const detail = err instanceof ConfigError ? err.issues.map(formatIssue).join("\n") : err.message;
