@@ -200,3 +200,19 @@ describe("renderings", () => {
     expect(withoutBase.changes).toBeUndefined();
   });
 });
+
+describe("notes on what a change does beyond the cloud", () => {
+  it("says a removed client's managed OpenRouter key is disabled, not deleted", () => {
+    const change = { op: "delete" as const, urn: "urn:k", type: "pulumi-nodejs:dynamic/openrouter:Key", name: "acme-openrouter", fields: [], client: "acme" };
+    expect(describeChange(change)).toContain("disabled at OpenRouter, not deleted");
+  });
+
+  it("warns that a restart for changed env does not reach Open WebUI's stored settings", () => {
+    const change = { op: "replace" as const, urn: "urn:c", type: "docker:index/container:Container", name: "acme-container", fields: ["envs"], replaceFields: ["envs"], client: "acme" };
+    const text = describeChange(change);
+    expect(text).toContain("restart of acme");
+    expect(text).toMatch(/keeps its stored .*OPENAI_API_KEY/);
+    const memory = { ...change, op: "update" as const, fields: ["memory"], replaceFields: undefined };
+    expect(describeChange(memory)).not.toContain("keeps its stored");
+  });
+});

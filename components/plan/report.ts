@@ -4,6 +4,10 @@
  */
 import { summariseChanges } from "./diff";
 import { disruptionNote, restartingTypes } from "./replaceRules";
+import { STACK_ENV } from "../clientContainer";
+
+/** Stack-set variables Open WebUI reads on first start only. */
+const PERSISTENT_ENV = Object.keys(STACK_ENV).filter((key) => STACK_ENV[key].persistent);
 import type { CapacityReport } from "../capacity";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 
@@ -124,6 +128,11 @@ export function describeChange(change: ResourceChange): string {
   }
   if (change.rerun) notes.push("re-runs on the host (`pulumi preview` lists it as a replacement; nothing is torn down)");
   if (change.retained) notes.push("retained: dropped from the stack, kept on the host");
+  if (change.op === "replace" && restartingTypes.has(change.type) && change.fields.includes("envs")) {
+    notes.push(`a running workspace keeps its stored ${PERSISTENT_ENV.join(", ")} (Open WebUI PersistentConfig; README: "What reaches a running instance")`);
+  }
+  // The OpenRouter provider's delete disables the key: its usage history stays for invoicing.
+  if (change.op === "delete" && change.type === "pulumi-nodejs:dynamic/openrouter:Key") notes.push("disabled at OpenRouter, not deleted");
   if (change.protected) notes.push("PROTECTED: `pulumi up` will refuse");
   const note = notes.length > 0 ? ` — ${notes.join("; ")}` : "";
   return `${opSymbol[change.op].padEnd(2)} ${change.op.padEnd(7)} ${shortType(change.type)} ${change.name}${fields}${note}`;
