@@ -328,7 +328,8 @@ export function readStackFile(file: string): StackFile {
   return { file, values, lineOf, secretPaths: secretPaths.sort(), issues };
 }
 
-function isEncrypted(value: unknown): boolean {
+/** A Pulumi-encrypted config value as it appears in a stack file: `{ secure: "v1:..." }`. */
+export function isEncrypted(value: unknown): value is { secure: string } {
   return (
     typeof value === "object" &&
     value !== null &&

@@ -128,7 +128,7 @@ export function mockOutputs(type: string, name: string, inputs: Record<string, u
       break;
     case "pulumi-nodejs:dynamic/openrouter:Key":
       // The key value exists only at OpenRouter and in state, as a secret.
-      state.hash = `placeholder-hash-${digest(seed)}`;
+      state.hash = `mock-${digest(seed)}`;
       state.key = pulumi.secret(`placeholder-key-${digest(seed)}`);
       break;
     case "command:remote:Command":

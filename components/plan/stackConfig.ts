@@ -6,6 +6,7 @@
  */
 import { createHash } from "crypto";
 import { parse } from "yaml";
+import { isEncrypted } from "../configuration";
 
 /** Runtime config as the Pulumi SDK receives it. */
 export interface RuntimeConfig {
@@ -18,15 +19,6 @@ export interface RuntimeConfig {
 /** Thrown for a stack file that is not valid YAML or has no usable `config` mapping. */
 export class StackFileError extends Error {}
 
-function isSecure(value: unknown): value is { secure: string } {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    !Array.isArray(value) &&
-    Object.keys(value).length === 1 &&
-    typeof (value as { secure?: unknown }).secure === "string"
-  );
-}
 
 /** A stand-in for a secret, stable for one ciphertext. Never the plaintext. */
 export function secretPlaceholder(ciphertext: string): string {
@@ -35,7 +27,7 @@ export function secretPlaceholder(ciphertext: string): string {
 
 /** Replaces secure leaves with placeholders; reports whether any were found. */
 function withPlaceholders(value: unknown): { value: unknown; secret: boolean } {
-  if (isSecure(value)) return { value: secretPlaceholder(value.secure), secret: true };
+  if (isEncrypted(value)) return { value: secretPlaceholder(value.secure), secret: true };
   if (Array.isArray(value)) {
     const items = value.map(withPlaceholders);
     return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
