@@ -16,10 +16,12 @@ const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 
 let standIn: OpenRouterStandIn;
 let clientsDir: string;
+let noClientsDir: string;
 
 beforeAll(async () => {
   standIn = await startOpenRouterStandIn({ pageSize: 2 });
   clientsDir = mkdtempSync(path.join(tmpdir(), "usage-clients-"));
+  noClientsDir = mkdtempSync(path.join(tmpdir(), "usage-no-clients-"));
   writeFileSync(path.join(clientsDir, "acme.yaml"), "name: Acme\nport: 3001\nopenrouter:\n  monthlyLimitUsd: 25\n");
   writeFileSync(path.join(clientsDir, "beta.yaml"), "name: Beta\nport: 3002\nopenrouter:\n  monthlyLimitUsd: 10\n");
   writeFileSync(path.join(clientsDir, "gamma.yaml"), "name: Gamma\nport: 3003\nopenrouter: {}\n");
@@ -28,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await standIn.close();
   rmSync(clientsDir, { recursive: true, force: true });
+  rmSync(noClientsDir, { recursive: true, force: true });
 });
 afterEach(() => {
   standIn.faults.length = 0;
@@ -104,7 +107,7 @@ describe("npm run usage (as a process)", () => {
     expect(table.stdout).not.toContain("playground");
     expectNoSecret(table.stdout);
 
-    const csv = await runCli(["--csv", "--stack", "staging"], env());
+    const csv = await runCli(["--csv", "--stack", "staging", "--clients", noClientsDir], env());
     expect(csv.code).toBe(0);
     const [header, ...rows] = csv.stdout.trim().split("\n");
     expect(header).toBe("stack,client,key_name,key_hash,disabled,limit_usd,limit_reset,usage_month_usd,usage_total_usd,remaining_usd,note");
@@ -157,7 +160,7 @@ describe("runUsage (in process)", () => {
     seedAccount();
     standIn.fail({ times: 1, status: 429, retryAfter: "0" }).fail({ times: 1, status: 502 });
     const { out, io } = capture();
-    expect(await runUsage(["--json", "--stack", "prod"], env(), io, fast)).toBe(0);
+    expect(await runUsage(["--json", "--stack", "prod", "--clients", noClientsDir], env(), io, fast)).toBe(0);
     expect((JSON.parse(out.stdout) as UsageReport).rows.map((r) => r.client)).toEqual(["acme", "beta", "old-client"]);
   });
 
