@@ -1,9 +1,12 @@
 /**
  * Runs the real program (index.ts) under Pulumi's mock runtime and returns what it declared:
- * every resource with its inputs and the options the SDK sent (protect, retainOnDelete, ...).
+ * every resource with its raw inputs (secrets still wrapped, so tests can check both the value
+ * and the marking) and the options the SDK sent (protect, retainOnDelete, ...). The plan's
+ * evaluator masks secrets instead; both use the same mocked provider outputs.
  * Call once per fresh module registry (vitest: one run per test file, or vi.resetModules()).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { mockOutputs } from "../../components/plan/mockRuntime";
 
 export interface DeclaredResource {
   type: string;
@@ -17,38 +20,10 @@ export interface ProgramRun {
   outputs: Record<string, unknown>;
 }
 
-/** Fixed addresses the mocked server reports (documentation ranges). */
-export const MOCK_IPV4 = "203.0.113.10";
-export const MOCK_IPV6 = "2001:db8::1";
-
-/** Hetzner ids are numbers; derive them from the name so that two runs agree. */
-function numericId(name: string): string {
-  let hash = 0;
-  for (const ch of name) hash = (hash * 31 + ch.charCodeAt(0)) % 1_000_000;
-  return String(1_000_000 + hash);
-}
-
-/** Outputs a real provider computes that the program reads back. */
-function computedState(type: string, name: string, inputs: Record<string, any>): { id: string; state: Record<string, any> } {
-  switch (type) {
-    case "hcloud:index/server:Server":
-      return { id: numericId(name), state: { ...inputs, ipv4Address: MOCK_IPV4, ipv6Address: MOCK_IPV6 } };
-    case "hcloud:index/primaryIp:PrimaryIp":
-    case "hcloud:index/firewall:Firewall":
-    case "hcloud:index/sshKey:SshKey":
-      return { id: numericId(name), state: inputs };
-    case "command:remote:Command":
-      return { id: `${name}-id`, state: { ...inputs, stdout: "28.0.0", stderr: "" } };
-    case "random:index/randomPassword:RandomPassword":
-      return { id: `${name}-id`, state: { ...inputs, result: `generated-${name}` } };
-    case "pulumi-nodejs:dynamic/openrouter:Key":
-      return { id: `hash-${name}`, state: { ...inputs, hash: `hash-${name}`, key: `sk-or-v1-managed-${name}` } };
-    case "docker:index/remoteImage:RemoteImage":
-      return { id: `${name}-id`, state: { ...inputs, imageId: `sha256:${name}` } };
-    default:
-      return { id: `${name}-id`, state: inputs };
-  }
-}
+/** The outputs the mocked providers compute: the plan's own, so tests and plan agree. */
+const serverState = mockOutputs("hcloud:index/server:Server", "host-server", {}).state;
+export const MOCK_IPV4 = serverState.ipv4Address as string;
+export const MOCK_IPV6 = serverState.ipv6Address as string;
 
 export interface ProgramRunOptions {
   /** Stack config, keys with namespace (`mai-hosting:domain`), objects as JSON strings. */
@@ -68,7 +43,7 @@ export async function runProgram(options: ProgramRunOptions): Promise<ProgramRun
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        const { id, state } = computedState(args.type, args.name, args.inputs);
+        const { id, state } = mockOutputs(args.type, args.name, args.inputs);
         const options = pending.get(`${args.type}::${args.name}`) ?? {
           protect: false,
           deleteBeforeReplace: false,
