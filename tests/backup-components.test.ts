@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { installMocks } from "./support/programHarness";
 
 interface Declared {
   type: string;
@@ -19,7 +20,6 @@ interface Declared {
 }
 
 const declared: Declared[] = [];
-const requests = new Map<string, { dependsOn: string[]; parent: string }>();
 const lastSegment = (urn: string) => urn.split("::").pop() ?? "";
 let backups: typeof import("../components/backups");
 let plan: typeof import("../components/backupPlan");
@@ -28,37 +28,15 @@ const CONNECTION = { host: "203.0.113.10", user: "root", privateKey: pulumi.secr
 const HOST_DIR = path.join(__dirname, "..", "host");
 
 beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        declared.push({ type: args.type, name: args.name, inputs: args.inputs, dependsOn: [], parentType: "" });
-        return { id: `${args.name}-id`, state: { ...args.inputs, stdout: "", stderr: "" } };
-      },
-      call(args) {
-        throw new Error(`unexpected provider function call: ${args.token}`);
-      },
-    },
-    "mai-hosting",
-    "test",
-    false,
-  );
-  // Resource options never reach the mock (pulumi/pulumi#14421): read dependsOn off the request.
-  const monitor = pulumi.runtime.getMonitor() as any;
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req: any, callback: any) => {
-    requests.set(req.getName(), { dependsOn: req.getDependenciesList(), parent: req.getParent() });
-    return register(req, callback);
-  };
+  const registered = await installMocks();
   backups = await import("../components/backups");
   plan = await import("../components/backupPlan");
 
   const tooling = new backups.BackupTooling("backup-tooling", { connection: CONNECTION, retentionDays: 14 });
   new backups.ClientBackup("acme-backup", { connection: CONNECTION, slug: "acme", tooling });
   await new Promise((resolve) => setTimeout(resolve, 100)); // let the registrations drain
-  for (const resource of declared) {
-    const request = requests.get(resource.name);
-    resource.dependsOn = (request?.dependsOn ?? []).map(lastSegment).sort();
-    resource.parentType = request?.parent.split("::")[2] ?? "";
+  for (const { type, name, inputs, options } of registered) {
+    declared.push({ type, name, inputs, dependsOn: options.dependsOn.map(lastSegment).sort(), parentType: options.parent.split("::")[2] ?? "" });
   }
 });
 

@@ -12,7 +12,16 @@ export interface DeclaredResource {
   type: string;
   name: string;
   inputs: Record<string, any>;
-  options: { protect: boolean; retainOnDelete?: boolean; deleteBeforeReplace: boolean; ignoreChanges: string[]; dependsOn: string[] };
+  options: {
+    protect: boolean;
+    retainOnDelete?: boolean;
+    deleteBeforeReplace: boolean;
+    ignoreChanges: string[];
+    /** URNs of direct dependencies (dependsOn and inputs). */
+    dependsOn: string[];
+    /** URN of the parent ("" for none). */
+    parent: string;
+  };
 }
 
 export interface ProgramRun {
@@ -36,7 +45,11 @@ export interface ProgramRunOptions {
   programPath?: string;
 }
 
-export async function runProgram(options: ProgramRunOptions): Promise<ProgramRun> {
+/**
+ * Installs Pulumi's mocks (the plan's provider outputs; an unmocked `call` throws) and returns
+ * the list every registration is appended to, with its inputs and options.
+ */
+export async function installMocks(): Promise<DeclaredResource[]> {
   const resources: DeclaredResource[] = [];
   const pending = new Map<string, DeclaredResource["options"]>();
 
@@ -49,6 +62,7 @@ export async function runProgram(options: ProgramRunOptions): Promise<ProgramRun
           deleteBeforeReplace: false,
           ignoreChanges: [],
           dependsOn: [],
+          parent: "",
         };
         resources.push({ type: args.type, name: args.name, inputs: args.inputs, options });
         return { id, state };
@@ -73,10 +87,15 @@ export async function runProgram(options: ProgramRunOptions): Promise<ProgramRun
       deleteBeforeReplace: req.getDeletebeforereplace(),
       ignoreChanges: req.getIgnorechangesList(),
       dependsOn: req.getDependenciesList(),
+      parent: req.getParent(),
     });
     return register(req, callback);
   };
+  return resources;
+}
 
+export async function runProgram(options: ProgramRunOptions): Promise<ProgramRun> {
+  const resources = await installMocks();
   pulumi.runtime.setAllConfig(options.config, options.secretKeys ?? []);
   process.env.MAI_CLIENTS_DIR = options.clientsDir;
   const program = await import(options.programPath ?? "../../index");
