@@ -340,6 +340,39 @@ export function isEncrypted(value: unknown): value is { secure: string } {
 }
 
 /**
+ * Reads a stack file and a client directory and resolves them: what `npm run check` and the plan
+ * both validate. Throws one ConfigError with every issue of both; when the stack file is unusable,
+ * each client file is still checked on its own so its mistakes are not hidden behind the stack's.
+ */
+export function loadConfigurationFiles(stackPath: string, clientsDir: string): { stackFile: StackFile; configuration: Configuration } {
+  const issues: ConfigIssue[] = [];
+  const collect = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      issues.push(...error.issues);
+      return undefined;
+    }
+  };
+  const stackFile = collect(() => readStackFile(stackPath));
+  const sources = collect(() => readClientSources(clientsDir));
+  if (stackFile !== undefined) issues.push(...stackFile.issues);
+
+  let configuration: Configuration | undefined;
+  if (stackFile !== undefined && sources !== undefined) {
+    configuration = collect(() => resolveConfiguration(stackFile, sources));
+  } else if (sources !== undefined) {
+    for (const source of sources) {
+      const result = validateClientFile(source.file, source.text, source.sizeBytes);
+      if (!result.ok) issues.push(...result.issues);
+    }
+  }
+  if (issues.length > 0 || configuration === undefined || stackFile === undefined) throw new ConfigError(issues);
+  return { stackFile, configuration };
+}
+
+/**
  * Slugs of active clients without an OpenRouter key: neither `openrouterApiKeys.<slug>` is set nor
  * a managed key is possible (the client asks for one with `openrouter.monthlyLimitUsd` and the
  * stack has `openrouterProvisioningKey`). Sorted.

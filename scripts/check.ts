@@ -4,18 +4,8 @@
  * problem printed, one per line); 2: bad usage.
  */
 import { capacitySummary } from "../components/capacity";
-import { validateClientFile } from "../components/clientFile";
-import { type ConfigIssue, ConfigError, capIssuesPerFile, formatIssue } from "../components/configIssues";
-import {
-  type ClientSource,
-  type Configuration,
-  type StackFile,
-  clientKeyCommand,
-  missingClientKeys,
-  readClientSources,
-  readStackFile,
-  resolveConfiguration,
-} from "../components/configuration";
+import { ConfigError, capIssuesPerFile, formatIssue } from "../components/configIssues";
+import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../components/configuration";
 
 const USAGE = "usage: npm run check -- [--clients <dir>] [--stack <name>]   (defaults: --clients clients --stack prod)";
 
@@ -40,18 +30,6 @@ function parseArguments(argv: string[]): Options | { usageError: string } | { he
   return options;
 }
 
-function collect<T>(issues: ConfigIssue[], read: () => T): T | undefined {
-  try {
-    return read();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      issues.push(...error.issues);
-      return undefined;
-    }
-    throw error;
-  }
-}
-
 function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
@@ -68,28 +46,16 @@ function run(argv: string[]): number {
     return 2;
   }
 
-  const issues: ConfigIssue[] = [];
-  const stack: StackFile | undefined = collect(issues, () => readStackFile(`Pulumi.${parsed.stack}.yaml`));
-  const sources: ClientSource[] | undefined = collect(issues, () => readClientSources(parsed.clientsDir));
-  if (stack !== undefined) issues.push(...stack.issues);
-
-  let configuration: Configuration | undefined;
-  if (stack !== undefined && sources !== undefined) {
-    configuration = collect(issues, () => resolveConfiguration(stack, sources));
-  } else if (sources !== undefined) {
-    // Without stack settings, still report what each client file gets wrong on its own.
-    for (const source of sources) {
-      const result = validateClientFile(source.file, source.text, source.sizeBytes);
-      if (!result.ok) issues.push(...result.issues);
-    }
-  }
-
-  if (issues.length > 0 || configuration === undefined || stack === undefined) {
-    const shown = capIssuesPerFile(issues);
-    for (const found of shown) console.error(formatIssue(found));
-    console.error(`check failed: ${plural(issues.length, "problem")}`);
+  let loaded: ReturnType<typeof loadConfigurationFiles>;
+  try {
+    loaded = loadConfigurationFiles(`Pulumi.${parsed.stack}.yaml`, parsed.clientsDir);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const found of capIssuesPerFile(error.issues)) console.error(formatIssue(found));
+    console.error(`check failed: ${plural(error.issues.length, "problem")}`);
     return 1;
   }
+  const { stackFile: stack, configuration } = loaded;
 
   const { clients, capacity } = configuration;
   console.log(

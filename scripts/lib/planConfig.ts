@@ -4,8 +4,7 @@
  * key is not in the stack config yet.
  */
 import type { CapacityReport } from "../../components/capacity";
-import { ConfigError, type ConfigIssue } from "../../components/configIssues";
-import { clientKeyCommand, missingClientKeys, readClientSources, readStackFile, resolveConfiguration } from "../../components/configuration";
+import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../../components/configuration";
 import type { PlanClientRow } from "../../components/plan/report";
 
 /** What the plan shows about the configuration itself. */
@@ -24,21 +23,7 @@ export interface CheckedConfiguration {
 
 /** Validates the stack file and the client files like `npm run check`; throws ConfigError listing every issue. */
 export function validateConfiguration(stackPath: string, clientsDir: string, stack: string): CheckedConfiguration {
-  const issues: ConfigIssue[] = [];
-  const collect = <T>(read: () => T): T | undefined => {
-    try {
-      return read();
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      issues.push(...err.issues);
-      return undefined;
-    }
-  };
-  const stackFile = collect(() => readStackFile(stackPath));
-  const sources = collect(() => readClientSources(clientsDir));
-  if (stackFile) issues.push(...stackFile.issues);
-  const configuration = stackFile && sources ? collect(() => resolveConfiguration(stackFile, sources)) : undefined;
-  if (issues.length > 0 || !configuration || !stackFile) throw new ConfigError(issues);
+  const { stackFile, configuration } = loadConfigurationFiles(stackPath, clientsDir);
 
   // Clients that ask for a managed key are planned with one even before the provisioning key is
   // set, so a reviewer sees the key resources the change will create.
