@@ -53,7 +53,7 @@ new Proxy(
   {
     connection: host.connection,
     network,
-    clientNetworks: clients.map((instance, i) => ({ slug: config.clients[i].slug, network: instance.network })),
+    clientNetworks: clients.map((instance) => ({ slug: instance.client.slug, network: instance.network })),
     caddyfile: renderCaddyfile(config.clients, { acmeEmail: settings.acmeEmail }),
   },
   { providers: { docker: host.docker } },
@@ -62,8 +62,8 @@ new Proxy(
 export const serverIpv4 = host.ipv4Address;
 export const serverIpv6 = host.ipv6Address;
 export const clientEndpoints = Object.fromEntries(
-  config.clients.map((client) => [
+  clients.map(({ client, url }) => [
     client.slug,
-    { url: `https://${client.hostname}`, port: client.port, container: clientNames(client.slug).container, status: client.status },
+    { url, port: client.port, container: clientNames(client.slug).container, status: client.status },
   ]),
 );

@@ -6,6 +6,7 @@
  * site blocks exercised by the tests are byte-for-byte the production ones.
  */
 import type { ClientSpec } from "./model";
+import { APP_PORT, clientNames } from "./clientContainer";
 
 /** How the Caddyfile is rendered; everything except `acmeEmail` exists for tests and benchmarks. */
 export interface CaddyfileOptions {
@@ -48,7 +49,7 @@ const ADMIN_ADDRESS_PATTERN = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/i;
  * Throws one error listing every value that cannot be rendered safely.
  */
 export function renderCaddyfile(clients: ClientSpec[], options: CaddyfileOptions): string {
-  const upstreamOf = options.upstream ?? ((client: ClientSpec) => `mai-${client.slug}:8080`);
+  const upstreamOf = options.upstream ?? ((client: ClientSpec) => `${clientNames(client.slug).container}:${APP_PORT}`);
   const sorted = [...clients].sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
   const problems = [...checkOptions(options), ...checkClients(sorted, upstreamOf)];
   if (problems.length > 0) {

@@ -58,6 +58,8 @@ export class ClientInstance extends pulumi.ComponentResource {
   /** The stack-managed OpenRouter key, when the client has one. */
   public readonly openrouterKey?: OpenRouterKey;
   public readonly url: string;
+  /** The validated client this instance declares. */
+  public readonly client: ClientSpec;
 
   constructor(name: string, args: ClientInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mai:index:ClientInstance", name, {}, opts);
@@ -65,6 +67,7 @@ export class ClientInstance extends pulumi.ComponentResource {
     const names = clientNames(client.slug);
     const child = { parent: this };
     this.url = `https://${client.hostname}`;
+    this.client = client;
 
     this.dataVolume = new docker.Volume(
       `${name}-data`,

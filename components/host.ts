@@ -113,7 +113,7 @@ export class Host extends pulumi.ComponentResource {
     this.docker = new docker.Provider(
       `${name}-docker`,
       {
-        host: pulumi.all([this.ipv4Address, cloudInit.stdout]).apply(([ip]) => `ssh://root@${ip}`),
+        host: this.connection.apply((connection) => `ssh://root@${connection.host}`),
         sshOpts: ["-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=30"],
       },
       { parent: this },

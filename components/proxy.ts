@@ -5,7 +5,7 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import { CADDY_IMAGE } from "./caddyRelease";
 import { HOST_PATHS } from "./cloudInit";
-import { CONTAINER_LOG_OPTS } from "./clientContainer";
+import { CONTAINER_LOG_OPTS, clientNames } from "./clientContainer";
 import { lifecycle } from "./lifecycle";
 import { contentHash, proxyAttachCommands, proxyPorts, PROXY_CONTAINER, PROXY_HEALTHCHECK } from "./proxyPolicy";
 
@@ -108,7 +108,7 @@ export class Proxy extends pulumi.ComponentResource {
     );
 
     const attachments = args.clientNetworks.map(({ slug, network }) => {
-      const cmd = proxyAttachCommands(`mai-${slug}`);
+      const cmd = proxyAttachCommands(clientNames(slug).network);
       return new command.remote.Command(
         `${name}-attach-${slug}`,
         {
