@@ -1,17 +1,17 @@
 /**
  * mai-hosting: one Hetzner CCX server, the shared Docker network, Caddy in front, and one
  * ClientInstance per `clients/*.yaml`. Configuration is validated completely before anything
- * is declared; see components/programConfig.ts.
+ * is declared; see config/programConfig.ts.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import { BackupTooling } from "./components/backups";
-import { renderCaddyfile } from "./components/caddyfile";
+import { renderCaddyfile } from "./policy/caddyfile";
 import { ClientInstance } from "./components/clientInstance";
-import { clientNames } from "./components/clientContainer";
+import { clientNames } from "./policy/clientContainer";
 import { Host } from "./components/host";
-import { openRouterKeyName } from "./components/openrouterKey";
-import { loadProgramConfig } from "./components/programConfig";
+import { openRouterKeyName } from "./components/openrouter/key";
+import { loadProgramConfig } from "./config/programConfig";
 import { Proxy } from "./components/proxy";
 
 const config = loadProgramConfig();

@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { BACKUP_HOST_FILES, backupTimerUnit, disableBackupCommand, enableBackupCommand, planBackupTooling } from "./backupPlan";
+import { BACKUP_HOST_FILES, backupTimerUnit, disableBackupCommand, enableBackupCommand, planBackupTooling } from "../policy/backupPlan";
 
 /** Reads the tooling's repository files (scripts and units) from the project checkout. */
 export function readBackupHostFiles(repoRoot: string = path.join(__dirname, "..")): Record<string, string> {

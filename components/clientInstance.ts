@@ -4,7 +4,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as random from "@pulumi/random";
 import * as command from "@pulumi/command";
 import { ClientBackup } from "./backups";
-import type { ClientSpec } from "./model";
+import type { ClientSpec } from "../config/model";
 import {
   CLIENT_HEALTHCHECK,
   CONTAINER_LOG_OPTS,
@@ -13,10 +13,10 @@ import {
   clientLimits,
   clientNames,
   clientPorts,
-} from "./clientContainer";
-import { dnsRecordsFor } from "./dns";
-import { lifecycle } from "./lifecycle";
-import { OpenRouterKey } from "./openrouterKey";
+} from "../policy/clientContainer";
+import { dnsRecordsFor } from "../policy/dns";
+import { lifecycle } from "../policy/lifecycle";
+import { OpenRouterKey } from "./openrouter/key";
 
 export interface ClientInstanceArgs {
   /** The validated client: `clients/<slug>.yaml` with the stack defaults applied. */

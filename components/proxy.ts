@@ -3,11 +3,11 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
-import { CADDY_IMAGE } from "./caddyRelease";
-import { HOST_PATHS } from "./cloudInit";
-import { CONTAINER_LOG_OPTS, clientNames } from "./clientContainer";
-import { lifecycle } from "./lifecycle";
-import { contentHash, proxyAttachCommands, proxyPorts, PROXY_CONTAINER, PROXY_HEALTHCHECK } from "./proxyPolicy";
+import { CADDY_IMAGE } from "../policy/caddyRelease";
+import { HOST_PATHS } from "../policy/cloudInit";
+import { CONTAINER_LOG_OPTS, clientNames } from "../policy/clientContainer";
+import { lifecycle } from "../policy/lifecycle";
+import { contentHash, proxyAttachCommands, proxyPorts, PROXY_CONTAINER, PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
 
 /** The production reload procedure, shipped to the host and run after each Caddyfile upload. */
 const APPLY_SCRIPT = fs.readFileSync(path.join(__dirname, "..", "host", "caddy-apply.sh"), "utf8");

@@ -6,7 +6,7 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { renderCaddyfile } from "../components/caddyfile";
+import { renderCaddyfile } from "../policy/caddyfile";
 import { fixtureClient } from "../tests/support/caddyFixtures";
 import { freePort, startCaddy } from "../tests/support/caddyProcess";
 import {

@@ -3,9 +3,9 @@
  * file without touching anything. Exit 0: valid (summary and warnings printed); 1: invalid (every
  * problem printed, one per line); 2: bad usage.
  */
-import { capacitySummary } from "../components/capacity";
-import { ConfigError, capIssuesPerFile, formatIssue } from "../components/configIssues";
-import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../components/configuration";
+import { capacitySummary } from "../policy/capacity";
+import { ConfigError, capIssuesPerFile, formatIssue } from "../config/configIssues";
+import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../config/configuration";
 
 const USAGE = "usage: npm run check -- [--clients <dir>] [--stack <name>]   (defaults: --clients clients --stack prod)";
 

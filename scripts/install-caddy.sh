@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Builds the Caddy release pinned in components/caddyRelease.ts (the one the proxy image runs)
+# Builds the Caddy release pinned in policy/caddyRelease.ts (the one the proxy image runs)
 # into a cache outside the repository, unless it is already there, and prints the binary's path.
 # The integration tests and the proxy benchmark use it (or $CADDY_BIN when set).
 # Needs Go and access to the Go module proxy on the first run only.
 set -euo pipefail
 
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-version="$(sed -n 's/^export const CADDY_VERSION = "\([0-9][0-9.]*\)";$/\1/p' "$repo_dir/components/caddyRelease.ts")"
-[ -n "$version" ] || { echo "install-caddy: cannot read CADDY_VERSION from components/caddyRelease.ts" >&2; exit 1; }
+version="$(sed -n 's/^export const CADDY_VERSION = "\([0-9][0-9.]*\)";$/\1/p' "$repo_dir/policy/caddyRelease.ts")"
+[ -n "$version" ] || { echo "install-caddy: cannot read CADDY_VERSION from policy/caddyRelease.ts" >&2; exit 1; }
 
 cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/mai-hosting/caddy-$version"
 binary="$cache_dir/caddy"

@@ -7,8 +7,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { parse, stringify } from "yaml";
-import { isClientFileName, slugProblem, validateClientFile } from "../components/clientFile";
-import { formatIssue } from "../components/configIssues";
+import { isClientFileName, slugProblem, validateClientFile } from "../config/clientFile";
+import { formatIssue } from "../config/configIssues";
 
 /** First port handed out when there are no clients yet. */
 export const FIRST_CLIENT_PORT = 8001;

@@ -68,8 +68,8 @@ async function main(): Promise<number> {
   }
   // Before the SDK and the program load: see planSpeed.ts.
   applyFastRegistration();
-  const { ConfigError, formatIssue } = require("../components/configIssues") as typeof import("../components/configIssues");
-  const { renderJson, renderMarkdown, renderText } = require("../components/plan/report") as typeof import("../components/plan/report");
+  const { ConfigError, formatIssue } = require("../config/configIssues") as typeof import("../config/configIssues");
+  const { renderJson, renderMarkdown, renderText } = require("../plan/report") as typeof import("../plan/report");
   const { PlanError, runPlan } = require("./lib/planRun") as typeof import("./lib/planRun");
   try {
     const { report, artifacts } = await runPlan(parsed);

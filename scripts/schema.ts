@@ -1,12 +1,12 @@
 /**
  * `npm run schema`: writes schema/client.schema.json, the editor JSON Schema for client files,
- * generated from the zod schema that validates them (components/clientFile.ts), so editors and
+ * generated from the zod schema that validates them (config/clientFile.ts), so editors and
  * `npm run check` agree. `npm run schema -- --check` fails when the committed file is stale.
  */
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
-import { clientFileSchema } from "../components/clientFile";
+import { clientFileSchema } from "../config/clientFile";
 
 /** Where the schema is committed; client files point at it with a yaml-language-server comment. */
 export const CLIENT_SCHEMA_PATH = path.join(__dirname, "..", "schema", "client.schema.json");

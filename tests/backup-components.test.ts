@@ -22,7 +22,7 @@ interface Declared {
 const declared: Declared[] = [];
 const lastSegment = (urn: string) => urn.split("::").pop() ?? "";
 let backups: typeof import("../components/backups");
-let plan: typeof import("../components/backupPlan");
+let plan: typeof import("../policy/backupPlan");
 
 const CONNECTION = { host: "203.0.113.10", user: "root", privateKey: pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----x") };
 const HOST_DIR = path.join(__dirname, "..", "host");
@@ -30,7 +30,7 @@ const HOST_DIR = path.join(__dirname, "..", "host");
 beforeAll(async () => {
   const registered = await installMocks();
   backups = await import("../components/backups");
-  plan = await import("../components/backupPlan");
+  plan = await import("../policy/backupPlan");
 
   const tooling = new backups.BackupTooling("backup-tooling", { connection: CONNECTION, retentionDays: 14 });
   new backups.ClientBackup("acme-backup", { connection: CONNECTION, slug: "acme", tooling });

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { BACKUP_HOST_FILES } from "../components/backupPlan";
+import { BACKUP_HOST_FILES } from "../policy/backupPlan";
 
 const HOST_DIR = path.join(__dirname, "..", "host");
 const SERVICE = fs.readFileSync(path.join(HOST_DIR, "mai-backup@.service"), "utf8");

@@ -2,8 +2,8 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { CADDY_IMAGE, CADDY_VERSION } from "../components/caddyRelease";
-import { htmlText, MAX_REQUEST_BODY_BYTES, renderCaddyfile } from "../components/caddyfile";
+import { CADDY_IMAGE, CADDY_VERSION } from "../policy/caddyRelease";
+import { htmlText, MAX_REQUEST_BODY_BYTES, renderCaddyfile } from "../policy/caddyfile";
 import { fixtureClient, fixtureClients } from "./support/caddyFixtures";
 
 const production = { acmeEmail: "ops@example.com" };
@@ -118,9 +118,9 @@ describe("Caddy release pin", () => {
     expect(CADDY_IMAGE).toBe(`caddy:${CADDY_VERSION}-alpine`);
     const script = readFileSync(path.join(__dirname, "..", "scripts", "install-caddy.sh"), "utf8");
     // The script reads the version from caddyRelease.ts instead of repeating it.
-    expect(script).toContain("components/caddyRelease.ts");
+    expect(script).toContain("policy/caddyRelease.ts");
     expect(script).not.toMatch(/\d+\.\d+\.\d+/);
-    const source = readFileSync(path.join(__dirname, "..", "components", "caddyRelease.ts"), "utf8");
+    const source = readFileSync(path.join(__dirname, "..", "policy", "caddyRelease.ts"), "utf8");
     expect(source).toContain(`export const CADDY_VERSION = "${CADDY_VERSION}";`);
   });
 });

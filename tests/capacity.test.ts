@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { assessCapacity, capacitySummary } from "../components/capacity";
-import { ConfigError, formatIssue } from "../components/configIssues";
-import { type ClientSource, resolveConfiguration } from "../components/configuration";
-import type { ClientSpec, ResourceSpec, StackSettings } from "../components/model";
+import { assessCapacity, capacitySummary } from "../policy/capacity";
+import { ConfigError, formatIssue } from "../config/configIssues";
+import { type ClientSource, resolveConfiguration } from "../config/configuration";
+import type { ClientSpec, ResourceSpec, StackSettings } from "../config/model";
 
 const SETTINGS: StackSettings = {
   domain: "mai-hosting.eu",

@@ -8,7 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { DOCKER_DAEMON_CONFIG, HOST_PACKAGES, HOST_PATHS, renderCloudInit } from "../components/cloudInit";
+import { DOCKER_DAEMON_CONFIG, HOST_PACKAGES, HOST_PATHS, renderCloudInit } from "../policy/cloudInit";
 
 const userData = renderCloudInit();
 const doc = parse(userData) as Record<string, any>;

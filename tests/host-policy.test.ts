@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { firewallRules, sshKeyName } from "../components/hostPolicy";
-import { dnsRecordsFor, externalHostnames, isInZone } from "../components/dns";
-import { clientEnvironment, clientLimits } from "../components/clientContainer";
-import { proxyAttachCommands, proxyPorts } from "../components/proxyPolicy";
-import { lifecycle } from "../components/lifecycle";
-import type { ClientSpec } from "../components/model";
+import { firewallRules, sshKeyName } from "../policy/hostPolicy";
+import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
+import { clientEnvironment, clientLimits } from "../policy/clientContainer";
+import { proxyAttachCommands, proxyPorts } from "../policy/proxyPolicy";
+import { lifecycle } from "../policy/lifecycle";
+import type { ClientSpec } from "../config/model";
 
 const client = (over: Partial<ClientSpec> = {}): ClientSpec => ({
   slug: "acme",

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { validateClientFile } from "../components/clientFile";
+import { validateClientFile } from "../config/clientFile";
 import { createClient, nextFreePort, NewClientError, parseNewClientArgs } from "../scripts/new-client";
 
 let dir: string;

@@ -25,7 +25,7 @@ import {
   type OpenRouterKeyOutputs,
   type OpenRouterKeySettingsOutputs,
 } from "../components/openrouter/keyProvider";
-import { OPENROUTER_KEY_SETTINGS_TYPE, OPENROUTER_KEY_TYPE } from "../components/openrouterKey";
+import { OPENROUTER_KEY_SETTINGS_TYPE, OPENROUTER_KEY_TYPE } from "../components/openrouter/key";
 import { startOpenRouterStandIn, type OpenRouterStandIn } from "./support/openrouterStandIn";
 
 const FAST: Partial<RetryPolicy> = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 2_000 };
@@ -451,7 +451,7 @@ describe("OpenRouterKey under the mock runtime", () => {
       secretOutputs.set(req.getName(), req.getAdditionalsecretoutputsList());
       return register(req, callback);
     };
-    const { OpenRouterKey, openRouterKeyName } = await import("../components/openrouterKey");
+    const { OpenRouterKey, openRouterKeyName } = await import("../components/openrouter/key");
     const make = (slug: string) =>
       new OpenRouterKey(`openrouter-${slug}`, {
         name: openRouterKeyName(slug, "test"),

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { diffDeclarations, summariseChanges } from "../components/plan/diff";
-import { forcesReplacement } from "../components/plan/replaceRules";
-import { describeChange, renderJson, renderMarkdown, renderText, summaryLine, type PlanReport } from "../components/plan/report";
-import type { DeclaredResource } from "../components/plan/types";
+import { diffDeclarations, summariseChanges } from "../plan/diff";
+import { forcesReplacement } from "../plan/replaceRules";
+import { describeChange, renderJson, renderMarkdown, renderText, summaryLine, type PlanReport } from "../plan/report";
+import type { DeclaredResource } from "../plan/types";
 
 const stackUrn = "urn:pulumi:prod::mai-hosting::";
 const noOptions = { protect: false, retainOnDelete: false, deleteBeforeReplace: false, replaceOnChanges: [], ignoreChanges: [] };

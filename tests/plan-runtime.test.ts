@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { mockOutputs, SECRET_MASK, toDeclaredValue } from "../components/plan/mockRuntime";
-import { runtimeConfigFromStackFile, secretPlaceholder, StackFileError } from "../components/plan/stackConfig";
+import { mockOutputs, SECRET_MASK, toDeclaredValue } from "../plan/mockRuntime";
+import { runtimeConfigFromStackFile, secretPlaceholder, StackFileError } from "../plan/stackConfig";
 import { withPlaceholderKeys } from "../scripts/lib/planRun";
 
 const SIG = "4dabf18193072939515e22adb298388d";

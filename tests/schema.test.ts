@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { clientFileSchema } from "../components/clientFile";
+import { clientFileSchema } from "../config/clientFile";
 import { CLIENT_SCHEMA_PATH, clientJsonSchemaText } from "../scripts/schema";
 
 describe("schema/client.schema.json", () => {

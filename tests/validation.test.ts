@@ -3,8 +3,8 @@ import * as os from "os";
 import * as path from "path";
 import { afterAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { STACK_MANAGED_ENV, clientFileSchema, validateClientFile } from "../components/clientFile";
-import { type ConfigIssue, ConfigError, closestMatch, describeValue, formatIssue } from "../components/configIssues";
+import { STACK_MANAGED_ENV, clientFileSchema, validateClientFile } from "../config/clientFile";
+import { type ConfigIssue, ConfigError, closestMatch, describeValue, formatIssue } from "../config/configIssues";
 import {
   type ClientSource,
   type StackConfigSource,
@@ -13,11 +13,11 @@ import {
   readClientSources,
   readStackFile,
   resolveConfiguration,
-} from "../components/configuration";
-import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "../components/stackSettings";
-import { findServerType } from "../components/serverTypes";
-import { formatMemory, parseMemory } from "../components/units";
-import { parseYamlMapping } from "../components/yamlSource";
+} from "../config/configuration";
+import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "../config/stackSettings";
+import { findServerType } from "../config/serverTypes";
+import { formatMemory, parseMemory } from "../config/units";
+import { parseYamlMapping } from "../config/yamlSource";
 
 const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPSC1l/62VRwD1a2oO5ETlwMnjE84napWFyJKnqj306o ops@mai-hosting.eu";
 

@@ -3,9 +3,9 @@
  * ConfigError), plus the clients table, the capacity numbers and the clients whose OpenRouter
  * key is not in the stack config yet.
  */
-import type { CapacityReport } from "../../components/capacity";
-import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../../components/configuration";
-import type { PlanClientRow } from "../../components/plan/report";
+import type { CapacityReport } from "../../policy/capacity";
+import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../../config/configuration";
+import type { PlanClientRow } from "../../plan/report";
 
 /** What the plan shows about the configuration itself. */
 export interface CheckedConfiguration {

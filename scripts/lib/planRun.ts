@@ -10,13 +10,13 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { isClientFileName } from "../../components/clientFile";
-import { ConfigError, formatIssue } from "../../components/configIssues";
-import { diffDeclarations } from "../../components/plan/diff";
-import { evaluateProgram, EvaluationError, type Evaluation } from "../../components/plan/mockRuntime";
-import type { PlanReport } from "../../components/plan/report";
-import { runtimeConfigFromStackFile, StackFileError, type RuntimeConfig } from "../../components/plan/stackConfig";
-import { PROJECT } from "../../components/stackSettings";
+import { isClientFileName } from "../../config/clientFile";
+import { ConfigError, formatIssue } from "../../config/configIssues";
+import { diffDeclarations } from "../../plan/diff";
+import { evaluateProgram, EvaluationError, type Evaluation } from "../../plan/mockRuntime";
+import type { PlanReport } from "../../plan/report";
+import { runtimeConfigFromStackFile, StackFileError, type RuntimeConfig } from "../../plan/stackConfig";
+import { PROJECT } from "../../config/stackSettings";
 import { validateConfiguration, type CheckedConfiguration } from "./planConfig";
 
 /** A mistake the user can fix; printed without a stack trace. */

@@ -2,7 +2,7 @@
  * Client fixtures for the Caddyfile tests: several active clients, one suspended, one with a
  * custom hostname, and names that would break a naive renderer.
  */
-import type { ClientSpec } from "../../components/model";
+import type { ClientSpec } from "../../config/model";
 
 /** Base domain of the fixture clients. */
 export const FIXTURE_DOMAIN = "mai.test";

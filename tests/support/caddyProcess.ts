@@ -10,7 +10,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { CADDY_VERSION } from "../../components/caddyRelease";
+import { CADDY_VERSION } from "../../policy/caddyRelease";
 
 const execFileAsync = promisify(execFile);
 const REPO_DIR = path.resolve(__dirname, "..", "..");

@@ -6,7 +6,7 @@
  * Call once per fresh module registry (vitest: one run per test file, or vi.resetModules()).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { mockOutputs } from "../../components/plan/mockRuntime";
+import { mockOutputs } from "../../plan/mockRuntime";
 
 export interface DeclaredResource {
   type: string;

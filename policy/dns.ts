@@ -3,7 +3,7 @@
  * custom hostname inside the zone gets its own records; one outside the zone is the client's to
  * point at `<slug>.<domain>` with a CNAME (the README's onboarding steps say so).
  */
-import type { ClientSpec } from "./model";
+import type { ClientSpec } from "../config/model";
 
 export interface DnsRecordSpec {
   /** Suffix of the Pulumi resource name; stable per record. */

@@ -3,7 +3,7 @@
  * ports and mounts. Pure functions of the validated `ClientSpec`, so every declared input is
  * deterministic (an unchanged client shows no diff) and testable without Pulumi.
  */
-import type { ClientSpec } from "./model";
+import type { ClientSpec } from "../config/model";
 import { HOST_PATHS } from "./cloudInit";
 
 /** Port Open WebUI listens on inside its container. */

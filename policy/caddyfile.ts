@@ -5,7 +5,7 @@
  * listener ports, the admin address, the upstream addresses and the certificate issuer, so the
  * site blocks exercised by the tests are byte-for-byte the production ones.
  */
-import type { ClientSpec } from "./model";
+import type { ClientSpec } from "../config/model";
 import { APP_PORT, clientNames } from "./clientContainer";
 
 /** How the Caddyfile is rendered; everything except `acmeEmail` exists for tests and benchmarks. */

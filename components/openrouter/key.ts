@@ -8,10 +8,10 @@
  * (see ./openrouter/keyProvider.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
-import type { LimitReset } from "./openrouter/api";
-import { openRouterKeyProvider, openRouterKeySettingsProvider } from "./openrouter/keyProvider";
+import type { LimitReset } from "./api";
+import { openRouterKeyProvider, openRouterKeySettingsProvider } from "./keyProvider";
 
-export { openRouterKeyName, parseOpenRouterKeyName, type LimitReset } from "./openrouter/api";
+export { openRouterKeyName, parseOpenRouterKeyName, type LimitReset } from "./api";
 
 /** Resource type token of the key resource (what `pulumi.runtime.setMocks` sees as `args.type`). */
 export const OPENROUTER_KEY_TYPE = "pulumi-nodejs:dynamic/openrouter:Key";

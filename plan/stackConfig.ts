@@ -6,7 +6,7 @@
  */
 import { createHash } from "crypto";
 import { parse } from "yaml";
-import { isEncrypted } from "../configuration";
+import { isEncrypted } from "../config/configuration";
 
 /** Runtime config as the Pulumi SDK receives it. */
 export interface RuntimeConfig {

@@ -4,10 +4,10 @@
  * client only slows others down) and produce a warning. Only active clients count: a suspended
  * client has no container.
  */
-import type { ClientSpec, StackSettings } from "./model";
-import type { ConfigIssue } from "./configIssues";
-import { findServerType } from "./serverTypes";
-import { formatMemory } from "./units";
+import type { ClientSpec, StackSettings } from "../config/model";
+import type { ConfigIssue } from "../config/configIssues";
+import { findServerType } from "../config/serverTypes";
+import { formatMemory } from "../config/units";
 
 /** What the server offers and what the active clients ask for. */
 export interface CapacityReport {

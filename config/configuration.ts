@@ -5,7 +5,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { assessCapacity, type CapacityReport } from "./capacity";
+import { assessCapacity, type CapacityReport } from "../policy/capacity";
 import { type ValidClientFile, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
 import { type ConfigIssue, ConfigError } from "./configIssues";
 import type { ClientSpec, StackSettings } from "./model";

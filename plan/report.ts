@@ -4,11 +4,11 @@
  */
 import { summariseChanges } from "./diff";
 import { disruptionNote, restartingTypes } from "./replaceRules";
-import { STACK_ENV } from "../clientContainer";
+import { STACK_ENV } from "../policy/clientContainer";
 
 /** Stack-set variables Open WebUI reads on first start only. */
 const PERSISTENT_ENV = Object.keys(STACK_ENV).filter((key) => STACK_ENV[key].persistent);
-import type { CapacityReport } from "../capacity";
+import type { CapacityReport } from "../policy/capacity";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 
 /** One row of the clients table. */
