@@ -5,6 +5,7 @@
  */
 import * as path from "path";
 import { z } from "zod";
+import { dockerCpusProblem } from "../policy/dockerCanonical";
 import { type ConfigIssue, describeValue, secretKind, unknownKeyMessage } from "./configIssues";
 import { MEMORY_FORMAT, MEMORY_PATTERN, parseMemory } from "./units";
 import { type FieldPath, type YamlMapping, formatPath, parseYamlMapping } from "./yamlSource";
@@ -193,7 +194,11 @@ export function cpuAmount() {
       z.superRefine((value: number, ctx) => {
         if (Math.abs(value * 100 - Math.round(value * 100)) > 1e-6) {
           ctx.addIssue({ code: "custom", message: `expected ${expectation}, got ${value}`, input: value });
+          return;
         }
+        // Only for amounts that passed the range checks above (zod runs every check).
+        const unstable = value > 0 && value <= 1024 ? dockerCpusProblem(value) : undefined;
+        if (unstable !== undefined) ctx.addIssue({ code: "custom", message: unstable, input: value });
       }),
     );
 }

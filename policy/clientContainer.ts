@@ -5,6 +5,7 @@
  */
 import type { ClientSpec } from "../config/model";
 import { HOST_PATHS } from "./cloudInit";
+import { dockerCpus, dockerHealthcheck } from "./dockerCanonical";
 
 /** Port Open WebUI listens on inside its container. */
 export const APP_PORT = 8080;
@@ -96,7 +97,7 @@ export function clientLabels(client: ClientSpec): { label: string; value: string
 export function clientLimits(client: ClientSpec) {
   const r = client.resources;
   return {
-    cpus: String(r.cpus),
+    cpus: dockerCpus(r.cpus),
     cpuShares: Math.max(2, Math.round(r.reservedCpus * 1024)),
     memory: r.memoryMb,
     memorySwap: r.memoryMb,
@@ -105,13 +106,13 @@ export function clientLimits(client: ClientSpec) {
 }
 
 /** Docker health check against Open WebUI's /health endpoint; first start runs migrations, hence the grace. */
-export const CLIENT_HEALTHCHECK = {
+export const CLIENT_HEALTHCHECK = dockerHealthcheck({
   tests: ["CMD-SHELL", `curl -fsS http://localhost:${APP_PORT}/health || exit 1`],
-  interval: "30s",
-  timeout: "5s",
-  startPeriod: "120s",
+  intervalSeconds: 30,
+  timeoutSeconds: 5,
+  startPeriodSeconds: 120,
   retries: 3,
-};
+});
 
 /** json-file rotation per container (the daemon default too, stated here so the plan shows it). */
 export const CONTAINER_LOG_OPTS = { "max-size": "10m", "max-file": "5" };

@@ -3,6 +3,7 @@
  * join it to client networks, and the content hash that decides when Caddy reloads.
  */
 import { createHash } from "crypto";
+import { dockerHealthcheck } from "./dockerCanonical";
 
 /** Name of the Caddy container; the reload and attach commands address it by name. */
 export const PROXY_CONTAINER = "mai-proxy";
@@ -27,13 +28,13 @@ export function proxyPorts() {
 }
 
 /** Caddy's admin endpoint answers once the config is loaded (busybox wget is in the alpine image). */
-export const PROXY_HEALTHCHECK = {
+export const PROXY_HEALTHCHECK = dockerHealthcheck({
   tests: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:2019/config/ || exit 1"],
-  interval: "30s",
-  timeout: "5s",
-  startPeriod: "10s",
+  intervalSeconds: 30,
+  timeoutSeconds: 5,
+  startPeriodSeconds: 10,
   retries: 3,
-};
+});
 
 /**
  * Join / leave one client network. Idempotent: connecting twice fails in Docker, so an existing

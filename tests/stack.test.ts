@@ -94,7 +94,7 @@ describe("client instances", () => {
       name: "mai-acme",
       image: "ghcr.io/mai-hosting/mai:1.4.2",
       restart: "unless-stopped",
-      cpus: "2",
+      cpus: "2.0",
       memory: 4096,
       memorySwap: 4096,
       memoryReservation: 2048,
