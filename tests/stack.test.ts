@@ -155,9 +155,11 @@ describe("client instances", () => {
     expect(env.WEBUI_SECRET_KEY).toMatch(/^placeholder-password-/);
   });
 
-  it("generates one WEBUI_SECRET_KEY per active client", () => {
+  it("keeps one WEBUI_SECRET_KEY per client, suspended ones included, so resuming keeps every session", () => {
     const passwords = ofType("random:index/randomPassword:RandomPassword").map((p) => p.name).sort();
-    expect(passwords).toEqual(["acme-webui-secret", "globex-webui-secret", "umbrella-webui-secret"]);
+    expect(passwords).toEqual(["acme-webui-secret", "globex-webui-secret", "initech-webui-secret", "umbrella-webui-secret"]);
+    // Same name and parent as while active: suspending and resuming keeps the same resource.
+    expect(named("random:index/randomPassword:RandomPassword", "initech-webui-secret").options.parent).toContain("ClientInstance::initech");
   });
 
   it("never shows a secret outside a secret-marked value", () => {
