@@ -148,11 +148,20 @@ describe("client instances", () => {
       WEBUI_URL: "https://chat.globex.example",
       OPENAI_API_BASE_URL: "https://openrouter.ai/api/v1",
       OPENAI_API_KEY: FIXTURE_API_KEYS.globex,
-      OPENROUTER_EXTERNAL_USER: "globex",
-      ENABLE_MODEL_FILTER: "true",
+      OPENROUTER_EXTERNAL_USER: "mai_client_globex",
+      WEBUI_SESSION_COOKIE_SECURE: "true",
+      WEBUI_SESSION_COOKIE_SAME_SITE: "lax",
+      // The file overrides one organisation model access default and keeps the other.
+      ENABLE_MODEL_FILTER: "false",
+      BYPASS_MODEL_ACCESS_CONTROL: "false",
       DEFAULT_LOCALE: "de-DE",
     });
     expect(env.WEBUI_SECRET_KEY).toMatch(/^placeholder-password-/);
+  });
+
+  it("gives a client that sets no env the guides' organisation model access defaults", () => {
+    const list = (container("acme-container").inputs.envs as { value: string[] }).value;
+    expect(list).toEqual(expect.arrayContaining(["ENABLE_MODEL_FILTER=true", "BYPASS_MODEL_ACCESS_CONTROL=false", "OPENROUTER_EXTERNAL_USER=mai_client_acme"]));
   });
 
   it("keeps one WEBUI_SECRET_KEY per client, suspended ones included, so resuming keeps every session", () => {

@@ -378,6 +378,8 @@ describe("client env", () => {
         "ENV",
         "ORGANIZATION_NAME",
         "OPENROUTER_EXTERNAL_USER",
+        "WEBUI_SESSION_COOKIE_SECURE",
+        "WEBUI_SESSION_COOKIE_SAME_SITE",
         "PORT",
         "DATA_DIR",
         "ENABLE_PERSISTENT_CONFIG",
