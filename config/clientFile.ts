@@ -6,6 +6,7 @@
 import * as path from "path";
 import { z } from "zod";
 import { dockerCpusProblem } from "../policy/dockerCanonical";
+import { reservedSlugs } from "../policy/sharedNames";
 import { type ConfigIssue, describeValue, secretKind, unknownKeyMessage } from "./configIssues";
 import { MEMORY_FORMAT, MEMORY_PATTERN, parseMemory } from "./units";
 import { type FieldPath, type YamlMapping, formatPath, parseYamlMapping } from "./yamlSource";
@@ -20,8 +21,6 @@ export const CLIENT_FILE_EXTENSIONS: readonly string[] = [".yaml", ".yml"];
 /** Longest slug: it prefixes container, network and volume names and is a DNS label. */
 export const MAX_SLUG_LENGTH = 40;
 
-/** Slugs whose resource names would collide with the shared ones (`mai-proxy`, `mai-network`). */
-export const RESERVED_SLUGS: readonly string[] = ["proxy", "network"];
 
 const SLUG_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
@@ -40,8 +39,10 @@ export function slugProblem(slug: string): string | undefined {
     const hint = lower !== "" && SLUG_PATTERN.test(lower) && lower.length <= MAX_SLUG_LENGTH ? ` (e.g. "${lower}")` : "";
     return `${expected}, got ${describeValue(slug)}${hint}`;
   }
-  if (RESERVED_SLUGS.includes(slug)) {
-    return `"${slug}" is reserved: its resource names (mai-${slug}) would collide with the shared proxy resources`;
+  const collision = reservedSlugs().find((reserved) => reserved.slug === slug);
+  if (collision !== undefined) {
+    const what = collision.kind === "hostPath" ? "host path" : `Docker ${collision.kind}`;
+    return `"${slug}" is reserved: the client's ${what} would be ${collision.sharedName}, which the host shares between clients; choose another file name`;
   }
   return undefined;
 }

@@ -4,9 +4,9 @@
  */
 import { createHash } from "crypto";
 import { dockerHealthcheck } from "./dockerCanonical";
+import { PROXY_CONTAINER } from "./sharedNames";
 
-/** Name of the Caddy container; the reload and attach commands address it by name. */
-export const PROXY_CONTAINER = "mai-proxy";
+export { PROXY_CONTAINER };
 
 /** Short, stable content hash: a changed hash is what triggers an upload and a reload. */
 export function contentHash(content: string): string {

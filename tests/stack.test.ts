@@ -317,3 +317,30 @@ describe("stack outputs", () => {
     });
   });
 });
+
+describe("names shared between clients", () => {
+  it("lists every shared Docker object the program declares, and no slug can take one of their names", async () => {
+    const { SHARED_NAMES, reservedSlugs } = await import("../policy/sharedNames");
+    const { slugProblem } = await import("../config/clientFile");
+    const kinds: Record<string, "container" | "network" | "volume"> = {
+      "docker:index/container:Container": "container",
+      "docker:index/network:Network": "network",
+      "docker:index/volume:Volume": "volume",
+    };
+    const ownedByClient = (r: DeclaredResource) => r.options.parent.includes("mai:index:ClientInstance::");
+    const shared = run.resources.filter((r) => kinds[r.type] !== undefined && !ownedByClient(r));
+    expect(shared.length).toBeGreaterThanOrEqual(4);
+    for (const resource of shared) expect(SHARED_NAMES[kinds[resource.type]]).toContain(resource.inputs.name);
+
+    // Host paths the shared containers mount are shared too.
+    for (const resource of shared.filter((r) => kinds[r.type] === "container")) {
+      for (const mount of (resource.inputs.volumes as { hostPath?: string }[] | undefined) ?? []) {
+        if (mount.hostPath) expect(SHARED_NAMES.hostPath).toContain(mount.hostPath);
+      }
+    }
+
+    const reserved = reservedSlugs();
+    expect(reserved.map((r) => `${r.kind}:${r.slug}`).sort()).toEqual(["container:proxy", "network:network", "volume:caddy"]);
+    for (const { slug } of reserved) expect(slugProblem(slug)).toMatch(/is reserved/);
+  });
+});

@@ -201,8 +201,9 @@ describe("client file names", () => {
     ["acme_corp", /got "acme_corp" \(e\.g\. "acme-corp"\)/],
     ["-acme", /not starting or ending with "-"/],
     ["a".repeat(41), /got 41 characters/],
-    ["proxy", /"proxy" is reserved/],
-    ["network", /"network" is reserved/],
+    ["proxy", /"proxy" is reserved: the client's Docker container would be mai-proxy/],
+    ["network", /"network" is reserved: the client's Docker network would be mai-network/],
+    ["caddy", /"caddy" is reserved: the client's Docker volume would be mai-caddy-data/],
   ])("refuses the file name %s", (slug, expected) => {
     const issues = clientIssues("name: Acme\nport: 3001\n", slug);
     expect(issues).toHaveLength(1);
