@@ -19,6 +19,7 @@ import {
   resourcesSchema,
   zodIssuesToConfigIssues,
 } from "./clientFile";
+import { apiBaseUrlProblem, normalizeApiBaseUrl } from "./apiBaseUrl";
 import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
 import { formatMemory, memoryMb } from "./units";
@@ -35,6 +36,13 @@ export const DEFAULT_RESOURCES: ResourceSpec = { cpus: 2, memoryMb: 4096, reserv
 
 /** CPU and memory kept for the OS, Docker and Caddy unless the stack overrides them. */
 export const DEFAULT_HOST_RESERVE = { cpus: 2, memoryMb: 4096 };
+
+/**
+ * OpenRouter's API: where the stack manages client keys (provisioning API) and `npm run usage`
+ * reads their usage, unless `openrouterApiBaseUrl` points elsewhere (a loopback stand-in on a local
+ * stack). Not what the workspaces call: their `OPENAI_API_BASE_URL` is set by the container policy.
+ */
+export const DEFAULT_OPENROUTER_API_BASE_URL = "https://openrouter.ai/api/v1";
 
 /** Hetzner Cloud locations. */
 export const HETZNER_LOCATIONS: readonly string[] = ["nbg1", "fsn1", "hel1", "ash", "hil", "sin"];
@@ -249,6 +257,14 @@ export const stackSettingsSchema = mapping(
     ).optional(),
     acmeEmail: checkedString("an e-mail address", emailProblem),
     backupRetentionDays: numberSetting(integerIn(1, 3650)).default(30),
+    openrouterApiBaseUrl: checkedString("the OpenRouter API base URL", (value) => {
+      const problem = apiBaseUrlProblem(value);
+      return problem === undefined
+        ? undefined
+        : `expected the OpenRouter API base URL, https like "${DEFAULT_OPENROUTER_API_BASE_URL}" (http only for a loopback host such as 127.0.0.1), got ${
+            /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value) ? "a URL with credentials (not shown)" : describeValue(value)
+          }: ${problem}`;
+    }).default(DEFAULT_OPENROUTER_API_BASE_URL),
   },
   "a mapping of stack settings",
 );
@@ -342,6 +358,7 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
       },
       acmeEmail: input.acmeEmail,
       backupRetentionDays: input.backupRetentionDays,
+      openrouterApiBaseUrl: normalizeApiBaseUrl(input.openrouterApiBaseUrl),
     },
   };
 }
