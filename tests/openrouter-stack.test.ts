@@ -172,6 +172,9 @@ describe("openrouterApiBaseUrl", () => {
       const managed = run.filter((r) => r.type === OPENROUTER_KEY_TYPE || r.type === OPENROUTER_KEY_SETTINGS_TYPE);
       expect(managed).toHaveLength(4);
       for (const resource of managed) expect(resource.inputs.apiBaseUrl).toBe(expected);
+      // The workspaces' chat API is another setting of another network: the containers keep OpenRouter's.
+      const env = reveal(run.find((r) => r.name === "acme-container")!.inputs.envs) as string[];
+      expect(env).toContain("OPENAI_API_BASE_URL=https://openrouter.ai/api/v1");
     }
   });
 

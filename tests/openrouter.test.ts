@@ -26,6 +26,9 @@ import {
   type OpenRouterKeySettingsOutputs,
 } from "../components/openrouter/keyProvider";
 import { OPENROUTER_KEY_SETTINGS_TYPE, OPENROUTER_KEY_TYPE } from "../components/openrouter/key";
+import { diffDeclarations } from "../plan/diff";
+import { providerCompares } from "../plan/replaceRules";
+import type { DeclaredResource as PlanResource } from "../plan/types";
 import { startOpenRouterStandIn, type OpenRouterStandIn } from "./support/openrouterStandIn";
 
 const FAST: Partial<RetryPolicy> = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 2_000 };
@@ -351,6 +354,36 @@ describe("key provider", () => {
     expect(updated.outs).toMatchObject({ hash: id, provisioningKey: rotated, limitUsd: 25 });
     expect(standIn.requests.at(-1)).toMatchObject({ method: "PATCH", authorized: true });
     expect(standIn.keys.size).toBe(1);
+  });
+
+  it("the plan compares exactly the key inputs the provider compares", async () => {
+    const { id, outs, inputs } = await createKey();
+    const variants: Record<string, unknown> = {
+      name: "mai-hosting/test/renamed",
+      limitUsd: 99,
+      limitReset: "weekly",
+      provisioningKey: standIn.issueProvisioningKey(),
+      apiBaseUrl: "https://openrouter.example/api/v1",
+    };
+    for (const [field, value] of Object.entries(variants)) {
+      const diff = await keyProvider.diff!(id, outs, { ...inputs, [field]: value });
+      expect({ field, compared: diff.changes }).toEqual({ field, compared: providerCompares(OPENROUTER_KEY_TYPE, field) });
+    }
+    // And so the plan shows a rotation as an update of the settings only. Secrets are masked in
+    // declared inputs; the plan tells them apart by per-input fingerprints.
+    const declared = (type: string, name: string): PlanResource => ({
+      urn: `urn:pulumi:test::mai-hosting::${type}::${name}`,
+      type,
+      name,
+      custom: true,
+      inputs: { name: "k", provisioningKey: "[secret]", limitUsd: 25 },
+      options: { protect: false, retainOnDelete: false, deleteBeforeReplace: false, replaceOnChanges: [], ignoreChanges: [] },
+    });
+    const run = () => [declared(OPENROUTER_KEY_TYPE, "acme-openrouter"), declared(OPENROUTER_KEY_SETTINGS_TYPE, "acme-openrouter-settings")];
+    const [before, after] = [run(), run()];
+    const fingerprints = (resources: PlanResource[], provisioningKey: string) => new Map(resources.map((r) => [r.urn, { provisioningKey }]));
+    const changes = diffDeclarations(before, after, { base: fingerprints(before, "digest-old"), head: fingerprints(after, "digest-rotated") });
+    expect(changes.map((c) => [c.name, c.op, c.fields])).toEqual([["acme-openrouter-settings", "update", ["provisioningKey"]]]);
   });
 
   it("settings: an unknown hash in a preview is not read as another key", async () => {
