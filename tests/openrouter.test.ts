@@ -445,6 +445,10 @@ describe("key provider", () => {
     await keys.configure!(current as any);
     await settingsOnly.configure!(current as any);
     expect((await keys.read!(id, outs)).props).toMatchObject({ hash: id, key: outs.key });
+    // A host that has no configuration to give leaves the stored credentials in use.
+    const unconfigured = createOpenRouterKeyProvider(FAST);
+    await unconfigured.configure!({ config: { get: () => { throw new TypeError("no configuration"); } } } as any);
+    expect((await failure(unconfigured.read!(id, outs))).kind).toBe("unauthorized");
     expect((await settingsOnly.read!(id, settings.outs)).props).toMatchObject({ limitUsd: 25 });
     await keys.delete!(id, outs);
     expect(standIn.keys.get(id)?.disabled).toBe(true);

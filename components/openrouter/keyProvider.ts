@@ -55,6 +55,16 @@ export interface OpenRouterKeyInputs {
 
 /** State of the key resource. */
 export interface OpenRouterKeyOutputs extends OpenRouterKeyInputs {
+  /** Limit in force at OpenRouter when this resource was created or last updated (not the stack's input). */
+  limitUsd: number | null;
+  /** Reset period in force at OpenRouter when this resource was created or last updated. */
+  limitReset: LimitReset;
+  /**
+   * Credentials of the last create or update. A rotation does not update this resource (see the
+   * module comment), so after one these are the previous credentials, used only when Pulumi does
+   * not hand the providers the stack's current ones.
+   */
+  provisioningKey: string;
   /** OpenRouter's identifier of the key; also the resource id. */
   hash: string;
   /** The key value (secret); OpenRouter returns it only at creation. */
@@ -117,9 +127,17 @@ export interface ProviderConfigureRequest {
  * or a Pulumi engine that passes dynamic providers no stack configuration).
  */
 export function configuredConnection(req: ProviderConfigureRequest): Connection | undefined {
-  const provisioningKey = req.config.get(PROVISIONING_KEY_SETTING);
+  const setting = (key: string): unknown => {
+    try {
+      return req.config.get(key);
+    } catch {
+      // A host that received no configuration at all: fall back to the stored credentials.
+      return undefined;
+    }
+  };
+  const provisioningKey = setting(PROVISIONING_KEY_SETTING);
   if (typeof provisioningKey !== "string" || provisioningKey.trim() === "") return undefined;
-  const apiBaseUrl = req.config.get(API_BASE_URL_SETTING);
+  const apiBaseUrl = setting(API_BASE_URL_SETTING);
   return {
     provisioningKey: provisioningKey.trim(),
     apiBaseUrl: typeof apiBaseUrl === "string" && apiBaseUrl.trim() !== "" ? apiBaseUrl.trim() : DEFAULT_OPENROUTER_API_BASE,
