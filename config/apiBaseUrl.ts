@@ -5,6 +5,12 @@
  * key provider, which Pulumi serializes into the state, uses it too.
  */
 
+/**
+ * OpenRouter's API: where the stack manages client keys (provisioning API) and `npm run usage`
+ * reads their usage, unless the stack's `openrouterApiBaseUrl` points elsewhere.
+ */
+export const DEFAULT_OPENROUTER_API_BASE_URL = "https://openrouter.ai/api/v1";
+
 /** Hosts plain HTTP is allowed to: the machine itself. */
 function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();

@@ -19,7 +19,7 @@ import {
   resourcesSchema,
   zodIssuesToConfigIssues,
 } from "./clientFile";
-import { apiBaseUrlProblem, normalizeApiBaseUrl } from "./apiBaseUrl";
+import { apiBaseUrlProblem, DEFAULT_OPENROUTER_API_BASE_URL, normalizeApiBaseUrl } from "./apiBaseUrl";
 import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
 import { formatMemory, memoryMb } from "./units";
@@ -36,13 +36,6 @@ export const DEFAULT_RESOURCES: ResourceSpec = { cpus: 2, memoryMb: 4096, reserv
 
 /** CPU and memory kept for the OS, Docker and Caddy unless the stack overrides them. */
 export const DEFAULT_HOST_RESERVE = { cpus: 2, memoryMb: 4096 };
-
-/**
- * OpenRouter's API: where the stack manages client keys (provisioning API) and `npm run usage`
- * reads their usage, unless `openrouterApiBaseUrl` points elsewhere (a loopback stand-in on a local
- * stack). Not what the workspaces call: their `OPENAI_API_BASE_URL` is set by the container policy.
- */
-export const DEFAULT_OPENROUTER_API_BASE_URL = "https://openrouter.ai/api/v1";
 
 /** Hetzner Cloud locations. */
 export const HETZNER_LOCATIONS: readonly string[] = ["nbg1", "fsn1", "hel1", "ash", "hil", "sin"];

@@ -16,6 +16,7 @@
  * Pure: no Pulumi imports and no module-level state, because the key provider that uses this module is
  * serialized into the stack state and run again in a separate process.
  */
+import { DEFAULT_OPENROUTER_API_BASE_URL } from "../../config/apiBaseUrl";
 
 /** How a key's spending limit resets; "none" means the limit is a lifetime cap (the API's `null`). */
 export type LimitReset = "daily" | "weekly" | "monthly" | "none";
@@ -23,8 +24,8 @@ export type LimitReset = "daily" | "weekly" | "monthly" | "none";
 /** The values `LimitReset` can take, for validation. */
 export const LIMIT_RESETS: readonly LimitReset[] = ["daily", "weekly", "monthly", "none"];
 
-/** Where the API lives unless overridden (tests point this at a loopback stand-in). */
-export const DEFAULT_OPENROUTER_API_BASE = "https://openrouter.ai/api/v1";
+/** Where the API lives unless overridden (the stack's `openrouterApiBaseUrl`; tests use a loopback stand-in). */
+export const DEFAULT_OPENROUTER_API_BASE = DEFAULT_OPENROUTER_API_BASE_URL;
 
 /** One key as the API describes it (never includes the key value itself). */
 export interface OpenRouterKeyInfo {
