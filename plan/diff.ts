@@ -3,7 +3,7 @@
  * tree), resource by resource, keyed by URN — the same key Pulumi uses to match a program's
  * resources with its state. Pure: no Pulumi imports.
  */
-import { forcesReplacement } from "./replaceRules";
+import { forcesReplacement, providerCompares } from "./replaceRules";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 import { dataHoldingTypes, restartingTypes } from "./replaceRules";
 import { hasProviderForm, providerForm } from "./providerForms";
@@ -124,7 +124,9 @@ export function diffDeclarations(
     if (!after.custom) continue;
     const fbBase = fingerprintOf("base");
     const fbHead = fingerprintOf("head");
-    const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f)));
+    const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f))).filter((f) =>
+      providerCompares(after.type, f),
+    );
     if (fields.length === 0) continue;
     const replaceFields = fields.filter((f) => forcesReplacement(after.type, f, after.options.replaceOnChanges));
     if (replaceFields.length > 0 && replacementOnlyReruns(before, after)) {
