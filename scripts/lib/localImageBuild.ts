@@ -60,7 +60,14 @@ function stageTree(entries: readonly TreeEntry[], dir: string): void {
 
 /** Whether an ELF executable runs without a dynamic loader (no PT_INTERP program header). */
 export function isStaticElf(file: string): boolean {
-  const data = fs.readFileSync(file);
+  // The ELF header and program headers sit at the start of the file: read only those.
+  const fd = fs.openSync(file, "r");
+  const data = Buffer.alloc(64 * 1024);
+  try {
+    fs.readSync(fd, data, 0, data.length, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
   if (data.length < 64 || data.readUInt32BE(0) !== 0x7f454c46 || data[4] !== 2) return false; // 64-bit ELF only
   const little = data[5] === 1;
   const u16 = (offset: number): number => (little ? data.readUInt16LE(offset) : data.readUInt16BE(offset));
@@ -69,20 +76,22 @@ export function isStaticElf(file: string): boolean {
   const entrySize = u16(0x36);
   const count = u16(0x38);
   const PT_INTERP = 3;
+  if (programHeaders + count * entrySize > data.length) return false;
   for (let i = 0; i < count; i++) if (u32(programHeaders + i * entrySize) === PT_INTERP) return false;
   return true;
 }
 
 /**
- * The Debian mirror this machine's apt uses (one-line `sources.list` or deb822 `.sources`): the
- * first `deb` source with the `main` component that is not a security, updates or backports suite.
+ * The Debian mirror this machine's apt uses, from one-line `sources.list` and deb822 `.sources`
+ * texts: the first `deb` source with the `main` component for `suite`; failing that (a machine on
+ * another release), the first with `main` whose URI is a Debian archive (`…/debian`).
  */
-export function debianMirror(sources: readonly string[]): string | undefined {
-  const plainSuite = (suite: string): boolean => !/-(security|updates|backports|proposed-updates)$/.test(suite) && !suite.includes("/");
+export function debianMirror(sources: readonly string[], suite: string): string | undefined {
+  const found: { uri: string; suites: string[]; components: string[] }[] = [];
   for (const text of sources) {
     for (const line of text.split("\n")) {
       const words = line.replace(/#.*/, "").replace(/\[[^\]]*\]/, "").trim().split(/\s+/);
-      if (words[0] === "deb" && words.length >= 4 && plainSuite(words[2]) && words.slice(3).includes("main")) return words[1];
+      if (words[0] === "deb" && words.length >= 4) found.push({ uri: words[1], suites: [words[2]], components: words.slice(3) });
     }
     for (const stanza of text.split(/\n\s*\n/)) {
       const field = (name: string): string[] => {
@@ -90,10 +99,14 @@ export function debianMirror(sources: readonly string[]): string | undefined {
         return match ? match[1].trim().split(/\s+/) : [];
       };
       if (/^Enabled:\s*no\s*$/im.test(stanza) || !field("Types").includes("deb")) continue;
-      if (field("Suites").some(plainSuite) && field("Components").includes("main") && field("URIs").length > 0) return field("URIs")[0];
+      for (const uri of field("URIs")) found.push({ uri, suites: field("Suites"), components: field("Components") });
     }
   }
-  return undefined;
+  const withMain = found.filter((source) => source.components.includes("main"));
+  return (
+    withMain.find((source) => source.suites.includes(suite))?.uri ??
+    withMain.find((source) => /\/debian\/?$/.test(source.uri))?.uri
+  );
 }
 
 /** Reads apt's source lists on this machine. */
@@ -213,7 +226,7 @@ function workspaceRootfs(): { dir: string; key: string; prepare: () => string } 
     const r = WORKSPACE_ROOTFS_RECIPE;
     if (process.getuid?.() !== 0) throw new Error("debootstrap needs root to build the workspace root file system");
     if (spawnSync("debootstrap", ["--version"]).error) throw new Error("debootstrap is not installed: apt-get install debootstrap");
-    const mirror = process.env.MAI_DEBIAN_MIRROR ?? debianMirror(aptSources()) ?? "http://deb.debian.org/debian";
+    const mirror = process.env.MAI_DEBIAN_MIRROR ?? debianMirror(aptSources(), r.suite) ?? "http://deb.debian.org/debian";
     const partial = `${dir}.partial-${process.pid}`;
     fs.rmSync(partial, { recursive: true, force: true });
     fs.mkdirSync(path.dirname(dir), { recursive: true });
