@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
-import { docker, inspect, newRunId, runLabel, useEngineSuite } from "./support/engine";
+import { docker, inspect, newRunId, runLabel } from "./support/engine";
+import { useEngineSuite } from "./support/engineSuite";
 import { request, timeStream, type Target } from "./support/httpClient";
 
 const runId = newRunId();

@@ -12,7 +12,8 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { CLIENT_HEALTHCHECK } from "../policy/clientContainer";
-import { cleanupByLabel, docker, inspect, newRunId, runLabel, useEngineSuite } from "./support/engine";
+import { cleanupByLabel, docker, inspect, newRunId, runLabel } from "./support/engine";
+import { useEngineSuite } from "./support/engineSuite";
 import { request, timeStream, type Target } from "./support/httpClient";
 import { connectWebSocket } from "./support/httpWebSocket";
 

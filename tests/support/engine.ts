@@ -2,14 +2,14 @@
  * What every real-engine test (`tests/*.engine.test.ts`) needs: a Docker engine that answers
  * (or a failure that says how to start one — never a silent skip), the locally built images, an
  * exclusive lock on the engine shared by every test process on the machine, unique run ids, and
- * cleanup of everything a run labelled as its own.
+ * cleanup of everything a run labelled as its own. Plain Node (no vitest import), so scripts
+ * such as the benchmark use it too; the vitest hooks of a suite are in engineSuite.ts.
  */
 import { execFile, execFileSync } from "child_process";
 import { randomBytes } from "crypto";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { afterAll, beforeAll, beforeEach } from "vitest";
 import { LOCAL_IMAGES } from "../../policy/localImages";
 import { acquireFileLock, type HeldLock } from "../../scripts/lib/fileLock";
 
@@ -123,52 +123,4 @@ export async function cleanupByLabel(label: string): Promise<Cleanup> {
   const volumes = await list(["volume", "ls", "-q"]);
   if (volumes.length) await docker(["volume", "rm", "-f", ...volumes]);
   return { containers, networks, volumes };
-}
-
-/** Hooks of one real-engine suite. */
-export interface EngineSuiteOptions {
-  /** The run's id: everything labelled `runLabel(runId)` is removed after the suite. */
-  runId: string;
-  /** Images the suite needs; default: every local image. */
-  images?: readonly string[];
-  /** Creates the suite's objects, after the engine lock is held. */
-  setup?: () => Promise<void>;
-  /** Extra teardown before the labelled objects are removed. */
-  teardown?: () => Promise<void>;
-}
-
-/**
- * Registers the hooks of a real-engine suite (call inside `describe`): requires the engine and
- * the images, takes the engine lock, runs `setup`; afterwards tears down, removes everything
- * labelled with the run id, and releases the lock. A failed setup (no engine, say) fails every
- * test of the suite with its message: none is reported as skipped.
- */
-export function useEngineSuite(options: EngineSuiteOptions): void {
-  let lock: HeldLock | undefined;
-  let setupError: unknown;
-  beforeAll(async () => {
-    try {
-      requireEngine();
-      requireImages(options.images);
-      lock = await acquireEngineLock();
-      await options.setup?.();
-    } catch (error) {
-      setupError = error;
-    }
-  }, 11 * 60_000);
-  beforeEach(() => {
-    if (setupError) throw setupError;
-  });
-  afterAll(async () => {
-    if (!lock) return; // never reached the engine: nothing of ours is on it
-    try {
-      await options.teardown?.();
-    } finally {
-      try {
-        await cleanupByLabel(runLabel(options.runId));
-      } finally {
-        await lock.release();
-      }
-    }
-  }, 120_000);
 }
