@@ -2,8 +2,7 @@
  * `npm run bench`: wall time of the plan (the real program under the mock runtime, as a
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11).
- * A benchmark, not a test: it prints figures and never fails on them. Then the idle memory of
- * the workspace stand-in on the real engine (scripts/bench-standin.ts), and the proxy
+ * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
  * benchmark of scripts/bench-proxy.ts when that file exists.
  */
 import { execFile } from "child_process";
@@ -11,7 +10,6 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { runStandInBench } from "./bench-standin";
 
 const root = path.join(__dirname, "..");
 const run = promisify(execFile);
@@ -75,9 +73,6 @@ async function main(): Promise<void> {
   const t20 = best.get(20)!;
   const ratio = best.get(200)! / t20;
   console.log(`  ratio t200/t20: ${ratio.toFixed(2)}  (target <= 11; 20 clients target <= 1.5 s: ${t20 <= 1.5 ? "met" : "not met"})`);
-
-  // Real-engine figures (a note instead when no engine answers).
-  for (const line of await runStandInBench()) console.log(line);
 
   const proxyBench = path.join(__dirname, "bench-proxy.ts");
   if (fs.existsSync(proxyBench)) {

@@ -9,7 +9,6 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CADDY_VERSION } from "../policy/caddyRelease";
 import { LOCAL_IMAGES, LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
-import { parseMemUsage } from "../scripts/bench-standin";
 import { acquireFileLock } from "../scripts/lib/fileLock";
 import { debianMirror, hashTree, isStaticElf, type TreeEntry } from "../scripts/lib/localImageBuild";
 
@@ -117,14 +116,5 @@ describe("acquireFileLock", () => {
     expect(child.signal).toBe("SIGKILL");
     // The holder's stdin pipe closed with it; the flock child exits and the lock is free (allow it a moment).
     expect(spawnSync("flock", ["--wait", "5", lockFile, "true"]).status).toBe(0);
-  });
-});
-
-describe("parseMemUsage (stand-in idle memory figure)", () => {
-  it("reads docker stats' memory column in MiB", () => {
-    expect(parseMemUsage("11.25MiB / 1.944GiB")).toBe(11.25);
-    expect(parseMemUsage("512KiB / 96MiB")).toBe(0.5);
-    expect(parseMemUsage("1.5GiB / 4GiB")).toBe(1536);
-    expect(parseMemUsage("--")).toBeNaN();
   });
 });
