@@ -183,7 +183,7 @@ class Handler(BaseHTTPRequestHandler):
         return value
 
     def send_json(self, status, body):
-        data = json.dumps(body).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()  # compact, as FastAPI answers
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
