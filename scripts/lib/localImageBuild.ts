@@ -228,8 +228,12 @@ function workspaceRootfs(): { dir: string; key: string; prepare: () => string } 
     if (spawnSync("debootstrap", ["--version"]).error) throw new Error("debootstrap is not installed: apt-get install debootstrap");
     const mirror = process.env.MAI_DEBIAN_MIRROR ?? debianMirror(aptSources(), r.suite) ?? "http://deb.debian.org/debian";
     const partial = `${dir}.partial-${process.pid}`;
-    fs.rmSync(partial, { recursive: true, force: true });
     fs.mkdirSync(path.dirname(dir), { recursive: true });
+    // Under the build lock nobody else is bootstrapping: earlier partial trees are leftovers of an
+    // interrupted run, and trees of older recipes are no longer used.
+    for (const name of fs.readdirSync(path.dirname(dir))) {
+      if (name.startsWith("workspace-rootfs-")) fs.rmSync(path.join(path.dirname(dir), name), { recursive: true, force: true });
+    }
     const started = Date.now();
     console.error(`local-images: debootstrap ${r.suite} (${r.variant}, +${r.include.join(",")}) from ${mirror}...`);
     const result = spawnSync("debootstrap", [`--variant=${r.variant}`, `--include=${r.include.join(",")}`, r.suite, partial, mirror], {
@@ -347,6 +351,11 @@ async function buildImage(recipe: ImageRecipe): Promise<BuildOutcome> {
 
 /** Builds every local image that is missing or out of date; holds the build lock meanwhile. */
 export async function buildLocalImages(report: (line: string) => void = (line) => console.log(line)): Promise<BuildOutcome[]> {
+  const engine = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8", timeout: 20_000 });
+  if (engine.status !== 0) {
+    const reason = engine.error ? "the docker command is not installed" : (engine.stderr ?? "").trim().split("\n")[0];
+    throw new Error(`no Docker engine answers (${reason}): install docker.io and start it as root with \`dockerd >/var/log/dockerd.log 2>&1 &\``);
+  }
   const lock = await acquireFileLock(IMAGE_BUILD_LOCK, 10 * 60_000, "another image build");
   try {
     const outcomes: BuildOutcome[] = [];

@@ -63,7 +63,7 @@ export function acquireEngineLock(timeoutMs = 10 * 60_000): Promise<HeldLock> {
   return acquireFileLock(ENGINE_LOCK, timeoutMs, "another process using the Docker engine");
 }
 
-/** Runs `fn` while holding the exclusive engine lock. */
+/** Runs `fn` while holding the exclusive engine lock (not re-entrant: do not nest it in one process). */
 export async function withEngineLock<T>(fn: () => Promise<T> | T, timeoutMs?: number): Promise<T> {
   const lock = await acquireEngineLock(timeoutMs);
   try {
