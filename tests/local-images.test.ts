@@ -11,6 +11,7 @@ import { CADDY_VERSION } from "../policy/caddyRelease";
 import { LOCAL_IMAGES, LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { acquireFileLock } from "../scripts/lib/fileLock";
 import { debianMirror, hashTree, isStaticElf, type TreeEntry } from "../scripts/lib/localImageBuild";
+import { requireEngine, requireImages } from "./support/engine";
 
 const scratch: string[] = [];
 function tempDir(): string {
@@ -116,5 +117,19 @@ describe("acquireFileLock", () => {
     expect(child.signal).toBe("SIGKILL");
     // The holder's stdin pipe closed with it; the flock child exits and the lock is free (allow it a moment).
     expect(spawnSync("flock", ["--wait", "5", lockFile, "true"]).status).toBe(0);
+  });
+});
+
+describe("requireEngine / requireImages", () => {
+  it("fail with how to start an engine and build the images, instead of skipping", () => {
+    const saved = process.env.DOCKER_HOST;
+    process.env.DOCKER_HOST = `unix://${path.join(tempDir(), "no-engine.sock")}`;
+    try {
+      expect(() => requireEngine()).toThrow(/No Docker engine answers .*apt-get install docker.io.*dockerd .*npm run local:images/);
+    } finally {
+      if (saved === undefined) delete process.env.DOCKER_HOST;
+      else process.env.DOCKER_HOST = saved;
+    }
+    expect(() => requireImages(["mai-local/no-such-image:0"])).toThrow("Missing local image(s) mai-local/no-such-image:0: build them with `npm run local:images`");
   });
 });
