@@ -22,8 +22,8 @@ State lives where Open WebUI keeps it: a SQLite database in WAL mode at $DATA_DI
 created_at), a `chat` table, and a `heartbeat` table the server appends to every few seconds so
 that backups always meet a database being written to.
 
-Only the Python standard library is used. Secrets in the environment (WEBUI_SECRET_KEY,
-OPENAI_API_KEY) are read but only their names are ever logged.
+Only the Python standard library is used. It logs the names of its environment variables at
+start, never their values (WEBUI_SECRET_KEY and OPENAI_API_KEY are secrets).
 """
 
 import base64
@@ -47,11 +47,6 @@ DB_PATH = os.path.join(DATA_DIR, "webui.db")
 UPLOAD_DIR = os.path.join(DATA_DIR, "uploads")
 HEARTBEAT_SECONDS = float(os.environ.get("STANDIN_HEARTBEAT_SECONDS", "2"))
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-# Variables the stack sets; logged by name (and whether set) at start, never by value.
-KNOWN_ENV = [
-    "WEBUI_NAME", "ORGANIZATION_NAME", "ENV", "ENABLE_SIGNUP", "WEBUI_URL", "WEBUI_SECRET_KEY",
-    "OPENAI_API_BASE_URL", "OPENAI_API_KEY", "OPENROUTER_EXTERNAL_USER", "ENABLE_OLLAMA_API",
-]
 
 
 def log(message):
@@ -364,8 +359,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    for name in KNOWN_ENV:
-        log(f"env {name}: {'set' if os.environ.get(name) else 'not set'}")
+    # Names only: values include secrets (WEBUI_SECRET_KEY, OPENAI_API_KEY).
+    log(f"environment (names only): {', '.join(sorted(os.environ))}")
     workspace = Workspace()
     Handler.workspace = workspace
     log(f"database {DB_PATH} (journal_mode={workspace.db.journal_mode})")
