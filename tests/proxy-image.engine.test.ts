@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
-import { docker, inspect, newRunId, runLabel } from "./support/engine";
+import { docker, inspect, newRunId, publishedPort, runLabel } from "./support/engine";
 import { useEngineSuite } from "./support/engineSuite";
 import { request, timeStream, type Target } from "./support/httpClient";
 
@@ -68,8 +68,7 @@ describe("proxy image on the real engine", () => {
         "run", "-d", "--name", proxy, "--label", label, "--network", network,
         "-p", "127.0.0.1::443", "-v", `${configDir}:/etc/caddy:ro`, LOCAL_PROXY_IMAGE,
       ]);
-      const port = Number((await docker(["port", proxy, "443/tcp"])).split("\n")[0].split(":").pop());
-      https = { port, hostname, ca: await rootCa() };
+      https = { port: await publishedPort(proxy, "443/tcp"), hostname, ca: await rootCa() };
     },
   });
 

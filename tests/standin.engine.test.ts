@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { CLIENT_HEALTHCHECK } from "../policy/clientContainer";
-import { cleanupByLabel, docker, inspect, newRunId, runLabel } from "./support/engine";
+import { cleanupByLabel, docker, inspect, newRunId, publishedPort, runLabel } from "./support/engine";
 import { useEngineSuite } from "./support/engineSuite";
 import { request, timeStream, type Target } from "./support/httpClient";
 import { connectWebSocket } from "./support/httpWebSocket";
@@ -30,9 +30,7 @@ interface ContainerState {
 /** Starts a stand-in on the run's network with its port published on 127.0.0.1; returns its target. */
 async function startStandIn(name: string, extra: string[] = []): Promise<Target> {
   await docker(["run", "-d", "--name", name, "--label", label, "--network", network, "-p", "127.0.0.1::8080", ...extra, LOCAL_WORKSPACE_IMAGE]);
-  const published = await docker(["port", name, "8080/tcp"]);
-  const port = Number(published.split("\n")[0].split(":").pop());
-  const target: Target = { port, hostname: "localhost" };
+  const target: Target = { port: await publishedPort(name, "8080/tcp"), hostname: "localhost" };
   for (let attempt = 0; ; attempt++) {
     try {
       if ((await request(target, "/health", { timeoutMs: 2000 })).status === 200) return target;
@@ -168,8 +166,7 @@ describe("workspace stand-in image on the real engine", () => {
     // and be killed after the timeout with 137).
     expect(stopped.State.ExitCode).toBe(0);
     await docker(["start", main]);
-    const port = Number((await docker(["port", main, "8080/tcp"])).split("\n")[0].split(":").pop());
-    target = { port, hostname: "localhost" };
+    target = { port: await publishedPort(main, "8080/tcp"), hostname: "localhost" };
     for (let i = 0; i < 100; i++) {
       const ok = await request(target, "/health", { timeoutMs: 2000 }).then((r) => r.status === 200, () => false);
       if (ok) break;

@@ -94,6 +94,14 @@ export async function docker(args: string[], timeoutMs = 60_000): Promise<string
   }
 }
 
+/** The 127.0.0.1 port Docker published for a container's `internal` port (e.g. "8080/tcp"). */
+export async function publishedPort(container: string, internal: string): Promise<number> {
+  const bindings = (await docker(["port", container, internal])).split("\n");
+  const loopback = bindings.find((binding) => binding.startsWith("127.0.0.1:"));
+  if (!loopback) throw new Error(`${container} publishes ${internal} on no loopback address (${bindings.join(", ")})`);
+  return Number(loopback.split(":").pop());
+}
+
 /** `docker inspect` of one object, parsed. */
 export async function inspect<T = Record<string, unknown>>(nameOrId: string): Promise<T> {
   return (JSON.parse(await docker(["inspect", nameOrId])) as T[])[0];
