@@ -9,7 +9,7 @@ import { BackupTooling } from "./components/backups";
 import { renderCaddyfile } from "./policy/caddyfile";
 import { ClientInstance } from "./components/clientInstance";
 import { clientNames } from "./policy/clientContainer";
-import { Host } from "./components/host";
+import { Host } from "./components/hosts/hetzner";
 import { openRouterKeyName } from "./components/openrouter/key";
 import { loadProgramConfig } from "./config/programConfig";
 import { Proxy } from "./components/proxy";

@@ -2,10 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as hcloud from "@pulumi/hcloud";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
-import type { StackSettings } from "../config/model";
-import { renderCloudInit } from "../policy/cloudInit";
-import { lifecycle } from "../policy/lifecycle";
-import { firewallRules, hostLabels, sshKeyName } from "../policy/hostPolicy";
+import type { StackSettings } from "../../config/model";
+import { renderCloudInit } from "../../policy/cloudInit";
+import { lifecycle } from "../../policy/lifecycle";
+import { firewallRules, hostLabels, sshKeyName } from "../../policy/hostPolicy";
 
 export interface HostArgs {
   /** Server type, location, image, SSH keys and admin networks from the stack settings. */
