@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { firewallRules, sshKeyName } from "../policy/hostPolicy";
 import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
 import { clientEnvironment, clientLimits } from "../policy/clientContainer";
-import { proxyAttachCommands, proxyPorts } from "../policy/proxyPolicy";
+import { caddyfileOptionsFor, proxyApplyCommand, PROXY_NETWORK_MODE } from "../policy/proxyPolicy";
+import { HOST_PATHS } from "../policy/cloudInit";
+import { localHostPaths } from "../policy/localHost";
 import { lifecycle } from "../policy/lifecycle";
 import type { ClientSpec } from "../config/model";
 
@@ -17,6 +19,7 @@ const client = (over: Partial<ClientSpec> = {}): ClientSpec => ({
   image: "ghcr.io/mai-hosting/mai:1.4.2",
   resources: { cpus: 2, memoryMb: 4096, reservedCpus: 0.25, reservedMemoryMb: 2048 },
   env: {},
+  server: "host",
   ...over,
 });
 
@@ -66,13 +69,23 @@ describe("client container", () => {
 });
 
 describe("proxy", () => {
-  it("binds the web ports on both address families", () => {
-    expect(proxyPorts().filter((p) => p.ip === "::").map((p) => `${p.external}/${p.protocol}`)).toEqual(["80/tcp", "443/tcp", "443/udp"]);
+  it("runs on the host network, so no port list and no client network is declared", () => {
+    expect(PROXY_NETWORK_MODE).toBe("host");
   });
-  it("attaches idempotently and detaches without failing when already gone", () => {
-    const cmd = proxyAttachCommands("mai-acme");
-    expect(cmd.create).toMatch(/grep -q '"mai-acme"' \|\| docker network connect mai-acme mai-proxy$/);
-    expect(cmd.delete).toMatch(/\|\| true$/);
+  it("leaves the public defaults out of a production Caddyfile and binds a local one to the loopback", () => {
+    expect(caddyfileOptionsFor({ httpPort: 80, httpsPort: 443, issuer: "acme" }, "ops@example.net")).toEqual({ acmeEmail: "ops@example.net" });
+    expect(caddyfileOptionsFor({ bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" }, undefined)).toEqual({
+      bindAddress: "127.0.0.1",
+      httpPort: 8080,
+      httpsPort: 8443,
+      issuer: "internal",
+    });
+  });
+  it("reloads through the apply script with the production paths unchanged and a local host's Caddyfile directory", () => {
+    expect(proxyApplyCommand(HOST_PATHS, "caddy:2.11.9-alpine")).toBe("CADDY_IMAGE=caddy:2.11.9-alpine bash /usr/local/sbin/mai-caddy-apply");
+    expect(proxyApplyCommand(localHostPaths("/var/tmp/mai"), "mai-local/caddy:2.11.9")).toBe(
+      "CADDY_HOST_DIR=/var/tmp/mai/caddy CADDY_IMAGE=mai-local/caddy:2.11.9 bash /var/tmp/mai/bin/mai-caddy-apply",
+    );
   });
 });
 
@@ -80,6 +93,8 @@ describe("lifecycle policy", () => {
   it("protects the server and IPs, retains data, replaces containers delete-first", () => {
     expect(lifecycle.server.protect).toBe(true);
     expect(lifecycle.primaryIp.protect).toBe(true);
+    // assigneeType is no longer declared; the IPs' stored value must never plan a change.
+    expect(lifecycle.primaryIp.ignoreChanges).toEqual(["assigneeType"]);
     expect(lifecycle.dataVolume.retainOnDelete).toBe(true);
     expect(lifecycle.proxyVolume.retainOnDelete).toBe(true);
     expect(lifecycle.container.deleteBeforeReplace).toBe(true);

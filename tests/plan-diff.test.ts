@@ -148,10 +148,12 @@ describe("renderings", () => {
   const report: PlanReport = {
     stack: "prod",
     clients: [
-      { slug: "acme", hostname: "acme.example.com", url: "https://acme.example.com", port: 8001, status: "active", cpus: 2, memoryMb: 4096, reservedCpus: 0.5, reservedMemoryMb: 1024 },
+      { slug: "acme", hostname: "acme.example.com", url: "https://acme.example.com", port: 8001, status: "active", cpus: 2, memoryMb: 4096, reservedCpus: 0.5, reservedMemoryMb: 1024, server: "host" },
     ],
-    capacity: {
+    capacity: [{
+      serverName: "host",
       serverType: "ccx53",
+      checked: true,
       server: { cpus: 32, memoryMb: 131072 },
       reserve: { cpus: 2, memoryMb: 4096 },
       allocatable: { cpus: 30, memoryMb: 126976 },
@@ -159,7 +161,7 @@ describe("renderings", () => {
       activeClients: 1,
       suspendedClients: 0,
       warnings: [],
-    },
+    }],
     resources: head,
     changes: diffDeclarations(base, head),
     base: "origin/main",
@@ -194,7 +196,8 @@ describe("renderings", () => {
   it("json has the documented shape", () => {
     const json = JSON.parse(renderJson(report));
     expect(Object.keys(json)).toEqual(expect.arrayContaining(["stack", "clients", "capacity", "resources", "changes"]));
-    expect(json.resources[0]).toEqual({ urn: expect.any(String), type: expect.any(String), name: expect.any(String), parent: null, inputs: expect.any(Object) });
+    expect(json.resources[0]).toEqual({ urn: expect.any(String), type: expect.any(String), name: expect.any(String), parent: null, server: null, inputs: expect.any(Object) });
+    expect(json.servers).toEqual(["host"]);
     expect(json.changes.find((c: { name: string }) => c.name === "mai-acme")).toMatchObject({ op: "replace", fields: ["envs"], restart: true });
     const withoutBase = JSON.parse(renderJson({ ...report, changes: undefined, base: undefined }));
     expect(withoutBase.changes).toBeUndefined();

@@ -2,56 +2,81 @@ import * as pulumi from "@pulumi/pulumi";
 import * as hcloud from "@pulumi/hcloud";
 import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
-import type { StackSettings } from "../../config/model";
-import { renderCloudInit } from "../../policy/cloudInit";
+import type { HetznerServerSpec, StackSettings } from "../../config/model";
+import { HOST_PATHS, cloudInitWaitCommand, renderCloudInit, sysctlApplyCommand } from "../../policy/cloudInit";
+import { contentHash } from "../../policy/proxyPolicy";
 import { lifecycle } from "../../policy/lifecycle";
 import { firewallRules, hostLabels, sshKeyName } from "../../policy/hostPolicy";
+import { type Host, type HostCommand, type HostCommandArgs, type HostFileArgs, commandFields, fileTriggers } from "./host";
 
-export interface HostArgs {
-  /** Server type, location, image, SSH keys and admin networks from the stack settings. */
-  settings: Pick<StackSettings, "serverType" | "location" | "serverImage" | "sshPublicKeys" | "adminCidrs">;
+/** SSH options of every connection the machine running Pulumi opens to a Hetzner host. */
+export const HETZNER_SSH_OPTIONS = ["-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=30"];
+
+export interface HetznerHostArgs {
+  /** The server: its name (resource names, `mai-<name>` at Hetzner), type and location. */
+  server: HetznerServerSpec;
+  /** OS image, SSH keys and admin networks from the stack settings. */
+  settings: Pick<StackSettings, "serverImage" | "sshPublicKeys" | "adminCidrs">;
   /** Private key the stack uses for SSH to the host (secret); when absent the SSH agent is used. */
   sshPrivateKey?: pulumi.Input<string>;
+  /**
+   * The stack's SSH keys at Hetzner when another host already registered them (Hetzner refuses
+   * the same key twice in a project); when absent this host registers them.
+   */
+  sshKeys?: hcloud.SshKey[];
 }
 
 /**
- * The Hetzner server and everything that identifies it: SSH keys, firewall, primary IPs that
+ * A Hetzner server and everything that identifies it: SSH keys, firewall, primary IPs that
  * survive a server replacement, and a Docker provider that talks to the host's daemon over SSH
- * once cloud-init has finished.
+ * once cloud-init has finished. Commands and files reach it over SSH as root.
  */
-export class Host extends pulumi.ComponentResource {
+export class HetznerHost extends pulumi.ComponentResource implements Host {
+  public readonly name: string;
+  public readonly kind = "hetzner" as const;
   public readonly server: hcloud.Server;
+  /** The SSH keys this host uses (registered by it, or given). */
+  public readonly sshKeys: hcloud.SshKey[];
   public readonly ipv4Address: pulumi.Output<string>;
   public readonly ipv6Address: pulumi.Output<string>;
   /** SSH connection for `command.remote` resources; waits for cloud-init to finish. */
   public readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
   /** Docker provider connected to the host's daemon over `ssh://root@<ipv4>`. */
   public readonly docker: docker.Provider;
+  public readonly paths = HOST_PATHS;
+  /** Caddy serves the public ports on every address. */
+  public readonly proxy = { httpPort: 80, httpsPort: 443, issuer: "acme" as const };
+  public readonly hasSystemd = true;
+  public readonly shell: pulumi.Output<string>;
 
-  constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+  constructor(name: string, args: HetznerHostArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mai:index:Host", name, {}, opts);
-    const { settings } = args;
+    this.name = args.server.name;
+    const { settings, server } = args;
     const labels = hostLabels();
+    const hetznerName = `mai-${server.name}`;
 
-    const sshKeys = settings.sshPublicKeys.map(
-      (publicKey, i) =>
-        new hcloud.SshKey(`${name}-ssh-${i}`, { name: sshKeyName(publicKey, i), publicKey, labels }, { parent: this }),
-    );
+    this.sshKeys =
+      args.sshKeys ??
+      settings.sshPublicKeys.map(
+        (publicKey, i) =>
+          new hcloud.SshKey(`${name}-ssh-${i}`, { name: sshKeyName(publicKey, i), publicKey, labels }, { parent: this }),
+      );
 
     const firewall = new hcloud.Firewall(
       `${name}-firewall`,
-      { name: "mai-host", labels, rules: firewallRules(settings.adminCidrs) },
+      { name: hetznerName, labels, rules: firewallRules(settings.adminCidrs) },
       { parent: this },
     );
 
+    // No assigneeType: the provider only needs it together with assigneeId (see lifecycle.ts).
     const primaryIp = (type: "ipv4" | "ipv6") =>
       new hcloud.PrimaryIp(
         `${name}-${type}`,
         {
-          name: `mai-host-${type}`,
+          name: `${hetznerName}-${type}`,
           type,
-          assigneeType: "server",
-          location: settings.location,
+          location: server.location,
           autoDelete: false,
           deleteProtection: true,
           labels,
@@ -64,11 +89,11 @@ export class Host extends pulumi.ComponentResource {
     this.server = new hcloud.Server(
       `${name}-server`,
       {
-        name: "mai-host",
-        serverType: settings.serverType,
-        location: settings.location,
+        name: hetznerName,
+        serverType: server.serverType,
+        location: server.location,
         image: settings.serverImage,
-        sshKeys: sshKeys.map((k) => k.id),
+        sshKeys: this.sshKeys.map((k) => k.id),
         firewallIds: [firewall.id.apply(Number)],
         publicNets: [
           { ipv4Enabled: true, ipv4: ipv4.id.apply(Number), ipv6Enabled: true, ipv6: ipv6.id.apply(Number) },
@@ -94,31 +119,52 @@ export class Host extends pulumi.ComponentResource {
       perDialTimeout: 30,
     };
 
-    // Exit code 2 means "done, with recoverable warnings" (e.g. deprecated keys), which is fine.
     const cloudInit = new command.remote.Command(
       `${name}-cloud-init`,
-      {
-        connection: baseConnection,
-        create: "cloud-init status --wait >/dev/null; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 2 ]; docker info --format '{{.ServerVersion}}'",
-        triggers: [this.server.id],
-      },
+      { connection: baseConnection, create: cloudInitWaitCommand(), triggers: [this.server.id] },
       { parent: this },
     );
 
     // Every consumer of the connection waits for cloud-init (Docker installed, directories made).
-    this.connection = pulumi
-      .all([this.ipv4Address, cloudInit.stdout])
-      .apply(([host]) => ({ ...baseConnection, host }));
+    // The id, not the output: it is known as soon as the wait first succeeded, so re-running the
+    // wait later never makes the connection (and with it every command and the Docker provider)
+    // unknown in a preview.
+    this.connection = pulumi.all([this.ipv4Address, cloudInit.id]).apply(([host]) => ({ ...baseConnection, host }));
 
+    // The provider runs the system `ssh` (agent, ~/.ssh/config or default keys), not the key of the
+    // remote commands: see the README ("SSH access") for what the machine running Pulumi needs.
     this.docker = new docker.Provider(
       `${name}-docker`,
       {
         host: this.connection.apply((connection) => `ssh://root@${connection.host}`),
-        sshOpts: ["-o", "StrictHostKeyChecking=accept-new", "-o", "ServerAliveInterval=30"],
+        sshOpts: HETZNER_SSH_OPTIONS,
       },
       { parent: this },
     );
 
+    // Also on servers whose first boot predates the drop-in (cloud-init never runs again).
+    const sysctls = sysctlApplyCommand();
+    this.runCommand(`${name}-sysctl`, { create: sysctls, triggers: [contentHash(sysctls)] }, { parent: this });
+
+    this.shell = this.ipv4Address.apply((address) => ["ssh", ...HETZNER_SSH_OPTIONS, `root@${address}`].join(" "));
+
     this.registerOutputs({ ipv4Address: this.ipv4Address, ipv6Address: this.ipv6Address });
+  }
+
+  runCommand(name: string, args: HostCommandArgs, opts?: pulumi.CustomResourceOptions): HostCommand {
+    return new command.remote.Command(name, { connection: this.connection, ...commandFields(args) }, opts);
+  }
+
+  putFile(name: string, args: HostFileArgs, opts?: pulumi.CustomResourceOptions): pulumi.CustomResource {
+    return new command.remote.CopyToRemote(
+      name,
+      {
+        connection: this.connection,
+        source: new pulumi.asset.StringAsset(args.content),
+        remotePath: args.path,
+        triggers: fileTriggers(args),
+      },
+      opts,
+    );
   }
 }

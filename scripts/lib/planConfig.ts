@@ -4,15 +4,15 @@
  * key is not in the stack config yet.
  */
 import type { CapacityReport } from "../../policy/capacity";
-import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../../config/configuration";
+import { clientKeyCommand, keysOptional, loadConfigurationFiles, missingClientKeys } from "../../config/configuration";
 import type { PlanClientRow } from "../../plan/report";
 
 /** What the plan shows about the configuration itself. */
 export interface CheckedConfiguration {
   /** One row per client, in the loader's order. */
   clients: PlanClientRow[];
-  /** Server capacity use of the active clients. */
-  capacity: CapacityReport;
+  /** Capacity use of each server by its active clients, in the stack's server order. */
+  capacity: CapacityReport[];
   /** Non-fatal findings, including clients without an OpenRouter key. */
   warnings: string[];
   /** Active clients whose key is missing from the stack config (the plan uses placeholders). */
@@ -31,6 +31,9 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
     configuration.clients.some((c) => c.openrouter?.monthlyLimitUsd !== undefined) && !stackFile.secretPaths.includes("openrouterProvisioningKey");
   const secretPaths = missingProvisioningKey ? [...stackFile.secretPaths, "openrouterProvisioningKey"] : stackFile.secretPaths;
   const missingKeys = missingClientKeys(configuration.clients, secretPaths);
+  const keyConsequence = keysOptional(configuration.settings)
+    ? "a local stack runs it without one: no model answers"
+    : "the plan used a placeholder; `pulumi up` fails until it is set";
   return {
     clients: configuration.clients.map((c) => ({
       slug: c.slug,
@@ -42,6 +45,7 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
       memoryMb: c.resources.memoryMb,
       reservedCpus: c.resources.reservedCpus,
       reservedMemoryMb: c.resources.reservedMemoryMb,
+      server: c.server,
     })),
     capacity: configuration.capacity,
     warnings: [
@@ -52,7 +56,7 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
           ]
         : []),
       ...missingKeys.map(
-        (slug) => `client "${slug}" has no OpenRouter key (the plan used a placeholder; \`pulumi up\` fails until it is set): ${clientKeyCommand(slug, stack)}`,
+        (slug) => `client "${slug}" has no OpenRouter key (${keyConsequence}): ${clientKeyCommand(slug, stack)}`,
       ),
     ],
     missingKeys,

@@ -13,6 +13,7 @@ import * as path from "path";
 import { isClientFileName } from "../../config/clientFile";
 import { ConfigError, formatIssue } from "../../config/configIssues";
 import { diffDeclarations } from "../../plan/diff";
+import { resourceServers } from "../../plan/servers";
 import { evaluateProgram, EvaluationError, type Evaluation } from "../../plan/mockRuntime";
 import type { PlanReport } from "../../plan/report";
 import { runtimeConfigFromStackFile, StackFileError, type RuntimeConfig } from "../../plan/stackConfig";
@@ -105,9 +106,14 @@ function inRepository(top: string, file: string): string | undefined {
 
 /**
  * Copies the client files and the stack file as they are at `ref` into a new temporary
- * directory, reading git's object store only (the working tree and index are not touched).
+ * directory, reading git's object store only (the working tree and index are not touched). When
+ * the project's program exists at `ref` too, its whole tree is extracted beside them
+ * (`programPath`), so the base is evaluated with the code it had: a change to the program shows
+ * in the diff like a change to the configuration.
  */
-export function checkoutConfigAt(options: PlanOptions & { base: string }): { dir: string; clientsDir: string; stackFile?: string } {
+export function checkoutConfigAt(
+  options: PlanOptions & { base: string },
+): { dir: string; clientsDir: string; stackFile?: string; programPath?: string } {
   let top: string;
   try {
     top = fs.realpathSync(git(path.resolve(options.clientsDir), ["rev-parse", "--show-toplevel"]).trim());
@@ -140,7 +146,31 @@ export function checkoutConfigAt(options: PlanOptions & { base: string }): { dir
   } catch {
     stackFile = undefined; // The stack did not exist at the base: everything is a create.
   }
-  return { dir, clientsDir, stackFile };
+  return { dir, clientsDir, stackFile, programPath: extractProgramAt(top, options, dir) };
+}
+
+/** Extracts the project tree at `options.base` into `dir/program`; undefined when it has no index.ts there. */
+function extractProgramAt(top: string, options: PlanOptions & { base: string }, dir: string): string | undefined {
+  const relRoot = inRepository(top, fs.realpathSync(options.projectRoot));
+  if (relRoot === undefined) return undefined;
+  const relIndex = relRoot === "" ? "index.ts" : `${relRoot}/index.ts`;
+  try {
+    git(top, ["cat-file", "-e", `${options.base}:${relIndex}`]);
+  } catch {
+    return undefined;
+  }
+  const programDir = path.join(dir, "program");
+  fs.mkdirSync(programDir);
+  const archive = execFileSync("git", ["archive", "--format=tar", options.base, "--", relRoot === "" ? "." : relRoot], {
+    cwd: top,
+    maxBuffer: 256 * 1024 * 1024,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  execFileSync("tar", ["-x", "-C", programDir], { input: archive, stdio: ["pipe", "ignore", "pipe"] });
+  const root = path.join(programDir, relRoot);
+  // The same installed packages (one @pulumi/pulumi, whose mocks are process-wide).
+  fs.symlinkSync(fs.realpathSync(path.join(options.projectRoot, "node_modules")), path.join(root, "node_modules"));
+  return path.join(root, "index.ts");
 }
 
 async function evaluate(
@@ -149,6 +179,7 @@ async function evaluate(
   stackFileLabel: string,
   clientsDir: string,
   checked: Pick<CheckedConfiguration, "missingKeys" | "missingProvisioningKey">,
+  programPath: string = path.join(options.projectRoot, "index.ts"),
 ): Promise<Evaluation> {
   let runtime: RuntimeConfig;
   try {
@@ -158,7 +189,7 @@ async function evaluate(
     throw err;
   }
   return evaluateProgram({
-    programPath: path.join(options.projectRoot, "index.ts"),
+    programPath,
     project: PROJECT,
     stack: options.stack,
     config: withPlaceholderKeys(runtime, checked.missingKeys, checked.missingProvisioningKey).config,
@@ -204,6 +235,13 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
     clients: checked.clients,
     capacity: checked.capacity,
     resources: head.resources,
+    resourceServer: Object.fromEntries(
+      resourceServers(
+        head.resources,
+        checked.capacity.map((c) => c.serverName),
+        Object.fromEntries(checked.clients.map((c) => [c.slug, c.server])),
+      ),
+    ),
     warnings: [...new Set([...checked.warnings, ...head.warnings])],
   };
 
@@ -216,7 +254,7 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         let baseChecked: CheckedConfiguration;
         try {
           baseChecked = validateConfiguration(at.stackFile, at.clientsDir, options.stack);
-          base = await evaluate(options, at.stackFile, `${options.base}:${stackFileName}`, at.clientsDir, baseChecked);
+          base = await evaluate(options, at.stackFile, `${options.base}:${stackFileName}`, at.clientsDir, baseChecked, at.programPath);
         } catch (err) {
           if (!(err instanceof EvaluationError || err instanceof PlanError || err instanceof ConfigError)) throw err;
           const detail = err instanceof ConfigError ? err.issues.map(formatIssue).join("\n") : err.message;
