@@ -12,6 +12,7 @@ import {
   clientLimits,
   clientNames,
   clientPorts,
+  clientUrl,
 } from "../policy/clientContainer";
 import { dnsRecordsFor } from "../policy/dns";
 import { lifecycle } from "../policy/lifecycle";
@@ -64,8 +65,7 @@ export class ClientInstance extends pulumi.ComponentResource {
     const { client } = args;
     const names = clientNames(client.slug);
     const child = { parent: this };
-    const httpsPort = args.host.proxy.httpsPort;
-    this.url = `https://${client.hostname}${httpsPort === 443 ? "" : `:${httpsPort}`}`;
+    this.url = clientUrl(client, args.host.proxy.httpsPort);
     this.client = client;
 
     this.dataVolume = new docker.Volume(

@@ -448,6 +448,11 @@ export function keysOptional(settings: Pick<StackSettings, "servers">): boolean 
   return settings.servers.every((server) => server.kind === "local");
 }
 
+/** The warning for a client without a key in a stack of local servers (shared by the program and the plan). */
+export function localMissingKeyWarning(slug: string, stack?: string): string {
+  return `client "${slug}" has no OpenRouter key (a local stack runs it without one: no model answers): ${clientKeyCommand(slug, stack)}`;
+}
+
 /** The command that stores a client's OpenRouter key as a secret (optionally for a named stack). */
 export function clientKeyCommand(slug: string, stack?: string): string {
   const stackOption = stack === undefined ? "" : ` --stack ${stack}`;

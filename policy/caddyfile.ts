@@ -68,7 +68,7 @@ export function renderCaddyfile(clients: ClientSpec[], options: CaddyfileOptions
         ? renderActiveSite(client, upstreamOf(client))
         : renderSuspendedSite(client),
     );
-    if (client.defaultHostname !== client.hostname) blocks.push(renderRedirectSite(client));
+    if (client.defaultHostname !== client.hostname) blocks.push(renderRedirectSite(client, options.httpsPort));
   }
   return `${blocks.join("\n\n")}\n`;
 }
@@ -224,12 +224,13 @@ function renderSuspendedSite(client: ClientSpec): string {
   ].join("\n");
 }
 
-function renderRedirectSite(client: ClientSpec): string {
+function renderRedirectSite(client: ClientSpec, httpsPort: number | undefined): string {
+  const port = httpsPort === undefined || httpsPort === 443 ? "" : `:${httpsPort}`;
   return [
     `# ${client.slug}: default hostname, redirects to the canonical one`,
     `${client.defaultHostname} {`,
     "\timport mai_security_headers",
-    `\tredir https://${client.hostname}{uri} 308`,
+    `\tredir https://${client.hostname}${port}{uri} 308`,
     "}",
   ].join("\n");
 }

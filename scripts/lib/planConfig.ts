@@ -4,8 +4,9 @@
  * key is not in the stack config yet.
  */
 import type { CapacityReport } from "../../policy/capacity";
-import { clientKeyCommand, keysOptional, loadConfigurationFiles, missingClientKeys } from "../../config/configuration";
+import { clientKeyCommand, keysOptional, loadConfigurationFiles, localMissingKeyWarning, missingClientKeys } from "../../config/configuration";
 import type { PlanClientRow } from "../../plan/report";
+import { clientUrl, serverHttpsPort } from "../../policy/clientContainer";
 
 /** What the plan shows about the configuration itself. */
 export interface CheckedConfiguration {
@@ -19,6 +20,8 @@ export interface CheckedConfiguration {
   missingKeys: string[];
   /** Clients ask for managed keys but the stack has no provisioning key (the plan uses a placeholder). */
   missingProvisioningKey: boolean;
+  /** A stack of local servers only: missing keys are not filled in, the program runs without them. */
+  keysOptional: boolean;
 }
 
 /** Validates the stack file and the client files like `npm run check`; throws ConfigError listing every issue. */
@@ -27,18 +30,18 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
 
   // Clients that ask for a managed key are planned with one even before the provisioning key is
   // set, so a reviewer sees the key resources the change will create.
+  const localOnly = keysOptional(configuration.settings);
   const missingProvisioningKey =
-    configuration.clients.some((c) => c.openrouter?.monthlyLimitUsd !== undefined) && !stackFile.secretPaths.includes("openrouterProvisioningKey");
+    !localOnly &&
+    configuration.clients.some((c) => c.openrouter?.monthlyLimitUsd !== undefined) &&
+    !stackFile.secretPaths.includes("openrouterProvisioningKey");
   const secretPaths = missingProvisioningKey ? [...stackFile.secretPaths, "openrouterProvisioningKey"] : stackFile.secretPaths;
   const missingKeys = missingClientKeys(configuration.clients, secretPaths);
-  const keyConsequence = keysOptional(configuration.settings)
-    ? "a local stack runs it without one: no model answers"
-    : "the plan used a placeholder; `pulumi up` fails until it is set";
   return {
     clients: configuration.clients.map((c) => ({
       slug: c.slug,
       hostname: c.hostname,
-      url: `https://${c.hostname}`,
+      url: clientUrl(c, serverHttpsPort(configuration.settings.servers.find((server) => server.name === c.server))),
       port: c.port,
       status: c.status,
       cpus: c.resources.cpus,
@@ -55,11 +58,14 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
             `clients ask for managed OpenRouter keys but the stack has no provisioning key (the plan used a placeholder; \`pulumi up\` fails until it is set): pulumi config set --stack ${stack} --secret openrouterProvisioningKey <key>`,
           ]
         : []),
-      ...missingKeys.map(
-        (slug) => `client "${slug}" has no OpenRouter key (${keyConsequence}): ${clientKeyCommand(slug, stack)}`,
+      ...missingKeys.map((slug) =>
+        localOnly
+          ? localMissingKeyWarning(slug, stack)
+          : `client "${slug}" has no OpenRouter key (the plan used a placeholder; \`pulumi up\` fails until it is set): ${clientKeyCommand(slug, stack)}`,
       ),
     ],
     missingKeys,
     missingProvisioningKey,
+    keysOptional: localOnly,
   };
 }

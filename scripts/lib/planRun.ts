@@ -178,7 +178,7 @@ async function evaluate(
   stackPath: string,
   stackFileLabel: string,
   clientsDir: string,
-  checked: Pick<CheckedConfiguration, "missingKeys" | "missingProvisioningKey">,
+  checked: Pick<CheckedConfiguration, "missingKeys" | "missingProvisioningKey" | "keysOptional">,
   programPath: string = path.join(options.projectRoot, "index.ts"),
 ): Promise<Evaluation> {
   let runtime: RuntimeConfig;
@@ -192,7 +192,8 @@ async function evaluate(
     programPath,
     project: PROJECT,
     stack: options.stack,
-    config: withPlaceholderKeys(runtime, checked.missingKeys, checked.missingProvisioningKey).config,
+    // A local stack runs without missing keys, so its plan shows exactly that.
+    config: checked.keysOptional ? runtime : withPlaceholderKeys(runtime, checked.missingKeys, checked.missingProvisioningKey).config,
     clientsDir,
   });
 }
@@ -208,6 +209,11 @@ export function artifactsOf(evaluation: Evaluation): PlanArtifact[] {
         // The Caddyfile is uploaded as Caddyfile.next and swapped in after validation.
         artifacts.push({ name: path.posix.basename(remotePath).replace(/\.next$/, ""), content: text });
       }
+    }
+    // A local host's file write: the content is the command's stdin, the target the last word.
+    if (r.type === "command:local:Command" && typeof r.inputs.stdin === "string" && typeof r.inputs.create === "string") {
+      const target = /mv -f \S+ (\S+)$/.exec(r.inputs.create)?.[1];
+      if (target) artifacts.push({ name: path.posix.basename(target.replace(/^'|'$/g, "")).replace(/\.next$/, ""), content: r.inputs.stdin });
     }
     if (r.type === "hcloud:index/server:Server" && typeof r.inputs.userData === "string" && r.inputs.userData !== "[secret]") {
       artifacts.push({ name: `cloud-init-${r.name}.yaml`, content: r.inputs.userData });
