@@ -4,7 +4,11 @@ import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
 import { clientEnvironment, clientLimits } from "../policy/clientContainer";
 import { caddyfileOptionsFor, proxyApplyCommand, PROXY_NETWORK_MODE } from "../policy/proxyPolicy";
 import { HOST_PATHS } from "../policy/cloudInit";
-import { localHostPaths } from "../policy/localHost";
+import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../policy/localHost";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { lifecycle } from "../policy/lifecycle";
 import type { ClientSpec } from "../config/model";
 
@@ -100,3 +104,34 @@ describe("lifecycle policy", () => {
     expect(lifecycle.container.deleteBeforeReplace).toBe(true);
   });
 });
+
+describe("local host", () => {
+  it("keeps every host path under the state directory", () => {
+    expect(localHostPaths("/var/tmp/mai")).toEqual({
+      caddyDir: "/var/tmp/mai/caddy",
+      backupsDir: "/var/tmp/mai/backups",
+      etcDir: "/var/tmp/mai/etc",
+      binDir: "/var/tmp/mai/bin",
+      stateDir: "/var/tmp/mai/state",
+    });
+  });
+  it("writes a file from stdin, creating its directory and replacing it whole", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-local-write-"));
+    try {
+      const target = path.join(dir, "caddy", "Caddyfile.next");
+      for (const content of ["first\n", "second {$HOME}\n"]) {
+        const result = spawnSync("bash", ["-c", localWriteFileCommand(target)], { input: content, encoding: "utf8" });
+        expect(result.status).toBe(0);
+        expect(fs.readFileSync(target, "utf8")).toBe(content);
+      }
+      expect(fs.readdirSync(path.dirname(target))).toEqual(["Caddyfile.next"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it("reaches another engine through DOCKER_HOST in its shell prefix", () => {
+    expect(localShellPrefix("unix:///var/run/docker.sock")).toBe("bash -c");
+    expect(localShellPrefix("unix:///tmp/engine b.sock")).toBe("env DOCKER_HOST='unix:///tmp/engine b.sock' bash -c");
+  });
+});
+

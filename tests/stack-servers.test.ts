@@ -116,6 +116,28 @@ describe("two Hetzner servers", () => {
   });
 });
 
+describe("adding a client on one server", () => {
+  it("changes nothing on the other server", async () => {
+    vi.resetModules();
+    const keys = { ...JSON.parse(FIXTURE_CONFIG["mai-hosting:openrouterApiKeys"]), hooli: "sk-or-v1-fixture-hooli-0000000000000000000000000000" };
+    const after = await runProgram({
+      config: { ...CONFIG, "mai-hosting:openrouterApiKeys": JSON.stringify(keys) },
+      secretKeys: FIXTURE_SECRET_KEYS,
+      clientsDir: clientsDir({ globex: "fsn1-b", umbrella: "fsn1-b" }, { "hooli.yaml": "name: Hooli\nport: 8010\nserver: fsn1-b\nresources:\n  reservations:\n    cpus: 0.25\n" }),
+    });
+    const key = (r: DeclaredResource) => `${r.type}::${r.name}`;
+    const now = new Map(after.resources.map((r) => [key(r), r]));
+    const changed = run.resources
+      .filter((r) => JSON.stringify(r.inputs) !== JSON.stringify(now.get(key(r))?.inputs))
+      .map((r) => r.name)
+      .sort();
+    // Only fsn1-b's Caddyfile and its reload; nbg1-a and its clients are untouched.
+    expect(changed).toEqual(["fsn1-b-proxy-caddyfile", "fsn1-b-proxy-reload"]);
+    const added = after.resources.filter((r) => !run.resources.some((before) => key(before) === key(r))).map((r) => r.name);
+    expect(added.every((name) => name.startsWith("hooli"))).toBe(true);
+  });
+});
+
 describe("refused server configurations", () => {
   async function refusal(config: Record<string, string>, dir: string) {
     vi.resetModules();
