@@ -161,7 +161,12 @@ function renderInstallCommand(uploads: readonly BackupUpload[], contentHash: str
     `install -d -m 0755 ${target.paths.etcDir}`,
     `install -d -m 0750 ${target.paths.backupsDir}`,
     // New inode + rename: a backup running right now keeps reading its own copy of the script.
-    ...uploads.map((u) => `install -m ${u.mode} -T ${u.stagedPath} ${u.target}.new && mv -f ${u.target}.new ${u.target}`),
+    // A local machine may lack GNU install (-T), so it copies and sets the mode instead.
+    ...uploads.map((u) =>
+      target.systemd
+        ? `install -m ${u.mode} -T ${u.stagedPath} ${u.target}.new && mv -f ${u.target}.new ${u.target}`
+        : `cp ${u.stagedPath} ${u.target}.new && chmod ${u.mode} ${u.target}.new && mv -f ${u.target}.new ${u.target}`,
+    ),
     ...(target.systemd
       ? [
           "systemctl daemon-reload",

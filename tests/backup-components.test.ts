@@ -164,4 +164,27 @@ describe("BackupTooling on a local engine", () => {
     expect(install).toContain("/var/tmp/mai-test/etc/backup.env.new");
     expect(install).not.toMatch(/systemctl|\/etc\/systemd/);
   });
+
+  it("installs for real into a scratch state directory, without GNU-only options", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const os = await import("node:os");
+    const { localHostPaths } = await import("../policy/localHost");
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "mai-local-backup-"));
+    try {
+      const local = plan.planBackupTooling(backups.readBackupHostFiles(), 7, { paths: localHostPaths(root), systemd: false });
+      expect(local.installCommand).not.toContain("install -m");
+      for (const upload of local.uploads) {
+        fs.mkdirSync(path.dirname(upload.stagedPath), { recursive: true });
+        fs.writeFileSync(upload.stagedPath, upload.content);
+      }
+      fs.mkdirSync(path.join(root, "bin"), { recursive: true });
+      const result = spawnSync("bash", ["-c", local.installCommand], { encoding: "utf8" });
+      expect(result.status).toBe(0);
+      expect(fs.statSync(path.join(root, "bin", "mai-backup")).mode & 0o777).toBe(0o755);
+      expect(fs.readFileSync(path.join(root, "etc", "backup.env"), "utf8")).toMatch(/^RETENTION_DAYS=7$/m);
+      expect(fs.statSync(path.join(root, "backups")).mode & 0o777).toBe(0o750);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
