@@ -212,7 +212,11 @@ export function renderText(report: PlanReport): string {
     if (report.changes.length === 0) lines.push("  none: the declared resources are identical");
     for (const [client, changes] of groupChanges(report.changes)) {
       lines.push(`  ${client === "" ? "shared (proxy, host, DNS)" : `client ${client}`}`);
-      for (const change of changes) lines.push(`    ${describeChange(change)}`);
+      const several = serverNames(report).length > 1;
+      for (const change of changes) {
+        const server = several && client === "" ? report.resourceServer?.[change.urn] : undefined;
+        lines.push(`    ${describeChange(change)}${server ? ` [server ${server}]` : ""}`);
+      }
     }
     lines.push("", summaryLine(summariseChanges(report.changes)));
   }

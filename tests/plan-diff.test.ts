@@ -178,6 +178,21 @@ describe("renderings", () => {
     expect(text).toContain("Clients: 1 added (gamma), 0 changed, 1 restarted (acme), 0 removed.");
   });
 
+  it("groups clients, capacity and resources by server and names the server of a shared change", () => {
+    const proxyChange = report.changes!.find((c) => c.client === undefined)!;
+    const twoServers: PlanReport = {
+      ...report,
+      clients: [...report.clients, { ...report.clients[0], slug: "gamma", url: "https://gamma.example.com", port: 8002, server: "nbg1-b" }],
+      capacity: [report.capacity[0], { ...report.capacity[0], serverName: "nbg1-b", serverType: "ccx33" }],
+      resourceServer: Object.fromEntries(head.map((r) => [r.urn, r.name.includes("gamma") ? "nbg1-b" : "host"])),
+    };
+    const text = renderText(twoServers);
+    expect(text).toMatch(/^Server host: 1 client\(s\)\n[\s\S]*acme[\s\S]*^Server nbg1-b: 1 client\(s\)\n[\s\S]*gamma/m);
+    expect(text).toContain("Server nbg1-b (ccx33):");
+    expect(text).toMatch(/^  server nbg1-b \(\d+\)$/m);
+    expect(text).toContain(`${describeChange(proxyChange)} [server host]`);
+  });
+
   it("calls out in-place updates that still interrupt service", () => {
     const server: DeclaredResource = {
       urn: `${stackUrn}hcloud:index/server:Server::host`, type: "hcloud:index/server:Server", name: "host", custom: true,
