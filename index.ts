@@ -16,6 +16,7 @@ import { LocalHost } from "./components/hosts/local";
 import { openRouterKeyName } from "./components/openrouter/key";
 import { Proxy } from "./components/proxy";
 import { loadProgramConfig } from "./config/programConfig";
+import { DEFAULT_SERVER_NAME } from "./config/servers";
 import { renderCaddyfile } from "./policy/caddyfile";
 import { clientNames } from "./policy/clientContainer";
 import { caddyfileOptionsFor } from "./policy/proxyPolicy";
@@ -24,15 +25,24 @@ import { serverResourceNames } from "./policy/serverNaming";
 const config = loadProgramConfig();
 const { settings } = config;
 
-// Hetzner refuses the same SSH key twice in a project: the first Hetzner server registers the
-// keys, the others use them.
+// Hetzner refuses the same SSH key twice in a project: one Hetzner server registers the keys
+// (`host` when the stack has it, so upgrading a single-server stack keeps them where they are;
+// otherwise the first), the others use them.
+const hetznerServers = settings.servers.filter((server) => server.kind === "hetzner");
+const keyOwner = hetznerServers.find((server) => server.name === DEFAULT_SERVER_NAME) ?? hetznerServers[0];
+const built = new Map<string, Host>();
 let sshKeys: hcloud.SshKey[] | undefined;
+if (keyOwner?.kind === "hetzner") {
+  const owner = new HetznerHost(serverResourceNames(keyOwner.name).host, { server: keyOwner, settings, sshPrivateKey: config.sshPrivateKey });
+  sshKeys = owner.sshKeys;
+  built.set(keyOwner.name, owner);
+}
 const hosts: Host[] = settings.servers.map((server) => {
+  const existing = built.get(server.name);
+  if (existing) return existing;
   const names = serverResourceNames(server.name);
   if (server.kind === "local") return new LocalHost(names.host, { server });
-  const host = new HetznerHost(names.host, { server, settings, sshPrivateKey: config.sshPrivateKey, sshKeys });
-  sshKeys ??= host.sshKeys;
-  return host;
+  return new HetznerHost(names.host, { server, settings, sshPrivateKey: config.sshPrivateKey, sshKeys });
 });
 
 const clients = hosts.flatMap((host) => {

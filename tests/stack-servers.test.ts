@@ -116,6 +116,20 @@ describe("two Hetzner servers", () => {
   });
 });
 
+describe("the server named host", () => {
+  it("keeps the single-server names and the SSH keys wherever it is listed", async () => {
+    vi.resetModules();
+    const reordered = await runProgram({
+      config: { ...FIXTURE_CONFIG, "mai-hosting:servers": JSON.stringify({ "nbg1-b": { serverType: "ccx33" }, host: { serverType: "ccx33" } }) },
+      secretKeys: FIXTURE_SECRET_KEYS,
+      clientsDir: clientsDir({}),
+    });
+    const names = reordered.resources.map((r) => r.name);
+    expect(names).toEqual(expect.arrayContaining(["host-server", "mai-network", "backup-tooling", "proxy", "nbg1-b-server", "nbg1-b-proxy"]));
+    expect(reordered.resources.filter((r) => r.type === "hcloud:index/sshKey:SshKey").map((r) => r.name)).toEqual(["host-ssh-0"]);
+  });
+});
+
 describe("adding a client on one server", () => {
   it("changes nothing on the other server", async () => {
     vi.resetModules();
