@@ -26,8 +26,8 @@ export interface BackupToolingArgs {
 }
 
 /**
- * Host-level backup tooling: `mai-backup`, `mai-restore`, the `mai-backup@` service and timer
- * templates, and `/etc/mai/backup.env`. Re-installed whenever any of their content changes.
+ * Host-level backup tooling: `mai-backup`, `mai-restore`, `mai-export`, `mai-import`, their shared
+ * `mai-lib.sh`, the `mai-backup@` service and timer templates, and `/etc/mai/backup.env`. Re-installed whenever any of their content changes.
  * Deleting it leaves the files and every backup on the host.
  */
 export class BackupTooling extends pulumi.ComponentResource {

@@ -14,8 +14,10 @@ export const BACKUP_CONFIG_DIR = HOST_PATHS.etcDir;
 export const BACKUP_ENV_PATH = `${BACKUP_CONFIG_DIR}/backup.env`;
 /** Where uploads land before `install` moves them into place (a running script is never overwritten). */
 export const BACKUP_STAGING_DIR = "/var/lib/mai/staging/backup";
-/** Host tools the scripts call; cloud-init installs them (Debian/Ubuntu packages sqlite3, zstd, util-linux). */
-export const BACKUP_REQUIRED_TOOLS = ["sqlite3", "zstd", "flock"] as const;
+/** Host tools the scripts call; cloud-init installs them (Debian/Ubuntu packages sqlite3, zstd, jq; tar and util-linux are in every image). */
+export const BACKUP_REQUIRED_TOOLS = ["sqlite3", "zstd", "flock", "jq", "tar"] as const;
+/** Where the scripts' shared shell library is installed (sourced, not run). */
+export const HOST_LIB_DIR = "/usr/local/lib/mai";
 
 /** One file of the tooling: a repository file installed at a fixed host path. */
 export interface BackupHostFile {
@@ -27,10 +29,13 @@ export interface BackupHostFile {
   mode: "0755" | "0644";
 }
 
-/** The scripts and systemd units, in install order. */
+/** The scripts and systemd units, in install order: the library the scripts source comes first. */
 export const BACKUP_HOST_FILES: readonly BackupHostFile[] = [
+  { source: "host/mai-lib.sh", target: `${HOST_LIB_DIR}/mai-lib.sh`, mode: "0644" },
   { source: "host/mai-backup.sh", target: "/usr/local/sbin/mai-backup", mode: "0755" },
   { source: "host/mai-restore.sh", target: "/usr/local/sbin/mai-restore", mode: "0755" },
+  { source: "host/mai-export.sh", target: "/usr/local/sbin/mai-export", mode: "0755" },
+  { source: "host/mai-import.sh", target: "/usr/local/sbin/mai-import", mode: "0755" },
   { source: "host/mai-backup@.service", target: "/etc/systemd/system/mai-backup@.service", mode: "0644" },
   { source: "host/mai-backup@.timer", target: "/etc/systemd/system/mai-backup@.timer", mode: "0644" },
 ];
@@ -133,9 +138,9 @@ function renderInstallCommand(uploads: readonly BackupUpload[], contentHash: str
   return [
     "set -eu",
     `for tool in ${tools}; do`,
-    `  command -v "$tool" >/dev/null || { echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd)" >&2; exit 1; }`,
+    `  command -v "$tool" >/dev/null || { echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd jq)" >&2; exit 1; }`,
     "done",
-    `install -d -m 0755 ${BACKUP_CONFIG_DIR}`,
+    `install -d -m 0755 ${BACKUP_CONFIG_DIR} ${HOST_LIB_DIR}`,
     `install -d -m 0750 ${BACKUP_ROOT}`,
     // New inode + rename: a backup running right now keeps reading its own copy of the script.
     ...uploads.map((u) => `install -m ${u.mode} -T ${u.stagedPath} ${u.target}.new && mv -f ${u.target}.new ${u.target}`),

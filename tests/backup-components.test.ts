@@ -54,13 +54,16 @@ describe("BackupTooling", () => {
   it("uploads the repository's scripts and units byte for byte, and the retention, to a staging dir", async () => {
     const copies = declared.filter((r) => r.type === "command:remote:CopyToRemote");
     expect(copies.map((c) => c.name)).toEqual([
+      "backup-tooling-mai-lib.sh",
       "backup-tooling-mai-backup.sh",
       "backup-tooling-mai-restore.sh",
+      "backup-tooling-mai-export.sh",
+      "backup-tooling-mai-import.sh",
       "backup-tooling-mai-backup@.service",
       "backup-tooling-mai-backup@.timer",
       "backup-tooling-backup.env",
     ]);
-    for (const file of ["mai-backup.sh", "mai-restore.sh", "mai-backup@.service", "mai-backup@.timer"]) {
+    for (const file of ["mai-lib.sh", "mai-backup.sh", "mai-restore.sh", "mai-export.sh", "mai-import.sh", "mai-backup@.service", "mai-backup@.timer"]) {
       const copy = byName(`backup-tooling-${file}`);
       expect(await assetText(copy.inputs.source)).toBe(fs.readFileSync(path.join(HOST_DIR, file), "utf8"));
       expect(copy.inputs.remotePath).toBe(`/var/lib/mai/staging/backup/${file}`);
@@ -76,6 +79,12 @@ describe("BackupTooling", () => {
     const create: string = install.inputs.create;
     expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-backup.sh /usr/local/sbin/mai-backup.new");
     expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-restore.sh /usr/local/sbin/mai-restore.new");
+    expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-export.sh /usr/local/sbin/mai-export.new");
+    expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-import.sh /usr/local/sbin/mai-import.new");
+    // The library the scripts source is in place before any script that needs it.
+    expect(create).toContain("install -m 0644 -T /var/lib/mai/staging/backup/mai-lib.sh /usr/local/lib/mai/mai-lib.sh.new");
+    expect(create.indexOf("/usr/local/lib/mai/mai-lib.sh.new")).toBeLessThan(create.indexOf("/usr/local/sbin/mai-backup.new"));
+    expect(create).toMatch(/for tool in sqlite3 zstd flock jq tar; do/);
     expect(create).toContain("/etc/systemd/system/mai-backup@.timer.new && mv -f");
     expect(create).toContain("install -m 0644 -T /var/lib/mai/staging/backup/backup.env /etc/mai/backup.env.new");
     expect(create.indexOf("systemctl daemon-reload")).toBeGreaterThan(create.lastIndexOf("install -m"));
@@ -110,7 +119,7 @@ describe("BackupTooling", () => {
     for (const bad of [0, -1, 2.5, Number.NaN, 5000]) {
       expect(() => plan.planBackupTooling(sources, bad)).toThrow(/^backupRetentionDays: expected a whole number of days from 1 to 3650/);
     }
-    expect(() => plan.planBackupTooling({}, 30)).toThrow("missing repository file(s) host/mai-backup.sh");
+    expect(() => plan.planBackupTooling({}, 30)).toThrow("missing repository file(s) host/mai-lib.sh, host/mai-backup.sh");
   });
 });
 
