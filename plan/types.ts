@@ -36,6 +36,8 @@ export interface DeclaredResource {
   inputs: Record<string, unknown>;
   /** Options relevant to what a deployment does. */
   options: DeclaredOptions;
+  /** URNs this resource was known by before (Pulumi `aliases`): the same resource, not a new one. */
+  aliases?: string[];
 }
 
 /** What a deployment would do to one resource. */
