@@ -72,7 +72,7 @@ done
 [[ $OFFSITE_MIRROR == yes || $OFFSITE_MIRROR == no ]] ||
   fail "$EX_CONFIG" "OFFSITE_MIRROR must be 'yes' or 'no' (got '$OFFSITE_MIRROR')"
 
-require_tools "$EX_CONFIG" sqlite3 zstd flock jq
+require_tools "$EX_CONFIG" sqlite3 zstd flock
 
 # --- one run per client (shared with restores, exports and imports) ----------------------------
 lock_client "$SLUG" 0 "$EX_BUSY" "another backup, restore, export or import of '$SLUG' is running; nothing done"
@@ -129,6 +129,7 @@ log "wrote $DEST_DIR/$NAME ($size bytes, integrity ok) in $((SECONDS - started))
 # approved by the client's admin, removed users are deleted. Sizes as the host sees them.
 usage_snapshot() {
   local users=null tables volume_bytes db_bytes=0 file
+  command -v jq >/dev/null || return 1
   tables=$(sq "$SNAPSHOT" "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='user';" 2>/dev/null) || return 1
   if [[ $tables == 1 ]]; then
     users=$(sq "$SNAPSHOT" "SELECT count(*) FROM \"user\" WHERE role IS NOT 'pending';" 2>/dev/null) || return 1
