@@ -1,9 +1,8 @@
 /**
  * The monthly invoice per client:
  *
- *   (copy the usage snapshots from the server first; the rsync command is in --help and README)
  *   OPENROUTER_PROVISIONING_KEY=$(pulumi config get openrouterProvisioningKey) \
- *     npm run invoice -- --month 2026-10 --snapshots usage-snapshots [--csv|--json] [--stack prod]
+ *     npm run invoice -- --month 2026-10 --host root@<server> [--csv|--json] [--stack prod]
  *
  * Per client: OpenRouter spend in the month (the stack's managed keys `mai-hosting/<stack>/<slug>`,
  * removed clients' disabled keys included), active users and storage from the nightly usage
@@ -11,6 +10,7 @@
  * `pricing` the amounts and totals. How past months' spend is derived: policy/invoice.ts.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import { createOpenRouterClient, type OpenRouterKeyInfo, type RetryPolicy } from "../components/openrouter/api";
@@ -30,6 +30,7 @@ import {
   type KeyReading,
   type UsageSnapshot,
 } from "../policy/invoice";
+import { HOST_PATHS } from "../policy/cloudInit";
 import { buildUsageReport, provisioningKeyFrom, readClientNames, reportFailure, UsageInputError, type UsageIo } from "./usage";
 
 /** Parsed command line. */
@@ -45,22 +46,26 @@ export interface InvoiceOptions {
   /** Whether the clients directory was given explicitly (then it must exist). */
   clientsDirGiven: boolean;
   /** Directory with `<slug>/usage-YYYY-MM-DD.json`, laid out like the host's backup directory. */
-  snapshotsDir: string;
+  snapshotsDir?: string;
+  /** SSH destinations (`root@<server>`) whose backup directory holds the snapshots. */
+  hosts: string[];
   /** JSON file of recorded key readings (read and updated). */
   readingsFile: string;
   /** Print help and exit. */
   help: boolean;
 }
 
-export const INVOICE_HELP = `Usage: npm run invoice -- --month YYYY-MM --snapshots <dir> [--json | --csv] [--stack <name>]
-                          [--clients <dir>] [--readings <file>]
+export const INVOICE_HELP = `Usage: npm run invoice -- --month YYYY-MM (--host <server>... | --snapshots <dir>)
+                          [--json | --csv] [--stack <name>] [--clients <dir>] [--readings <file>]
 
 Per client for one calendar month (UTC): OpenRouter spend, active users, storage and, with
 \`pricing\` in Pulumi.<stack>.yaml, the amounts and totals.
 
   --month YYYY-MM     the month to invoice (this month: spend to date)
-  --snapshots <dir>   the nightly usage snapshots, <dir>/<slug>/usage-YYYY-MM-DD.json, copied from
-                      the server's backup directory (env MAI_USAGE_SNAPSHOTS):
+  --host <server>     read the usage snapshots that the nightly backup writes on the server, over
+                      SSH (root@<address>; repeat for every server of the stack)
+  --snapshots <dir>   or read them from a copy, <dir>/<slug>/usage-YYYY-MM-DD.json, of the servers'
+                      backup directories (env MAI_USAGE_SNAPSHOTS):
       rsync -a --include='*/' --include='usage-*.json' --exclude='*' root@<server>:/srv/mai/backups/ <dir>/
   --json | --csv      machine-readable output
   --stack <name>      the stack's keys and pricing (default: prod)
@@ -68,7 +73,7 @@ Per client for one calendar month (UTC): OpenRouter spend, active users, storage
   --readings <file>   OpenRouter readings kept between runs; past months' spend comes from them
                       (env MAI_INVOICE_READINGS; default ~/.local/state/mai-hosting/openrouter-readings-<stack>.json)
 
-Environment: OPENROUTER_PROVISIONING_KEY (required), OPENROUTER_API_BASE (API URL).
+Environment: OPENROUTER_PROVISIONING_KEY (required), OPENROUTER_API_BASE (API URL), MAI_SSH (ssh).
 `;
 
 /** Parses the arguments after `npm run invoice --`. */
@@ -79,6 +84,7 @@ export function parseInvoiceArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   let stack = "prod";
   let clientsDir: string | undefined;
   let snapshotsDir = env.MAI_USAGE_SNAPSHOTS || undefined;
+  const hosts: string[] = [];
   let readingsFile = env.MAI_INVOICE_READINGS || undefined;
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -117,6 +123,12 @@ export function parseInvoiceArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       case "--snapshots":
         snapshotsDir = value();
         break;
+      case "--host": {
+        const host = value();
+        if (host !== undefined && !/^([A-Za-z0-9._-]+@)?[A-Za-z0-9.:_-]+$/.test(host)) problems.push(`--host: expected an SSH destination like root@203.0.113.7, got "${host}".`);
+        else if (host !== undefined) hosts.push(host);
+        break;
+      }
       case "--readings":
         readingsFile = value();
         break;
@@ -130,7 +142,8 @@ export function parseInvoiceArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   if (!help) {
     if (month === undefined && !problems.some((p) => p.startsWith("--month"))) problems.push("--month YYYY-MM is required.");
-    if (snapshotsDir === undefined) problems.push("--snapshots <dir> is required (the usage snapshots copied from the server; see below).");
+    if (snapshotsDir === undefined && hosts.length === 0) problems.push("--host <server> or --snapshots <dir> is required (where the usage snapshots are; see below).");
+    if (snapshotsDir !== undefined && hosts.length > 0) problems.push("choose one of --host and --snapshots.");
   }
   if (formats.size > 1) problems.push("choose one of --json and --csv.");
   if (problems.length > 0) throw new UsageInputError(problems.join("\n"));
@@ -140,50 +153,99 @@ export function parseInvoiceArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     stack,
     clientsDir: clientsDir ?? "clients",
     clientsDirGiven: clientsDir !== undefined,
-    snapshotsDir: snapshotsDir ?? "",
+    snapshotsDir,
+    hosts,
     readingsFile: readingsFile ?? path.join(os.homedir(), ".local", "state", "mai-hosting", `openrouter-readings-${stack}.json`),
     help,
   };
 }
 
 const SLUG = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Where mai-backup writes each client's backups and usage snapshots on a server. */
+const BACKUPS_DIR = HOST_PATHS.backupsDir;
 
-/** Reads `<dir>/<slug>/usage-<month>-DD.json`; every malformed file is named at once. */
-export function readUsageSnapshots(dir: string, month: string): Map<string, UsageSnapshot[]> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageInputError(`--snapshots: "${dir}" is not a directory.`);
+/** One snapshot file as found: `<slug>/usage-YYYY-MM-DD.json` and its text. */
+interface SnapshotFile {
+  /** Where it was found, for messages. */
+  origin: string;
+  slug: string;
+  name: string;
+  text: string;
+}
+
+/** Parses the month's snapshot files; every malformed one is named at once. */
+export function parseUsageSnapshots(files: readonly SnapshotFile[], month: string): Map<string, UsageSnapshot[]> {
   const bySlug = new Map<string, UsageSnapshot[]>();
   const problems: string[] = [];
-  for (const slug of readdirSync(dir).sort()) {
-    if (!SLUG.test(slug) || !statSync(path.join(dir, slug)).isDirectory()) continue;
-    for (const name of readdirSync(path.join(dir, slug)).sort()) {
-      const match = /^usage-(\d{4}-\d{2}-\d{2})\.json$/.exec(name);
-      if (!match || !match[1].startsWith(`${month}-`)) continue;
-      const file = path.join(dir, slug, name);
-      let data: Record<string, unknown>;
-      try {
-        data = JSON.parse(readFileSync(file, "utf8"));
-      } catch {
-        problems.push(`${file}: not valid JSON.`);
-        continue;
-      }
-      const count = (value: unknown) => typeof value === "number" && Number.isInteger(value) && value >= 0;
-      if (data.slug !== slug || !(data.activeUsers === null || count(data.activeUsers)) || !count(data.volumeBytes) || !count(data.databaseBytes)) {
-        problems.push(`${file}: expected {slug: "${slug}", activeUsers, volumeBytes, databaseBytes} as written by mai-backup.`);
-        continue;
-      }
-      const list = bySlug.get(slug) ?? [];
-      list.push({
-        slug,
-        day: match[1],
-        activeUsers: data.activeUsers as number | null,
-        volumeBytes: data.volumeBytes as number,
-        databaseBytes: data.databaseBytes as number,
-      });
-      bySlug.set(slug, list);
+  for (const file of files) {
+    const match = /^usage-(\d{4}-\d{2}-\d{2})\.json$/.exec(file.name);
+    if (!SLUG.test(file.slug) || !match || !match[1].startsWith(`${month}-`)) continue;
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(file.text);
+    } catch {
+      problems.push(`${file.origin}: not valid JSON.`);
+      continue;
     }
+    const count = (value: unknown) => typeof value === "number" && Number.isInteger(value) && value >= 0;
+    if (data.slug !== file.slug || !(data.activeUsers === null || count(data.activeUsers)) || !count(data.volumeBytes) || !count(data.databaseBytes)) {
+      problems.push(`${file.origin}: expected {slug: "${file.slug}", activeUsers, volumeBytes, databaseBytes} as written by mai-backup.`);
+      continue;
+    }
+    const list = bySlug.get(file.slug) ?? [];
+    list.push({
+      slug: file.slug,
+      day: match[1],
+      activeUsers: data.activeUsers as number | null,
+      volumeBytes: data.volumeBytes as number,
+      databaseBytes: data.databaseBytes as number,
+    });
+    bySlug.set(file.slug, list);
   }
   if (problems.length > 0) throw new UsageInputError(problems.join("\n"));
   return bySlug;
+}
+
+/** Snapshot files of `month` under `<dir>/<slug>/`. */
+export function snapshotFilesInDir(dir: string, month: string): SnapshotFile[] {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageInputError(`--snapshots: "${dir}" is not a directory.`);
+  const files: SnapshotFile[] = [];
+  for (const slug of readdirSync(dir).sort()) {
+    if (!SLUG.test(slug) || !statSync(path.join(dir, slug)).isDirectory()) continue;
+    for (const name of readdirSync(path.join(dir, slug)).sort()) {
+      if (!name.startsWith(`usage-${month}-`) || !name.endsWith(".json")) continue;
+      const origin = path.join(dir, slug, name);
+      files.push({ origin, slug, name, text: readFileSync(origin, "utf8") });
+    }
+  }
+  return files;
+}
+
+/**
+ * Snapshot files of `month` read over SSH from a server's backup directory: one line per file,
+ * `<slug>/<name>` TAB its JSON on one line. `ssh` is `$MAI_SSH` (default ssh) in batch mode.
+ */
+export function snapshotFilesOnHost(host: string, month: string, env: NodeJS.ProcessEnv): SnapshotFile[] {
+  const remote = [
+    `cd ${BACKUPS_DIR} 2>/dev/null || exit 0`,
+    `for f in */usage-${month}-*.json; do [ -f "$f" ] || continue; printf '%s\\t' "$f"; tr -d '\\n' < "$f"; echo; done`,
+  ].join("; ");
+  const result = spawnSync(env.MAI_SSH || "ssh", ["-o", "BatchMode=yes", "-o", "ConnectTimeout=20", host, remote], {
+    encoding: "utf8",
+    timeout: 120_000,
+    env,
+  });
+  if (result.status !== 0) {
+    throw new UsageInputError(`--host ${host}: reading the usage snapshots over SSH failed (exit ${result.status ?? "timeout"}): ${(result.stderr ?? "").trim().slice(0, 300)}`);
+  }
+  return result.stdout
+    .split("\n")
+    .filter((line) => line.includes("\t"))
+    .map((line) => {
+      const [where, text] = [line.slice(0, line.indexOf("\t")), line.slice(line.indexOf("\t") + 1)];
+      const [slug, name] = where.split("/");
+      return { origin: `${host}:${BACKUPS_DIR}/${where}`, slug, name: name ?? "", text };
+    });
 }
 
 /** The readings file: missing means none yet. */
@@ -229,7 +291,11 @@ export async function runInvoice(
     if (!settings.ok) throw new ConfigError(settings.issues);
     const pricing = settings.settings.pricing ?? null;
 
-    const snapshots = readUsageSnapshots(parsed.snapshotsDir, parsed.month);
+    const snapshotFiles =
+      parsed.snapshotsDir !== undefined
+        ? snapshotFilesInDir(parsed.snapshotsDir, parsed.month)
+        : parsed.hosts.flatMap((host) => snapshotFilesOnHost(host, parsed.month, env));
+    const snapshots = parseUsageSnapshots(snapshotFiles, parsed.month);
     const readings = loadReadings(parsed.readingsFile);
     const clients = readClientNames(parsed.clientsDir, parsed.clientsDirGiven);
     const api = createOpenRouterClient({

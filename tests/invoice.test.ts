@@ -205,6 +205,48 @@ describe("npm run invoice (as a process)", () => {
   });
 });
 
+describe("npm run invoice --host", () => {
+  it("reads the usage snapshots over SSH from every server of the stack", async () => {
+    // Two servers, each with its own backup directory; ssh is a stand-in that runs the remote command locally.
+    for (const server of ["nbg1-a", "nbg1-b"]) fs.mkdirSync(path.join(work, server));
+    const write = (server: string, slug: string, day: string, users: number) => {
+      fs.mkdirSync(path.join(work, server, slug), { recursive: true });
+      fs.writeFileSync(path.join(work, server, slug, `usage-${day}.json`), JSON.stringify({ slug, activeUsers: users, volumeBytes: 10, databaseBytes: 5 }) + "\n");
+    };
+    write("nbg1-a", "acme", `${previous}-05`, 4);
+    write("nbg1-a", "acme", `${current}-01`, 40); // another month: not even sent
+    write("nbg1-b", "beta", `${previous}-06`, 2);
+    const ssh = path.join(work, "bin", "ssh");
+    fs.writeFileSync(
+      ssh,
+      `#!/usr/bin/env bash
+host=\${@: -2:1}
+printf '%s\\n' "$*" >> "${work}/ssh.log"
+cd "${work}/\${host#root@}" && bash -c "$(printf '%s' "\${@: -1}" | sed "s|cd /srv/mai/backups|cd .|")"
+`,
+      { mode: 0o755 },
+    );
+    const { out, io } = capture();
+    const argv = ["--month", previous, "--host", "root@nbg1-a", "--host", "root@nbg1-b", "--readings", path.join(work, "readings.json"), "--clients", path.join(work, "clients"), "--json"];
+    expect(await runInvoice(argv, { ...env(), MAI_SSH: ssh }, io, { cwd: work })).toBe(0);
+    expect(out.stderr).toBe("");
+    const invoice = JSON.parse(out.stdout) as Invoice;
+    expect(invoice.rows.filter((r) => r.activeUsers !== null).map((r) => [r.client, r.activeUsers, r.lastSnapshot])).toEqual([
+      ["acme", 4, `${previous}-05`],
+      ["beta", 2, `${previous}-06`],
+    ]);
+    const calls = fs.readFileSync(path.join(work, "ssh.log"), "utf8").trim().split("\n");
+    expect(calls).toHaveLength(2);
+    expect(calls[0]).toContain("-o BatchMode=yes");
+    expect(calls[0]).toContain(`root@nbg1-a cd /srv/mai/backups 2>/dev/null || exit 0; for f in */usage-${previous}-*.json;`);
+
+    const failing = capture();
+    fs.writeFileSync(ssh, "#!/usr/bin/env bash\necho 'Permission denied (publickey).' >&2\nexit 255\n");
+    expect(await runInvoice(argv, { ...env(), MAI_SSH: ssh }, failing.io, { cwd: work })).toBe(2);
+    expect(failing.out.stderr).toContain("--host root@nbg1-a: reading the usage snapshots over SSH failed (exit 255): Permission denied (publickey).");
+  });
+});
+
 describe("runInvoice (in process)", () => {
   it("refuses a bad pricing block naming file, field and expectation, before calling OpenRouter", async () => {
     fs.writeFileSync(
@@ -238,7 +280,7 @@ describe("runInvoice (in process)", () => {
     const bad = capture();
     expect(await runInvoice(["--month", "2026-13", "--csv", "--json"], {}, bad.io, { cwd: work })).toBe(2);
     expect(bad.out.stderr).toContain('--month: expected a month like 2026-10, got "2026-13"');
-    expect(bad.out.stderr).toContain("--snapshots <dir> is required");
+    expect(bad.out.stderr).toContain("--host <server> or --snapshots <dir> is required");
     expect(bad.out.stderr).toContain("choose one of --json and --csv");
     const future = capture();
     expect(await runInvoice(args(nextMonth(current)), env(), future.io, { cwd: work })).toBe(2);
