@@ -128,15 +128,18 @@ log "wrote $DEST_DIR/$NAME ($size bytes, integrity ok) in $((SECONDS - started))
 # Active users: Open WebUI's `user` table holds every account; role 'pending' is a sign-up not yet
 # approved by the client's admin, removed users are deleted. Sizes as the host sees them.
 usage_snapshot() {
-  local users=null tables volume_bytes db_bytes=0 file
+  local users=null tables volume_bytes db_bytes=0 size
   command -v jq >/dev/null || return 1
   tables=$(sq "$SNAPSHOT" "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='user';" 2>/dev/null) || return 1
   if [[ $tables == 1 ]]; then
     users=$(sq "$SNAPSHOT" "SELECT count(*) FROM \"user\" WHERE role IS NOT 'pending';" 2>/dev/null) || return 1
   fi
-  volume_bytes=$(du -sb -- "$DATA_DIR" 2>/dev/null | cut -f1) && [[ $volume_bytes =~ ^[0-9]+$ ]] || return 1
-  for file in "$DB" "$DB-wal"; do
-    [[ -f $file ]] && db_bytes=$((db_bytes + $(stat -c %s -- "$file")))
+  # The workspace keeps writing: files (a -wal) may vanish while they are measured, which du and
+  # stat report as errors; what they could measure is what counts.
+  volume_bytes=$(du -sb -- "$DATA_DIR" 2>/dev/null | cut -f1)
+  [[ $volume_bytes =~ ^[0-9]+$ ]] || return 1
+  for size in $(stat -c %s -- "$DB" "$DB-wal" 2>/dev/null); do
+    db_bytes=$((db_bytes + size))
   done
   jq -n --arg slug "$SLUG" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson users "$users" \
     --argjson volume "$volume_bytes" --argjson db "$db_bytes" \

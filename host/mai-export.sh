@@ -135,16 +135,19 @@ others=$(cd "$DATA_DIR" && find . -mindepth 1 \( "${skip[@]}" \) -prune -o ! -ty
 mkfifo "$WORK/stream" || fail "$EX_FAILED" "cannot create a pipe in $WORK"
 tar -x -f "$WORK/stream" --to-command="$MEMBER_HASHER" >"$WORK/members" 2>"$WORK/hasher.err" &
 hasher=$!
-tar -c -b 1 -f - --numeric-owner --no-recursion --transform='s,^\./,data/,' \
+# --ignore-failed-read: a file the running workspace deletes meanwhile (a cache entry) is left out
+# with a warning instead of failing the export; the manifest lists what was archived.
+tar -c -b 1 -f - --numeric-owner --no-recursion --ignore-failed-read --transform='s,^\./,data/,' \
   -C "$WORK/snapshot" ./webui.db -C "$DATA_DIR" --null -T "$WORK/files" 2>"$WORK/tar.err" |
   tee "$WORK/stream" | head -c -1024 | zstd -q -T2 -c >"$OUT"
 pipe=("${PIPESTATUS[@]}")
 wait "$hasher"
 hashed=$?
-if [[ ${pipe[0]} -eq 1 ]]; then
-  # GNU tar's "file changed as we read it": the archive holds the bytes read, and the manifest their checksums.
-  warn "files changed while they were read (the workspace is running): $(head -c 300 "$WORK/tar.err" | tr '\n' ' ')"
-elif [[ ${pipe[0]} -ne 0 ]]; then
+if [[ ${pipe[0]} -le 1 && -s $WORK/tar.err ]]; then
+  # GNU tar's "file changed as we read it" or a vanished file: the archive holds the bytes read,
+  # and the manifest their checksums.
+  warn "files changed or vanished while they were read (the workspace is running): $(head -c 300 "$WORK/tar.err" | tr '\n' ' ')"
+elif [[ ${pipe[0]} -gt 1 ]]; then
   fail "$EX_FAILED" "tar failed: $(head -c 300 "$WORK/tar.err"); nothing kept"
 fi
 [[ ${pipe[1]} -eq 0 && ${pipe[2]} -eq 0 && ${pipe[3]} -eq 0 && $hashed -eq 0 ]] ||
