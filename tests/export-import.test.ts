@@ -375,9 +375,12 @@ describe("mai-import refuses before touching anything", () => {
     expect(fs.readdirSync(exportsDir()).filter((f) => f.startsWith("."))).toEqual([]);
   }
 
-  it("a truncated archive", () => {
+  it("a truncated archive, from a file or cut short on stdin", () => {
     const { archive, betaBefore } = setUp();
-    fs.truncateSync(archive, Math.floor(fs.statSync(archive).size / 2));
+    const half = Math.floor(fs.statSync(archive).size / 2);
+    const piped = sh(`head -c ${half} "${archive}" | bash "${IMPORT}" --yes --from acme beta -`);
+    expectRefused(piped, /refused stdin: damaged or truncated/, betaBefore);
+    fs.truncateSync(archive, half);
     expectRefused(run(IMPORT, ["--yes", "--from", "acme", "beta", archive]), /refused .*damaged or truncated/, betaBefore);
   });
 
