@@ -11,6 +11,7 @@ import { ClientInstance } from "./components/clientInstance";
 import { clientNames } from "./policy/clientContainer";
 import { Host } from "./components/host";
 import { openRouterKeyName } from "./components/openrouter/key";
+import { MonitoringTooling } from "./components/monitoring";
 import { loadProgramConfig } from "./config/programConfig";
 import { Proxy } from "./components/proxy";
 
@@ -25,6 +26,9 @@ const backupTooling = new BackupTooling("backup-tooling", {
   connection: host.connection,
   retentionDays: settings.backupRetentionDays,
 });
+
+// mai-status, the per-minute sampler and the alerts (README, "The operator's view").
+new MonitoringTooling("monitoring", { connection: host.connection, alertWebhookUrl: config.alertWebhookUrl, hasSystemd: true });
 
 const clients = config.clients.map(
   (client) =>

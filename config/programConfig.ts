@@ -7,6 +7,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Configuration } from "./configuration";
 import { clientKeyCommand, missingClientKeys, readClientSources, resolveConfiguration } from "./configuration";
+import { ALERT_WEBHOOK_CONFIG_KEY, webhookUrlProblem } from "./alerts";
 import { ConfigError, formatIssue } from "./configIssues";
 import { PROJECT, SECRET_CONFIG_KEYS } from "./stackSettings";
 
@@ -22,6 +23,8 @@ export interface ProgramConfig extends Configuration {
   openrouterProvisioningKey?: pulumi.Output<string>;
   /** Private key for SSH to the host, when set (otherwise the SSH agent is used). */
   sshPrivateKey?: pulumi.Output<string>;
+  /** Webhook the hosts post alerts to, when set (otherwise no alert is sent). */
+  alertWebhookUrl?: pulumi.Output<string>;
 }
 
 /** Non-secret config of this project as plain values (objects arrive as JSON strings). */
@@ -77,6 +80,14 @@ export function loadProgramConfig(): ProgramConfig {
     throw new pulumi.RunError(`invalid configuration:\n${lines.join("\n")}`);
   }
 
+  const webhookUrl = pulumi.runtime.allConfig()[`${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`];
+  const webhookProblem = webhookUrl === undefined || webhookUrl === "" ? undefined : webhookUrlProblem(webhookUrl);
+  if (webhookProblem !== undefined) {
+    throw new pulumi.RunError(
+      `invalid configuration:\n${formatIssue({ file: stackFile, path: `${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`, message: webhookProblem })}`,
+    );
+  }
+
   for (const warning of configuration.warnings) pulumi.log.warn(warning);
 
   const present = new Set(presentSecretPaths());
@@ -86,5 +97,6 @@ export function loadProgramConfig(): ProgramConfig {
     openrouterApiKeys: config.getSecretObject<Record<string, string>>("openrouterApiKeys") ?? pulumi.secret<Record<string, string>>({}),
     openrouterProvisioningKey: secretOrUndefined("openrouterProvisioningKey"),
     sshPrivateKey: secretOrUndefined("sshPrivateKey"),
+    alertWebhookUrl: secretOrUndefined(ALERT_WEBHOOK_CONFIG_KEY),
   };
 }
