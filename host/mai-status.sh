@@ -83,7 +83,7 @@ read -r load1 load5 load15 _ </proc/loadavg
 stats_pid=
 if [[ -n $docker_version ]]; then
   mapfile -t client_ids < <("$DOCKER" ps -aq --no-trunc --filter label=mai.client "${filters[@]}" 2>/dev/null)
-  mapfile -t proxy_ids < <("$DOCKER" ps -aq --no-trunc --filter label=mai.role=proxy 2>/dev/null)
+  mapfile -t proxy_ids < <("$DOCKER" ps -aq --no-trunc --filter label=mai.role=proxy "${filters[@]}" 2>/dev/null)
   ids=("${client_ids[@]}" "${proxy_ids[@]}")
   if ((${#ids[@]} > 0)); then
     "$DOCKER" inspect "${ids[@]}" >"$WORK/inspect.json" 2>/dev/null || echo '[]' >"$WORK/inspect.json"
