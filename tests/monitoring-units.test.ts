@@ -82,8 +82,8 @@ describe("monitoring units", () => {
 
     it("would catch a broken unit (the check is live)", () => {
       const broken = verify({ "mai-alert.service": read("mai-alert.service"), "mai-alert.timer": read("mai-alert.timer").replace("OnCalendar=", "OnCalendr=") });
-      expect(broken.status).not.toBe(0);
-      expect(broken.stderr).toContain("OnCalendr");
+      // A warning is enough to fail the clean check above.
+      expect(broken.stderr).toContain("Unknown key 'OnCalendr'");
     });
   });
 });
