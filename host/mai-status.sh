@@ -24,6 +24,9 @@
 #   MAI_CADDY_VOLUME (mai-caddy-data)   Caddy's data volume (certificates/<issuer>/<host>/<host>.crt)
 #   MAI_EXPECT_PROXY (yes)              "no": a missing proxy is not a condition
 #   MAI_CGROUP_ROOT (/sys/fs/cgroup)    where the kernel's per-container OOM kill counters are
+#   MAI_SAMPLES_DB ($MAI_STATE_DIR/samples.db), MAI_USAGE_SOURCE (auto): CPU/memory from the
+#                                       sampler's last reading (< 150 s old, every running client)
+#                                       or, with "docker" or when not covered, from `docker stats`
 set -uo pipefail
 umask 077
 
@@ -37,6 +40,8 @@ CERT_DIR=${MAI_CADDY_CERT_DIR:-}
 CADDY_VOLUME=${MAI_CADDY_VOLUME:-mai-caddy-data}
 EXPECT_PROXY=${MAI_EXPECT_PROXY:-yes}
 CGROUP_ROOT=${MAI_CGROUP_ROOT:-/sys/fs/cgroup}
+SAMPLES_DB=${MAI_SAMPLES_DB:-$STATE_DIR/samples.db}
+USAGE_SOURCE=${MAI_USAGE_SOURCE:-auto}
 
 # Thresholds (README, "The operator's view"); the stack writes status.env, the operator may
 # override in status.local.env.
@@ -80,7 +85,9 @@ read -r load1 load5 load15 _ </proc/loadavg
 : >"$WORK/inspect.json"
 : >"$WORK/stats.jsonl"
 : >"$WORK/oom.txt"
+: >"$WORK/sampled.tsv"
 stats_pid=
+usage_source=docker-stats
 if [[ -n $docker_version ]]; then
   mapfile -t client_ids < <("$DOCKER" ps -aq --no-trunc --filter label=mai.client "${filters[@]}" 2>/dev/null)
   mapfile -t proxy_ids < <("$DOCKER" ps -aq --no-trunc --filter label=mai.role=proxy "${filters[@]}" 2>/dev/null)
@@ -89,9 +96,24 @@ if [[ -n $docker_version ]]; then
     "$DOCKER" inspect "${ids[@]}" >"$WORK/inspect.json" 2>/dev/null || echo '[]' >"$WORK/inspect.json"
     mapfile -t running < <(jq -r '.[] | select(.State.Running) | .Id' "$WORK/inspect.json")
     if ((${#running[@]} > 0)); then
-      # Takes a second or two (the daemon needs two readings for CPU %): run it alongside the rest.
-      "$DOCKER" stats --no-stream --no-trunc --format '{{json .}}' "${running[@]}" >"$WORK/stats.jsonl" 2>/dev/null &
-      stats_pid=$!
+      # CPU and memory use: the sampler's reading of the last minute when it covers every running
+      # client; otherwise `docker stats`, which takes a second or two (the daemon needs two
+      # readings for CPU %) and so runs alongside the rest.
+      if [[ $USAGE_SOURCE == auto && -f $SAMPLES_DB ]] && command -v sqlite3 >/dev/null; then
+        sqlite3 -batch -init /dev/null -readonly -separator $'\t' "$SAMPLES_DB" \
+          "SELECT slug, cpu_percent, memory_bytes, ts FROM samples WHERE ts = (SELECT MAX(ts) FROM samples) AND ts >= $(($(date -u +%s) - 150));" \
+          </dev/null >"$WORK/sampled.tsv" 2>/dev/null || : >"$WORK/sampled.tsv"
+        uncovered=$(jq -r --rawfile sampled "$WORK/sampled.tsv" '
+          ($sampled | split("\n") | map(select(. != "") | split("\t")[0])) as $have
+          | [.[] | select(.State.Running and .Config.Labels["mai.client"] != null) | .Config.Labels["mai.client"]]
+          | map(select(. as $s | $have | index($s) | not)) | length' "$WORK/inspect.json")
+        [[ $uncovered == 0 ]] && usage_source=sampler
+      fi
+      if [[ $usage_source == docker-stats ]]; then
+        : >"$WORK/sampled.tsv"
+        "$DOCKER" stats --no-stream --no-trunc --format '{{json .}}' "${running[@]}" >"$WORK/stats.jsonl" 2>/dev/null &
+        stats_pid=$!
+      fi
       # OOM kills inside the container since it started, from the kernel's counter (Docker only
       # flags a kill of the main process). cgroup v2 or v1, systemd or cgroupfs driver.
       for id in "${running[@]}"; do
@@ -196,6 +218,7 @@ jq -n \
   --slurpfile volumes "$WORK/volumes.json" \
   --rawfile du "$WORK/du.txt" \
   --rawfile oom "$WORK/oom.txt" \
+  --rawfile sampled "$WORK/sampled.tsv" --arg usageSource "$usage_source" \
   --slurpfile backups <(cat "$WORK/backups.jsonl") \
   --slurpfile certs <(cat "$WORK/certs.jsonl") \
   --slurpfile disks <(cat "$WORK/disks.jsonl") '
@@ -215,10 +238,14 @@ jq -n \
 
   now as $now
   | ($stats | map({key: .ID, value: .}) | from_entries) as $statsById
+  | ($sampled | split("\n") | map(select(. != "") | split("\t")
+      | {key: .[0], value: {CPUPerc: .[1], MemUsage: "\(.[2])B / ?", at: (.[3] | tonumber)}}) | from_entries) as $sampledBySlug
   | ($oom | split("\n") | map(select(. != "") | split("\t") | {key: .[0], value: (.[1] | tonumber)}) | from_entries) as $oomById
   | ($du | split("\n") | map(select(. != "") | split("\t") | {key: .[0], value: (.[1] | tonumber)}) | from_entries) as $duByPath
   | ($inspect[0] | map(
-      ($statsById[.Id] // null) as $s
+      (if .State.Running | not then null
+        elif $usageSource == "sampler" then $sampledBySlug[.Config.Labels["mai.client"] // ""]
+        else $statsById[.Id] end // null) as $s
       | {
           name: (.Name | ltrimstr("/")),
           id: .Id[0:12],
@@ -271,6 +298,8 @@ jq -n \
         disks: $diskList,
         docker: {running: ($dockerVersion != ""), version: (if $dockerVersion == "" then null else $dockerVersion end)}
       },
+      usage: {source: $usageSource,
+        sampledAt: (if $usageSource == "sampler" then ([$sampledBySlug[].at] | max | iso) else null end)},
       proxy: $proxy,
       clients: $clients,
       certificates: {source: $certSource, list: $certificates},

@@ -53,6 +53,8 @@ export const hostStatusSchema = z.object({
     disks: z.array(z.object({ mount: z.string(), sizeBytes: z.number(), usedBytes: z.number(), usedPercent: z.number() })),
     docker: z.object({ running: z.boolean(), version: z.string().nullable() }),
   }),
+  /** Where CPU and memory use come from: the sampler's last minute, or `docker stats` now. */
+  usage: z.object({ source: z.string(), sampledAt: z.string().nullable() }).optional(),
   proxy: containerSchema.nullable(),
   clients: z.array(
     z.object({
@@ -171,6 +173,8 @@ export interface ServerReport {
   load?: number[];
   cpus?: number;
   proxy?: { state: string; health: string } | null;
+  /** Where the clients' CPU and memory figures come from ("docker-stats" now, or "sampler" with its time). */
+  usage?: string;
   /** Conditions that belong to the server, not to one client (disk, proxy, Docker, certificates). */
   problems: string[];
 }
@@ -223,6 +227,7 @@ export function buildStatusReport(answers: readonly ServerAnswer[], expected: re
       load: status.host.load,
       cpus: status.host.cpus,
       proxy: status.proxy && { state: status.proxy.state, health: status.proxy.health },
+      usage: status.usage?.source === "sampler" && status.usage.sampledAt ? `sampler ${status.usage.sampledAt.slice(11, 19)}` : "docker-stats",
       problems: serverProblems,
     });
 
@@ -364,7 +369,7 @@ function table(header: string[], rows: string[][]): string {
 /** Text for people: servers, clients, then every problem and difference. */
 export function renderStatus(report: StatusReport): string {
   const servers = table(
-    ["SERVER", "DOCKER", "DISK", "MEMORY", "LOAD", "PROXY"],
+    ["SERVER", "DOCKER", "DISK", "MEMORY", "LOAD", "PROXY", "CPU/MEM OF"],
     report.servers.map((s) =>
       s.reachable
         ? [
@@ -374,8 +379,9 @@ export function renderStatus(report: StatusReport): string {
             `${formatBytes(s.memoryUsedBytes ?? null)}/${formatBytes(s.memoryTotalBytes ?? null)}`,
             `${(s.load ?? []).map((l) => l.toFixed(2)).join(" ")} (${s.cpus} CPUs)`,
             s.proxy ? `${s.proxy.state}/${s.proxy.health}` : "none",
+            s.usage ?? "-",
           ]
-        : [s.server, "unreachable", "-", "-", "-", "-"],
+        : [s.server, "unreachable", "-", "-", "-", "-", "-"],
     ),
   );
   const clients = table(

@@ -24,6 +24,7 @@ const BACKUP = path.join(HOST_DIR, "mai-backup.sh");
  * volumes/<name>/ with a created file holding CreatedAt); $FAKE/down makes the daemon "down".
  */
 const FAKE_DOCKER = `#!/usr/bin/env bash
+echo "$1" >> "$FAKE/calls"
 [[ -e $FAKE/down ]] && { echo "Cannot connect to the Docker daemon" >&2; exit 1; }
 case "$1" in
   version) echo 24.0.7 ;;
@@ -232,6 +233,39 @@ describe("mai-status on files", () => {
     expect(doc.host.memory.totalBytes).toBeGreaterThan(1 << 20);
     // Only the daemon: the proxy cannot be judged without it.
     expect(conditionKeys(doc)).toEqual(["docker-down"]);
+  });
+
+  it("takes CPU and memory from the sampler's last minute when it covers every running client, else from docker stats", () => {
+    const id = "c".repeat(64);
+    fs.writeFileSync(fake("ps.txt"), `${id}\n`);
+    fs.writeFileSync(fake("inspect.json"), JSON.stringify([{
+      Id: id, Name: "/mai-acme", RestartCount: 0,
+      Config: { Image: "img:1", Labels: { "mai.client": "acme" } },
+      State: { Status: "running", Running: true, OOMKilled: false, ExitCode: 0, StartedAt: iso(HOUR), FinishedAt: "0001-01-01T00:00:00Z", Health: { Status: "healthy" } },
+      HostConfig: { Memory: 512 * 1048576, MemoryReservation: 0, NanoCpus: 1e9, CpuShares: 0 },
+    }]));
+    fs.writeFileSync(fake("stats.jsonl"), JSON.stringify({ ID: id, CPUPerc: "7.50%", MemUsage: "100MiB / 512MiB" }) + "\n");
+    const calls = () => fs.readFileSync(fake("calls"), "utf8").split("\n");
+
+    let doc = status();
+    expect(doc.usage).toEqual({ source: "docker-stats", sampledAt: null });
+    expect(doc.clients[0].container).toMatchObject({ cpuPercent: 7.5, memoryBytes: 100 * 1048576, memoryLimitBytes: 512 * 1048576, cpuLimit: 1, uptimeSeconds: expect.any(Number) });
+    expect(calls()).toContain("stats");
+
+    // A reading of the last minute covering acme: no docker stats call.
+    const now = Math.floor(Date.now() / 1000);
+    expect(run(SAMPLE, [], { MAI_NOW: String(now - 30) }).code).toBe(0);
+    fs.rmSync(fake("calls"));
+    doc = status();
+    expect(doc.usage.source).toBe("sampler");
+    expect(Date.parse(doc.usage.sampledAt) / 1000).toBe(now - 30);
+    expect(doc.clients[0].container).toMatchObject({ cpuPercent: 7.5, memoryBytes: 100 * 1048576, memoryLimitBytes: 512 * 1048576 });
+    expect(calls()).not.toContain("stats");
+
+    // Too old a reading, or the operator's choice: docker stats again.
+    expect(status({ MAI_USAGE_SOURCE: "docker" }).usage.source).toBe("docker-stats");
+    spawnSync("sqlite3", [path.join(root, "state", "samples.db"), `UPDATE samples SET ts = ${now - 600};`]);
+    expect(status().usage.source).toBe("docker-stats");
   });
 
   it("flags a disk above the threshold", () => {
