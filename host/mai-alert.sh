@@ -108,10 +108,11 @@ failed=0
 while IFS= read -r line; do
   key=$(jq -r .key <<<"$line")
   jq -c .body <<<"$line" >"$WORK/body.json"
-  # URL on stdin (curl --config -), never in argv or the log; bounded time; no redirects.
+  # URL on stdin (curl --config -), never in argv or the log; bounded time; no redirects;
+  # --globoff: braces of ntfy's message templates are part of the URL, not a curl pattern.
   escaped=${ALERT_WEBHOOK_URL//\\/\\\\}
   escaped=${escaped//\"/\\\"}
-  code=$(printf 'url = "%s"\n' "$escaped" | curl --config - -sS -o /dev/null -w '%{http_code}' \
+  code=$(printf 'url = "%s"\n' "$escaped" | curl --config - --globoff -sS -o /dev/null -w '%{http_code}' \
     --connect-timeout 5 --max-time 10 -X POST -H 'Content-Type: application/json' \
     --data-binary "@$WORK/body.json" 2>/dev/null) || code=${code:-000}
   if [[ $code =~ ^2[0-9][0-9]$ ]]; then

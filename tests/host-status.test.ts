@@ -447,6 +447,14 @@ describe("mai-alert", () => {
     expect(received[1].body.message).toBe(`oom-killed on acme (resolved; since ${body.since})`);
   });
 
+  it("keeps an ntfy template URL intact (braces are not a curl pattern)", async () => {
+    const base = url.slice(0, url.indexOf(SECRET_PATH));
+    fs.writeFileSync(path.join(root, "config", "alerts.env"), `ALERT_WEBHOOK_URL='${base}/mytopic?tpl=1&t={{.title}}&m={{.message}}'\n`);
+    conditions("disk-full:/");
+    await alert();
+    expect(received.map((r) => r.path)).toEqual(["/mytopic?tpl=1&t={{.title}}&m={{.message}}"]);
+  });
+
   it("retries a failed delivery on the next run, logs it without the URL, and never blocks", async () => {
     configure();
     answer = 500;
