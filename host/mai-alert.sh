@@ -54,16 +54,19 @@ flock -n 9 || { log "the previous run is still going; skipped"; exit 0; }
 WORK=$(mktemp -d) || fail "cannot create a temp dir"
 trap 'rm -rf "$WORK"' EXIT
 
-# A status that cannot be read is itself worth an alert (the host is in a bad way).
-if ! "$STATUS" >"$WORK/status.json" 2>"$WORK/status.err" || ! jq -e '.conditions | type == "array"' "$WORK/status.json" >/dev/null 2>&1; then
-  err=$(head -c 300 "$WORK/status.err" | tr -d '\000-\037"\\')
-  jq -n --arg err "$err" '{host: {hostname: null}, conditions: [{key: "status-failed", condition: "status-failed",
-    subject: "mai-status", message: "mai-status failed: \($err)"}]}' >"$WORK/status.json"
-fi
-
 NOW=${MAI_NOW:-$(date -u +%s)}
 state='{}'
 [[ -f $STATE_FILE ]] && state=$(jq -c 'if type == "object" then . else {} end' "$STATE_FILE" 2>/dev/null || echo '{}')
+
+# A status that cannot be read is itself worth an alert (the host is in a bad way). What was
+# firing stays firing: nothing is known to be resolved.
+if ! "$STATUS" >"$WORK/status.json" 2>"$WORK/status.err" || ! jq -e '.conditions | type == "array"' "$WORK/status.json" >/dev/null 2>&1; then
+  err=$(head -c 300 "$WORK/status.err" | tr -d '\000-\037"\\')
+  jq -n --arg err "$err" --argjson state "$state" '{host: {hostname: null}, conditions: (
+    [$state | to_entries[] | select(.value.state == "firing" and .key != "status-failed")
+      | {key, condition: .value.condition, subject: .value.subject, message: .value.message}]
+    + [{key: "status-failed", condition: "status-failed", subject: "mai-status", message: "mai-status failed: \($err)"}])}' >"$WORK/status.json"
+fi
 
 # New state: every current condition is firing (kept `since` and `sent`); a known condition that
 # is gone becomes resolved if its firing was sent, and is forgotten otherwise.

@@ -496,11 +496,16 @@ describe("mai-alert", () => {
     expect(sent()).toEqual([]);
   });
 
-  it("alerts when mai-status itself fails", async () => {
+  it("alerts when mai-status itself fails, without resolving what was firing", async () => {
     configure();
+    conditions("unhealthy:acme");
+    await alert();
     fs.writeFileSync(fake("status.json"), "garbage");
     await alert();
-    expect(sent()).toEqual(["firing status-failed"]);
+    expect(sent()).toEqual(["firing unhealthy:acme", "firing status-failed"]);
+    conditions("unhealthy:acme");
+    await alert();
+    expect(sent()).toEqual(["firing unhealthy:acme", "firing status-failed", "resolved status-failed"]);
   });
 
   it("does nothing without a webhook", async () => {

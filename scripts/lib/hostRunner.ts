@@ -62,16 +62,18 @@ export function localRunner(server: string, options: { binDir?: string; env?: No
   };
 }
 
-/** A Hetzner server: `ssh root@<address> <tool>` with the operator's SSH agent or keys, no prompts. */
-export function sshRunner(server: string, address: string, options: { user?: string; timeoutMs?: number } = {}): HostRunner {
+/** A Hetzner server: `ssh root@<address> /usr/local/sbin/<tool>` with the operator's SSH agent or keys, no prompts. */
+export function sshRunner(server: string, address: string, options: { user?: string; binDir?: string; timeoutMs?: number } = {}): HostRunner {
   const user = options.user ?? "root";
+  // Absolute path: a non-interactive SSH session's PATH need not include sbin directories.
+  const binDir = options.binDir ?? "/usr/local/sbin";
   const sshArgs = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "StrictHostKeyChecking=accept-new", `${user}@${address}`];
   return {
     server,
     via: `ssh ${user}@${address}`,
     run: (tool, args = []) => {
       // Arguments are fixed words (--summary); quote anyway so nothing is re-split remotely.
-      const remote = [tool, ...args].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(" ");
+      const remote = [`${binDir}/${tool}`, ...args].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(" ");
       return spawnCollect("ssh", [...sshArgs, remote], process.env, options.timeoutMs ?? 120_000);
     },
   };
