@@ -73,20 +73,15 @@ export function loadProgramConfig(): ProgramConfig {
   }
 
   const missing = missingClientKeys(configuration.clients, presentSecretPaths());
-  if (missing.length > 0) {
-    const lines = missing.map(
-      (slug) => formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug, pulumi.getStack())}` }),
-    );
-    throw new pulumi.RunError(`invalid configuration:\n${lines.join("\n")}`);
-  }
-
+  const lines = missing.map(
+    (slug) => formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug, pulumi.getStack())}` }),
+  );
   const webhookUrl = pulumi.runtime.allConfig()[`${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`];
   const webhookProblem = webhookUrl === undefined || webhookUrl === "" ? undefined : webhookUrlProblem(webhookUrl);
   if (webhookProblem !== undefined) {
-    throw new pulumi.RunError(
-      `invalid configuration:\n${formatIssue({ file: stackFile, path: `${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`, message: webhookProblem })}`,
-    );
+    lines.push(formatIssue({ file: stackFile, path: `${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`, message: webhookProblem }));
   }
+  if (lines.length > 0) throw new pulumi.RunError(`invalid configuration:\n${lines.join("\n")}`);
 
   for (const warning of configuration.warnings) pulumi.log.warn(warning);
 

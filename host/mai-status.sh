@@ -27,6 +27,7 @@
 #   MAI_SAMPLES_DB ($MAI_STATE_DIR/samples.db), MAI_USAGE_SOURCE (auto): CPU/memory from the
 #                                       sampler's last reading (< 150 s old, every running client)
 #                                       or, with "docker" or when not covered, from `docker stats`
+#   MAI_VOLUME_SIZES (yes)              "no": skip measuring data volumes (sizeBytes null)
 set -uo pipefail
 umask 077
 
@@ -42,6 +43,7 @@ EXPECT_PROXY=${MAI_EXPECT_PROXY:-yes}
 CGROUP_ROOT=${MAI_CGROUP_ROOT:-/sys/fs/cgroup}
 SAMPLES_DB=${MAI_SAMPLES_DB:-$STATE_DIR/samples.db}
 USAGE_SOURCE=${MAI_USAGE_SOURCE:-auto}
+VOLUME_SIZES=${MAI_VOLUME_SIZES:-yes}
 
 # Thresholds (README, "The operator's view"); the stack writes status.env, the operator may
 # override in status.local.env.
@@ -138,7 +140,10 @@ if [[ -n $docker_version ]]; then
     "$DOCKER" volume inspect "${volumes[@]}" >"$WORK/volumes.json" 2>/dev/null || echo '[]' >"$WORK/volumes.json"
     mapfile -t mounts < <(jq -r '.[].Mountpoint' "$WORK/volumes.json")
     # Readable only where the engine's files are local (root on the host); null otherwise.
-    timeout 60 du -s -B1 "${mounts[@]}" 2>/dev/null | awk '{ print $2 "\t" $1 }' >"$WORK/du.txt"
+    # Walks every file of every volume: skipped where nobody reads the sizes (mai-alert).
+    if [[ $VOLUME_SIZES == yes ]]; then
+      timeout 60 nice -n 10 du -s -B1 "${mounts[@]}" 2>/dev/null | awk '{ print $2 "\t" $1 }' >"$WORK/du.txt"
+    fi
   fi
 fi
 
