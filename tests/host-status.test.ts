@@ -196,6 +196,9 @@ describe("mai-status on files", () => {
     expect(doc.clients.map((c: { slug: string }) => c.slug)).toEqual(["fresh", "gone", "old"]);
     expect(conditionKeys(doc)).toEqual(["backup-stale:old"]);
     expect(doc.conditions[0].message).toMatch(/^old has no backup yet \(data volume created /);
+    // Data volume sizes from du, unless skipped (mai-alert does not need them).
+    expect(doc.clients[0].volume.sizeBytes).toBeGreaterThan(0);
+    expect(status({ MAI_VOLUME_SIZES: "no" }).clients[0].volume.sizeBytes).toBeNull();
   });
 
   it("reads certificate expiry from Caddy's storage, alerting under 14 days for public certificates only", () => {
