@@ -59,8 +59,8 @@ state='{}'
 [[ -f $STATE_FILE ]] && state=$(jq -c 'if type == "object" then . else {} end' "$STATE_FILE" 2>/dev/null || echo '{}')
 
 # A status that cannot be read is itself worth an alert (the host is in a bad way). What was
-# firing stays firing: nothing is known to be resolved.
-# Volume sizes are not alerted on: spare the disk walk.
+# firing stays firing: nothing is known to be resolved. (Volume sizes are not alerted on: the
+# disk walk is skipped.)
 if ! MAI_VOLUME_SIZES=no "$STATUS" >"$WORK/status.json" 2>"$WORK/status.err" || ! jq -e '.conditions | type == "array"' "$WORK/status.json" >/dev/null 2>&1; then
   err=$(head -c 300 "$WORK/status.err" | tr -d '\000-\037"\\')
   jq -n --arg err "$err" --argjson state "$state" '{host: {hostname: null}, conditions: (
@@ -125,6 +125,12 @@ while IFS= read -r line; do
   else
     failed=$((failed + 1))
     log "could not deliver $(jq -r .state "$WORK/body.json") $key (HTTP ${code:-000}); will retry next run"
+    # No connection at all: the others would wait for the same timeout; all go next run.
+    if [[ $code == 000 ]]; then
+      pending=$(wc -l <"$WORK/pending.jsonl")
+      log "receiver unreachable; $((pending - ${#delivered[@]} - failed)) more message(s) left for the next run"
+      break
+    fi
   fi
 done <"$WORK/pending.jsonl"
 
