@@ -328,7 +328,9 @@ jq -n \
             else empty end ),
           ( if $c.health == "unhealthy" then {key: "unhealthy:\($slug)", condition: "unhealthy", subject: $slug,
                     message: "\($c.name) fails its health check"} else empty end ),
-          ( if $c.oomKilled or ($c.oomKills // 0) > 0 then {key: "oom-killed:\($slug)", condition: "oom-killed", subject: $slug,
+          # Docker keeps the flag after the restart: it counts until the container has run a
+          # restart window without one. The kernel counter covers the current run only.
+          ( if ($c.oomKilled and ($c.state != "running" or ($c.uptimeSeconds // 0) < $restartWindow * 60)) or ($c.oomKills // 0) > 0 then {key: "oom-killed:\($slug)", condition: "oom-killed", subject: $slug,
                     message: "\($c.name) hit its memory limit of \(($c.memoryLimitBytes // 0) / 1048576 | floor) MiB: \(if $c.oomKilled then "its main process was OOM-killed" else "\($c.oomKills) process(es) OOM-killed since it started" end)"} else empty end ) ]
       + [ .clients[] | .slug as $slug | .backup as $b | select($b.timerEnabled) |
           ( if $b.lastRun != null and $b.lastRun.result != "ok" and $b.lastRun.result != "busy"

@@ -271,6 +271,37 @@ describe("mai-status on files", () => {
     expect(status().usage.source).toBe("docker-stats");
   });
 
+  it("counts Docker's OOM flag as a condition until the container has run 15 minutes since", () => {
+    const id = "d".repeat(64);
+    const inspectWith = (startedMsAgo: number, oomKills: number | null) => {
+      fs.writeFileSync(fake("ps.txt"), `${id}\n`);
+      fs.writeFileSync(fake("inspect.json"), JSON.stringify([{
+        Id: id, Name: "/mai-acme", RestartCount: 1,
+        Config: { Image: "img:1", Labels: { "mai.client": "acme" } },
+        State: { Status: "running", Running: true, OOMKilled: true, ExitCode: 0, StartedAt: iso(startedMsAgo), FinishedAt: iso(startedMsAgo + 1000), Health: { Status: "healthy" } },
+        HostConfig: { Memory: 512 * 1048576, MemoryReservation: 0, NanoCpus: 0, CpuShares: 0 },
+      }]));
+      // The kernel's counter of the container's memory cgroup (v2 layout).
+      const cgroup = path.join(root, "cgroup", "system.slice", `docker-${id}.scope`);
+      fs.rmSync(path.join(root, "cgroup"), { recursive: true, force: true });
+      if (oomKills !== null) {
+        fs.mkdirSync(cgroup, { recursive: true });
+        fs.writeFileSync(path.join(cgroup, "memory.events"), `low 0\nhigh 0\nmax 12\noom 3\noom_kill ${oomKills}\n`);
+      }
+      fs.writeFileSync(fake("stats.jsonl"), JSON.stringify({ ID: id, CPUPerc: "1.00%", MemUsage: "100MiB / 512MiB" }) + "\n");
+      return status({ MAI_CGROUP_ROOT: path.join(root, "cgroup"), MAI_USAGE_SOURCE: "docker" });
+    };
+    let doc = inspectWith(2 * 60_000, null);
+    expect(doc.clients[0].container).toMatchObject({ oomKilled: true, oomKills: null, restartCount: 1 });
+    expect(conditionKeys(doc)).toEqual(["oom-killed:acme"]);
+    expect(doc.conditions[0].message).toBe("mai-acme hit its memory limit of 512 MiB: its main process was OOM-killed");
+    doc = inspectWith(60 * 60_000, 0);
+    expect(doc.clients[0].container.oomKills).toBe(0);
+    expect(conditionKeys(doc)).toEqual([]);
+    doc = inspectWith(60 * 60_000, 2);
+    expect(conditionKeys(doc)).toEqual(["oom-killed:acme"]);
+  });
+
   it("flags a disk above the threshold", () => {
     fs.writeFileSync(path.join(root, "config", "status.env"), "ALERT_DISK_PERCENT=0\n");
     const doc = status();
