@@ -46,19 +46,22 @@ if [[ ${1:-} == --summary ]]; then
     exit 0
   fi
   # Nearest-rank percentile: the smallest value with at least 95 % of the samples at or below it.
+  # One pass: each row's rank by CPU and by memory within its client, then per client the
+  # smallest value ranked at or above 95 %.
   rows=$(sq -json "$DB" "
-    WITH window AS (SELECT * FROM samples WHERE ts >= $cutoff),
-    cpu AS (SELECT slug, cpu_percent AS v,
-      ROW_NUMBER() OVER (PARTITION BY slug ORDER BY cpu_percent) AS rn, COUNT(*) OVER (PARTITION BY slug) AS n FROM window),
-    mem AS (SELECT slug, memory_bytes AS v,
-      ROW_NUMBER() OVER (PARTITION BY slug ORDER BY memory_bytes) AS rn, COUNT(*) OVER (PARTITION BY slug) AS n FROM window)
-    SELECT w.slug AS slug, COUNT(*) AS samples, MIN(w.ts) AS first, MAX(w.ts) AS last,
-      (SELECT MIN(v) FROM cpu WHERE cpu.slug = w.slug AND rn * 100 >= n * 95) AS cpuP95,
-      MAX(w.cpu_percent) AS cpuMax,
-      (SELECT MIN(v) FROM mem WHERE mem.slug = w.slug AND rn * 100 >= n * 95) AS memoryP95,
-      MAX(w.memory_bytes) AS memoryMax,
-      (SELECT memory_limit_bytes FROM window l WHERE l.slug = w.slug ORDER BY ts DESC LIMIT 1) AS memoryLimit
-    FROM window w GROUP BY w.slug ORDER BY w.slug;") || fail "cannot read $DB"
+    WITH ranked AS (
+      SELECT slug, ts, cpu_percent, memory_bytes,
+        ROW_NUMBER() OVER (PARTITION BY slug ORDER BY cpu_percent) AS cpu_rank,
+        ROW_NUMBER() OVER (PARTITION BY slug ORDER BY memory_bytes) AS memory_rank,
+        COUNT(*) OVER (PARTITION BY slug) AS n
+      FROM samples WHERE ts >= $cutoff)
+    SELECT slug, MAX(n) AS samples, MIN(ts) AS first, MAX(ts) AS last,
+      MIN(CASE WHEN cpu_rank * 100 >= n * 95 THEN cpu_percent END) AS cpuP95,
+      MAX(cpu_percent) AS cpuMax,
+      MIN(CASE WHEN memory_rank * 100 >= n * 95 THEN memory_bytes END) AS memoryP95,
+      MAX(memory_bytes) AS memoryMax,
+      (SELECT memory_limit_bytes FROM samples l WHERE l.slug = ranked.slug ORDER BY ts DESC LIMIT 1) AS memoryLimit
+    FROM ranked GROUP BY slug ORDER BY slug;") || fail "cannot read $DB"
   jq -c -n --argjson retention "$RETENTION_DAYS" --argjson rows "${rows:-[]}" '{
     retentionDays: $retention, percentile: 95,
     clients: [$rows[] | {slug, samples, first: (.first | todate), last: (.last | todate),

@@ -68,6 +68,33 @@ function cpuOf(script: string, env: NodeJS.ProcessEnv): { cpu: number; wall: num
   return { cpu: user + sys, wall };
 }
 
+/** `mai-sample --summary` (what --advice reads) over a full store: 20 clients x 14 days x 1/min. */
+function summaryBench(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-bench-samples-"));
+  try {
+    const env = { ...process.env, MAI_STATE_DIR: dir, MAI_LABEL_FILTER: "mai.bench=none" };
+    if (spawnSync("bash", [path.join(REPO, "host", "mai-sample.sh")], { env }).status !== 0) throw new Error("mai-sample failed");
+    const now = Math.floor(Date.now() / 1000);
+    const fill = spawnSync("sqlite3", [path.join(dir, "samples.db"),
+      `WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < 20159), c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < 20)
+       INSERT INTO samples SELECT ${now} - i * 60, 'client' || k, abs(random() % 20000) / 100.0, abs(random() % 4000000000), 4294967296 FROM m, c;`]);
+    if (fill.status !== 0) throw new Error(`sqlite3: ${fill.stderr}`);
+    const size = fs.statSync(path.join(dir, "samples.db")).size;
+    const times = Array.from({ length: REPEATS }, () => {
+      const started = process.hrtime.bigint();
+      if (spawnSync("bash", [path.join(REPO, "host", "mai-sample.sh"), "--summary"], { env, maxBuffer: 1 << 24 }).status !== 0) throw new Error("summary failed");
+      return Number(process.hrtime.bigint() - started) / 1e9;
+    });
+    const insert = cpuOf(path.join(REPO, "host", "mai-sample.sh"), env);
+    return (
+      `mai-sample --summary over a full store (20 clients x 14 days = ${20 * 20160} rows, ${(size / 1048576).toFixed(0)} MB): ${Math.min(...times).toFixed(2)} s; ` +
+      `a sampler run's store work on it (insert + prune, no containers): ${insert.wall.toFixed(2)} s`
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function runStatusBench(): Promise<string[]> {
   if (spawnSync("docker", ["info"]).status !== 0) return ["status benchmark: skipped, no Docker engine answers `docker info`"];
   const lock = spawn("flock", ["-x", LOCK, "sh", "-c", "echo locked; cat >/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
@@ -120,6 +147,7 @@ export async function runStatusBench(): Promise<string[]> {
       `  mai-sample over ${created} clients: ${best.cpu.toFixed(2)} CPU s per run (user+sys of the script, docker CLI, jq, sqlite3), ${best.wall.toFixed(2)} s wall; ` +
         `at one run a minute that is ${((best.cpu / 60) * 100).toFixed(2)} % of one vCPU`,
     );
+    lines.push(`  ${summaryBench()}`);
   } finally {
     const ids = (kind: string[]) => spawnSync("docker", [...kind, "--filter", `label=${label}`], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
     const containers = ids(["ps", "-aq"]);
