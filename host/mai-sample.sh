@@ -37,7 +37,8 @@ SCHEMA="PRAGMA journal_mode=WAL;
 CREATE TABLE IF NOT EXISTS samples (
   ts INTEGER NOT NULL, slug TEXT NOT NULL, cpu_percent REAL NOT NULL,
   memory_bytes INTEGER NOT NULL, memory_limit_bytes INTEGER);
-CREATE INDEX IF NOT EXISTS samples_slug_ts ON samples (slug, ts);"
+CREATE INDEX IF NOT EXISTS samples_slug_ts ON samples (slug, ts);
+CREATE INDEX IF NOT EXISTS samples_ts ON samples (ts);"
 cutoff=$((NOW - RETENTION_DAYS * 86400))
 
 if [[ ${1:-} == --summary ]]; then
