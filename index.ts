@@ -14,6 +14,7 @@ import type { Host } from "./components/hosts/host";
 import { HetznerHost } from "./components/hosts/hetzner";
 import { LocalHost } from "./components/hosts/local";
 import { openRouterKeyName } from "./components/openrouter/key";
+import { MonitoringTooling } from "./components/monitoring";
 import { Proxy } from "./components/proxy";
 import { loadProgramConfig } from "./config/programConfig";
 import { DEFAULT_SERVER_NAME } from "./config/servers";
@@ -55,6 +56,8 @@ const clients = hosts.flatMap((host) => {
   new docker.Network(names.network, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
 
   const backupTooling = new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays });
+  // mai-status, the per-minute sampler and the alerts (README, "The operator's view").
+  new MonitoringTooling(names.monitoring, { host, alertWebhookUrl: config.alertWebhookUrl });
 
   const pinned = config.clients.filter((client) => client.server === host.name);
   const instances = pinned.map(

@@ -2,7 +2,8 @@
  * `npm run bench`: wall time of the plan (the real program under the mock runtime, as a
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11). Then 200
- * clients over 10 servers (goal <= 5 s on 2 cores).
+ * clients over 10 servers (goal <= 5 s on 2 cores). Then `npm run status` over 20 and 100
+ * containers and the sampler's cost (scripts/bench-status.ts).
  * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
  * benchmark of scripts/bench-proxy.ts when that file exists.
  */
@@ -123,6 +124,10 @@ async function main(): Promise<void> {
       else if (typeof lines === "string") console.log(lines);
     }
   }
+
+  // The operator's view on the local engine (status over 20/100 clients, sampler cost).
+  const { runStatusBench } = await import("./bench-status");
+  for (const line of await runStatusBench()) console.log(line);
 }
 
 if (require.main === module) {
