@@ -208,16 +208,16 @@ describe("npm run status on the real engine", () => {
     // Shown, never touched.
     expect(inspect(`mai-${slug("stray")}`).State.Running).toBe(true);
     expect(report.differences).toEqual([
-      `${slug("miss")} is active in its file but has no container on mai-host; run pulumi up`,
-      `mai-host: container mai-${slug("stray")} exists but no client file names "${slug("stray")}" (shown, not touched)`,
+      `${slug("miss")} is active in its file but has no container on host; run pulumi up`,
+      `host: container mai-${slug("stray")} exists but no client file names "${slug("stray")}" (shown, not touched)`,
     ]);
     expect(report.servers[0]).toMatchObject({ reachable: true, proxy: { state: "running", health: "healthy" } });
     expect(report.servers[0].dockerVersion).toBe(docker(["version", "--format", "{{.Server.Version}}"]));
 
     const text = await statusCli([]);
     expect(text.code).toBe(1);
-    expect(text.stdout).toMatch(new RegExp(`^${slug("ok")}\\s+mai-host\\s+running\\s+healthy\\s+0\\s+0\\s`, "m"));
-    expect(text.stdout).toMatch(new RegExp(`^${slug("susp")}\\s+mai-host\\s+suspended\\s`, "m"));
+    expect(text.stdout).toMatch(new RegExp(`^${slug("ok")}\\s+host\\s+running\\s+healthy\\s+0\\s+0\\s`, "m"));
+    expect(text.stdout).toMatch(new RegExp(`^${slug("susp")}\\s+host\\s+suspended\\s`, "m"));
   }, 180_000);
 });
 
