@@ -1,0 +1,66 @@
+/**
+ * Real engine: after the applier creates each container the program declares, the docker
+ * provider's read-back form of every declared input (derived from `docker inspect` as the
+ * provider's Read does, see support/dockerReadBack.ts) must equal the declared input. Otherwise a
+ * no-op `pulumi up` shows a change, and for ForceNew inputs replaces the container.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { canonicalJson } from "../plan/diff";
+import { docker, EngineApplier, runId } from "./support/applier";
+import { type ContainerInspect, readBackContainer } from "./support/dockerReadBack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy } from "./support/engineStack";
+import { lockEngine, requireDockerEngine } from "./support/engineSession";
+
+const CONTAINER = "docker:index/container:Container";
+const id = runId();
+const applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE });
+let stack: EngineStack;
+let release: (() => void) | undefined;
+
+beforeAll(async () => {
+  requireDockerEngine();
+  release = await lockEngine();
+  stack = await createEngineStack(id, [
+    { key: "defaults" },
+    // Fractional CPU limit and reservation, own memory, and an env entry of the client file.
+    {
+      key: "custom",
+      yaml: "name: Custom GmbH\nresources:\n  cpus: 1.5\n  memory: 768M\n  reservations:\n    cpus: 0.5\n    memory: 96M\nenv:\n  DEFAULT_LOCALE: de-DE\n",
+    },
+    { key: "whole", yaml: "name: Whole\nresources:\n  cpus: 1\n  memory: 512M\n  reservations:\n    cpus: 1\n    memory: 64M\n" },
+  ]);
+  await applier.up(withoutProxy(await stack.evaluate()));
+}, 120_000);
+
+afterAll(() => {
+  const problems = applier.cleanup();
+  stack?.dispose();
+  release?.();
+  if (problems.length) throw new Error(problems.join("\n"));
+});
+
+/** Values for a failure message; environment values are secrets and show as their names only. */
+const shown = (key: string, value: unknown) =>
+  JSON.stringify(key === "envs" ? (value as string[]).map((e) => `${e.split("=")[0]}=…`) : value);
+
+describe("read-back of every declared container input", () => {
+  const imageId = (reference: string) => docker(["image", "inspect", "-f", "{{.Id}}", reference]);
+
+  it("applies one container per active client", () => {
+    expect(applier.appliedOf(CONTAINER).map((c) => c.inputs.name).sort()).toEqual(
+      ["custom", "defaults", "whole"].map((k) => `mai-${stack.slug(k)}`),
+    );
+  });
+
+  for (const key of ["defaults", "custom", "whole"]) {
+    it(`equals the declared inputs for client "${key}"`, () => {
+      const applied = applier.appliedOf(CONTAINER).find((c) => c.inputs.name === `mai-${stack.slug(key)}`)!;
+      const inspect = JSON.parse(docker(["inspect", applied.inputs.name]))[0] as ContainerInspect;
+      const checks = readBackContainer(inspect, applied.inputs, imageId);
+      const differing = checks
+        .filter((c) => canonicalJson(c.readBack) !== canonicalJson(c.declared))
+        .map((c) => `${c.key} (${c.kind}): declared ${shown(c.key, c.declared)}, read back ${shown(c.key, c.readBack)}`);
+      expect(differing).toEqual([]);
+    });
+  }
+});
