@@ -1,0 +1,97 @@
+/**
+ * Real engine, as `pulumi up` applies the difference between two evaluations of the program:
+ * adding a client starts only its container (the others keep their container id and start time);
+ * suspending removes the container and keeps the volume with its data; removing keeps the volume;
+ * adding the client back serves the same data.
+ */
+import { spawnSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { docker, EngineApplier, runId } from "./support/applier";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy } from "./support/engineStack";
+import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { request } from "./support/httpClient";
+
+const id = runId();
+const applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE });
+let stack: EngineStack;
+let release: (() => void) | undefined;
+
+const container = (key: string) => `mai-${stack.slug(key)}`;
+const volume = (key: string) => `mai-${stack.slug(key)}-data`;
+const exists = (kind: string, name: string) => spawnSync("docker", [kind, "inspect", name], { stdio: "ignore" }).status === 0;
+const identity = (key: string) => docker(["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", container(key)]);
+const up = async () => applier.up(withoutProxy(await stack.evaluate()));
+/** Resource keys of one client in an up result. */
+const ofClient = (keys: string[], key: string) => keys.filter((k) => k.split("::")[1].startsWith(`${stack.slug(key)}`)).sort();
+
+/** Runs sqlite3 inside a client's container on its live database. */
+function sql(key: string, statement: string): string {
+  return docker(["exec", container(key), "sqlite3", "-cmd", ".timeout 10000", "/app/backend/data/webui.db", statement]);
+}
+
+async function answering(key: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await request({ port: stack.port(key), hostname: "localhost" }, "/health", { timeoutMs: 2000 }).then((r) => r.status === 200, () => false))) {
+    if (Date.now() > deadline) throw new Error(`${container(key)} does not answer /health`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  requireDockerEngine();
+  release = await lockEngine();
+  stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }]);
+  await up();
+  await Promise.all([answering("a"), answering("b")]);
+}, 120_000);
+
+afterAll(() => {
+  const problems = applier.cleanup();
+  stack?.dispose();
+  release?.();
+  if (problems.length) throw new Error(problems.join("\n"));
+});
+
+describe("lifecycle as pulumi up applies the diff", () => {
+  it("adding a client creates only its resources; the others keep container id and start time", async () => {
+    const before = { a: identity("a"), b: identity("b") };
+    await stack.writeClient({ key: "c" });
+    const result = await up();
+    expect(result.created.sort()).toEqual(ofClient(result.created, "c"));
+    expect(result.created.map((k) => k.split("::")[0]).sort()).toEqual(
+      ["docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume"].sort(),
+    );
+    expect([...result.updated, ...result.replaced, ...result.deleted]).toEqual([]);
+    await answering("c");
+    expect({ a: identity("a"), b: identity("b") }).toEqual(before);
+  }, 60_000);
+
+  it("suspending removes only the client's container and keeps its volume and data", async () => {
+    sql("b", "CREATE TABLE IF NOT EXISTS lifecycle_marker (v TEXT); INSERT INTO lifecycle_marker VALUES ('kept-" + id + "');");
+    const others = { a: identity("a"), c: identity("c") };
+    await stack.writeClient({ key: "b", yaml: "name: Test b\nstatus: suspended\n" });
+    const result = await up();
+    expect(result.deleted).toEqual([`docker:index/container:Container::${stack.slug("b")}-container`]);
+    expect([...result.created, ...result.updated, ...result.replaced]).toEqual([]);
+    expect(exists("container", container("b"))).toBe(false);
+    expect(exists("volume", volume("b"))).toBe(true);
+    expect({ a: identity("a"), c: identity("c") }).toEqual(others);
+  }, 60_000);
+
+  it("removing the client deletes its network and keeps its volume", async () => {
+    stack.removeClient("b");
+    const result = await up();
+    expect(result.retained).toEqual([`docker:index/volume:Volume::${stack.slug("b")}-data`]);
+    expect(result.deleted).toEqual([`docker:index/network:Network::${stack.slug("b")}-network`]);
+    expect(exists("volume", volume("b"))).toBe(true);
+    expect(exists("network", container("b"))).toBe(false);
+  }, 60_000);
+
+  it("adding the client back serves the same data", async () => {
+    await stack.writeClient({ key: "b" });
+    const result = await up();
+    expect(ofClient(result.created, "b")).toEqual(result.created.sort());
+    await answering("b");
+    expect(sql("b", "SELECT v FROM lifecycle_marker;")).toBe(`kept-${id}`);
+  }, 60_000);
+});
