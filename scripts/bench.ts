@@ -3,7 +3,8 @@
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11).
  * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
- * benchmark of scripts/bench-proxy.ts when that file exists.
+ * benchmark of scripts/bench-proxy.ts when that file exists, and the real-engine benchmark of
+ * scripts/bench-engine.ts.
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -84,6 +85,10 @@ async function main(): Promise<void> {
       else if (typeof lines === "string") console.log(lines);
     }
   }
+
+  // On the real Docker Engine: start time, idle memory, noisy neighbour (scripts/bench-engine.ts).
+  const { runEngineBench } = require(path.join(__dirname, "bench-engine.ts")) as { runEngineBench: () => Promise<string[]> };
+  for (const line of await runEngineBench()) console.log(line);
 }
 
 if (require.main === module) {

@@ -95,7 +95,10 @@ describe("limits", () => {
       }
     })();
     // The workspace holds what it allocates; 1.5x its limit cannot fit without swap.
-    await request({ port: stack.port("a"), hostname: "localhost" }, `/alloc/${Math.round(CLIENT_A.memoryMb * 1.5)}`, { timeoutMs: 15_000 }).catch(() => undefined);
+    await request({ port: stack.port("a"), hostname: "localhost" }, `/api/allocate?mb=${Math.round(CLIENT_A.memoryMb * 1.5)}`, {
+      method: "POST",
+      timeoutMs: 15_000,
+    }).catch(() => undefined);
     const deadline = Date.now() + 20_000;
     while (inspect(container("a")).RestartCount === before.RestartCount && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     await answering("a");
