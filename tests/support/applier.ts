@@ -68,6 +68,8 @@ export interface ApplierOptions {
   outOfScope?: RegExp[];
   /** Extra environment for host commands (added to this process's environment). */
   commandEnv?: NodeJS.ProcessEnv;
+  /** DOCKER_HOST of the engine to apply to; default the machine's engine. */
+  dockerHost?: string;
 }
 
 const keyOf = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
@@ -91,15 +93,22 @@ function canonical(value: unknown): string {
   );
 }
 
-/** Runs the docker CLI; throws with its stderr. */
-export function docker(args: string[], input?: string): string {
-  const r = spawnSync("docker", args, { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024 });
+/** Environment of the docker CLI for an engine: `host` (a DOCKER_HOST value) or the default one. */
+function engineEnv(host: string | undefined): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (host) env.DOCKER_HOST = host;
+  return env;
+}
+
+/** Runs the docker CLI (against `host`, default the machine's engine); throws with its stderr. */
+export function docker(args: string[], host?: string): string {
+  const r = spawnSync("docker", args, { encoding: "utf8", env: engineEnv(host), maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`docker ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout.trim();
 }
 
-function exists(kind: "container" | "network" | "volume" | "image", name: string): boolean {
-  return spawnSync("docker", [kind, "inspect", name], { stdio: "ignore" }).status === 0;
+function exists(kind: "container" | "network" | "volume" | "image", name: string, host?: string): boolean {
+  return spawnSync("docker", [kind, "inspect", name], { stdio: "ignore", env: engineEnv(host) }).status === 0;
 }
 
 /** Throws for every key of `inputs` not in `known`, naming the resource. */
@@ -235,7 +244,7 @@ export class EngineApplier {
     const objects = [...this.created].reverse().sort((a, b) => order[a.kind] - order[b.kind]);
     for (const { kind, name } of objects) {
       const args = kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name];
-      const r = spawnSync("docker", args, { encoding: "utf8" });
+      const r = spawnSync("docker", args, { encoding: "utf8", env: engineEnv(this.options.dockerHost) });
       if (r.status !== 0 && !/No such|not found/i.test(r.stderr)) problems.push(`docker ${args.join(" ")}: ${r.stderr.trim()}`);
     }
     this.created = [];
@@ -278,7 +287,7 @@ export class EngineApplier {
       case REMOTE_IMAGE:
         requireKnown(resource, inputs, ["name", "keepLocally"]);
         // No registry here: the image must have been built locally. Nothing is pulled or removed.
-        if (!exists("image", inputs.name)) throw new Error(`applier: image ${inputs.name} (${resource.name}) is not available locally; build it first`);
+        if (!exists("image", inputs.name, this.options.dockerHost)) throw new Error(`applier: image ${inputs.name} (${resource.name}) is not available locally; build it first`);
         break;
       case LOCAL_COMMAND:
         requireKnown(resource, inputs, ["create", "update", "delete", "environment", "stdin", "triggers", "dir", "interpreter"]);
@@ -298,7 +307,7 @@ export class EngineApplier {
         args.push("--memory", `${inputs.memory}m`, "--memory-swap", inputs.memorySwap > 0 ? `${inputs.memorySwap}m` : String(inputs.memorySwap));
       }
       if (changed.includes("cpuSet")) args.push("--cpuset-cpus", inputs.cpuSet);
-      if (args.length > 0) docker(["update", ...args, previous.engineName!]);
+      if (args.length > 0) docker(["update", ...args, previous.engineName!], this.options.dockerHost);
     } else if (resource.type === LOCAL_COMMAND) {
       entry.stdout = this.runCommand(resource, inputs, inputs.update ?? inputs.create, previous.stdout);
     }
@@ -323,13 +332,13 @@ export class EngineApplier {
     const { resource, inputs } = entry;
     switch (resource.type) {
       case CONTAINER:
-        docker(["rm", "-f", entry.engineName!]);
+        docker(["rm", "-f", entry.engineName!], this.options.dockerHost);
         break;
       case NETWORK:
-        docker(["network", "rm", entry.engineName!]);
+        docker(["network", "rm", entry.engineName!], this.options.dockerHost);
         break;
       case VOLUME:
-        docker(["volume", "rm", entry.engineName!]);
+        docker(["volume", "rm", entry.engineName!], this.options.dockerHost);
         break;
       case LOCAL_COMMAND:
         if (inputs.delete) this.runCommand(resource, inputs, inputs.delete, entry.stdout);
@@ -346,7 +355,7 @@ export class EngineApplier {
     const args = ["network", "create", ...(inputs.driver ? ["--driver", inputs.driver] : []), ...labelArgs(inputs.labels)];
     if (inputs.internal) args.push("--internal");
     for (const [k, v] of Object.entries(inputs.options ?? {})) args.push("--opt", `${k}=${v}`);
-    docker([...args, name]);
+    docker([...args, name], this.options.dockerHost);
     this.created.push({ kind: "network", name });
     return name;
   }
@@ -357,7 +366,7 @@ export class EngineApplier {
     if (this.claim("volume", name, resource)) return name;
     const args = ["volume", "create", ...(inputs.driver ? ["--driver", inputs.driver] : []), ...labelArgs(inputs.labels)];
     for (const [k, v] of Object.entries(inputs.driverOpts ?? {})) args.push("--opt", `${k}=${v}`);
-    docker([...args, name]);
+    docker([...args, name], this.options.dockerHost);
     this.created.push({ kind: "volume", name });
     return name;
   }
@@ -372,7 +381,7 @@ export class EngineApplier {
     const name = inputs.name ?? resource.name;
     this.claim("container", name, resource);
     const image = this.imageIds.get(inputs.image) ?? inputs.image;
-    if (!exists("image", image)) throw new Error(`applier: image ${image} of ${resource.name} is not available locally; build it first`);
+    if (!exists("image", image, this.options.dockerHost)) throw new Error(`applier: image ${image} of ${resource.name} is not available locally; build it first`);
     const args = ["create", "--name", name];
     if (inputs.restart) args.push("--restart", inputs.restart);
     for (const env of inputs.envs ?? []) args.push("--env", env);
@@ -424,16 +433,16 @@ export class EngineApplier {
     if (inputs.init) args.push("--init");
     if (inputs.stopSignal) args.push("--stop-signal", inputs.stopSignal);
     if (inputs.stopTimeout !== undefined) args.push("--stop-timeout", String(inputs.stopTimeout));
-    docker([...args, image, ...(inputs.command ?? [])]);
+    docker([...args, image, ...(inputs.command ?? [])], this.options.dockerHost);
     this.created.push({ kind: "container", name });
     for (const n of networks.slice(inputs.networkMode !== undefined ? 0 : 1)) {
-      docker(["network", "connect", ...(n.aliases ?? []).flatMap((a) => ["--alias", a]), ...(n.ipv4Address ? ["--ip", n.ipv4Address] : []), n.name, name]);
+      docker(["network", "connect", ...(n.aliases ?? []).flatMap((a) => ["--alias", a]), ...(n.ipv4Address ? ["--ip", n.ipv4Address] : []), n.name, name], this.options.dockerHost);
     }
-    docker(["start", name]);
+    docker(["start", name], this.options.dockerHost);
     // The provider waits for the container to run (must_run) and fails when it exits at once.
     const deadline = Date.now() + 5000;
-    while (docker(["inspect", "-f", "{{.State.Running}}", name]) !== "true") {
-      if (Date.now() > deadline) throw new Error(`applier: container ${name} is not running:\n${spawnSync("docker", ["logs", "--tail", "20", name], { encoding: "utf8" }).stderr}`);
+    while (docker(["inspect", "-f", "{{.State.Running}}", name], this.options.dockerHost) !== "true") {
+      if (Date.now() > deadline) throw new Error(`applier: container ${name} is not running:\n${spawnSync("docker", ["logs", "--tail", "20", name], { encoding: "utf8", env: engineEnv(this.options.dockerHost) }).stderr}`);
       execFileSync("sleep", ["0.1"]);
     }
     return name;
@@ -465,8 +474,8 @@ export class EngineApplier {
     const ours = this.created.some((o) => o.kind === kind && o.name === name);
     // Docker's volume create is idempotent: a volume kept by retainOnDelete is taken over again,
     // with its data, when the program declares it anew (a client added back).
-    if (kind === "volume" && ours && exists(kind, name)) return true;
-    if (exists(kind, name)) {
+    if (kind === "volume" && ours && exists(kind, name, this.options.dockerHost)) return true;
+    if (exists(kind, name, this.options.dockerHost)) {
       throw new Error(`applier: ${kind} ${name} (${resource.name}) already exists on the engine and was not created by this run`);
     }
     return false;
