@@ -13,7 +13,7 @@ import { renderCaddyfile } from "../policy/caddyfile";
 import { docker, EngineApplier, runId } from "../tests/support/applier";
 import { fixtureClient } from "../tests/support/caddyFixtures";
 import { freePort, startCaddy } from "../tests/support/caddyProcess";
-import { createEngineStack, OUT_OF_SCOPE, withoutProxy } from "../tests/support/engineStack";
+import { createEngineStack, OUT_OF_SCOPE } from "../tests/support/engineStack";
 import { lockEngine, requireDockerEngine } from "../tests/support/engineSession";
 import { percentile, request, runLoad } from "../tests/support/httpClient";
 
@@ -51,7 +51,7 @@ export async function runEngineBench(): Promise<string[]> {
   const stack = await createEngineStack(id, keys.map((key) => ({ key })));
   let caddy: Awaited<ReturnType<typeof startCaddy>> | undefined;
   try {
-    const resources = withoutProxy(await stack.evaluate());
+    const resources = await stack.evaluate();
     lines.push(`Real-engine benchmark (Docker ${docker(["version", "-f", "{{.Server.Version}}"])}, ${CLIENTS} clients of the program's default resources)`);
 
     const started = performance.now();

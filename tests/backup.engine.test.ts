@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { request } from "./support/httpClient";
 
@@ -53,7 +53,7 @@ beforeAll(async () => {
   release = await lockEngine();
   root = fs.mkdtempSync(path.join(os.tmpdir(), `mai-engine-backup-${id}-`));
   stack = await createEngineStack(id, [{ key: "a" }]);
-  await applier.up(withoutProxy(await stack.evaluate()));
+  await applier.up(await stack.evaluate());
   await answering();
   sql("CREATE TABLE IF NOT EXISTS backup_probe (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO backup_probe (v) VALUES ('before-backup');");
   // A second writer inside the container, on top of the workspace's own: rows keep arriving

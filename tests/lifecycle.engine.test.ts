@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { request } from "./support/httpClient";
 
@@ -20,7 +20,7 @@ const container = (key: string) => `mai-${stack.slug(key)}`;
 const volume = (key: string) => `mai-${stack.slug(key)}-data`;
 const exists = (kind: string, name: string) => spawnSync("docker", [kind, "inspect", name], { stdio: "ignore" }).status === 0;
 const identity = (key: string) => docker(["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", container(key)]);
-const up = async () => applier.up(withoutProxy(await stack.evaluate()));
+const up = async () => applier.up(await stack.evaluate());
 /** Resource keys of one client in an up result. */
 const ofClient = (keys: string[], key: string) => keys.filter((k) => k.split("::")[1].startsWith(`${stack.slug(key)}`)).sort();
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonicalJson } from "../plan/diff";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { type ContainerInspect, readBackContainer } from "./support/dockerReadBack";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 
 const CONTAINER = "docker:index/container:Container";
@@ -29,7 +29,7 @@ beforeAll(async () => {
     },
     { key: "whole", yaml: "name: Whole\nresources:\n  cpus: 1\n  memory: 512M\n  reservations:\n    cpus: 1\n    memory: 64M\n" },
   ]);
-  await applier.up(withoutProxy(await stack.evaluate()));
+  await applier.up(await stack.evaluate());
 }, 120_000);
 
 afterAll(() => {

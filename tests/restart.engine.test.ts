@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy, workspaceImage } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE, workspaceImage } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { request } from "./support/httpClient";
 import { type SecondEngine, startSecondEngine } from "./support/secondEngine";
@@ -34,8 +34,8 @@ beforeAll(async () => {
   engine = await startSecondEngine();
   engine.loadImages([workspaceImage()]);
   applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE, dockerHost: engine.host });
-  stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }]);
-  await applier.up(withoutProxy(await stack.evaluate()));
+  stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }], { dockerHost: engine.host });
+  await applier.up(await stack.evaluate());
   await Promise.all([answering("a"), answering("b")]);
 }, 180_000);
 

@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, withoutProxy } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { request } from "./support/httpClient";
 
@@ -51,7 +51,7 @@ beforeAll(async () => {
     { key: "a", yaml: clientYaml("Client A", CLIENT_A) },
     { key: "b", yaml: clientYaml("Client B", CLIENT_B) },
   ]);
-  await applier.up(withoutProxy(await stack.evaluate()));
+  await applier.up(await stack.evaluate());
   await Promise.all([answering("a"), answering("b")]);
 }, 120_000);
 

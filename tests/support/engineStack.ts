@@ -3,20 +3,26 @@
  * ports free on 127.0.0.1), the program evaluated under the mock runtime for them, and the part of
  * it that runs on a Docker Engine handed to the applier.
  *
- * Today's program targets a Hetzner server: its hcloud, cloudflare, SSH-command and OpenRouter
- * resources have no local engine to go to and are left out by type (`OUT_OF_SCOPE`), and so are the
- * proxy's resources (`withoutProxy`): its container publishes 80/443 on every address, which a
- * test on a shared machine must not do (the local stack's Caddy binds 127.0.0.1 only).
+ * With the local stack in the checkout (`Pulumi.local.yaml`), its committed config is used as is,
+ * except for what must be unique per run: the proxy's ports, the state directory and the engine.
+ * Without it (a checkout where the program only targets Hetzner), the prod-like fixture config is
+ * used: its hcloud, cloudflare, SSH-command and OpenRouter resources have no local engine to go to
+ * and are left out by type (`OUT_OF_SCOPE`), and so are the proxy's resources: that proxy publishes
+ * 80/443 on every address, which a test on a shared machine must not do.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
 import { FIXTURE_CONFIG, FIXTURE_SECRET_KEYS } from "../fixtures/stack/config";
 import { freePort } from "./caddyProcess";
 import { type DeclaredResource, runProgram } from "./programHarness";
 
-/** Resource types of today's program that do not run on the local Docker Engine. */
+const REPO_DIR = path.resolve(__dirname, "..", "..");
+const LOCAL_STACK_FILE = path.join(REPO_DIR, "Pulumi.local.yaml");
+
+/** Resource types of the prod-like program that do not run on the local Docker Engine. */
 export const OUT_OF_SCOPE = [/^hcloud:/, /^cloudflare:/, /^command:remote:/, /^pulumi-nodejs:dynamic\//, /^pulumi:providers:/];
 
 /** The workspace image the tests run: the project's local stand-in, else `$MAI_TEST_WORKSPACE_IMAGE`. */
@@ -36,38 +42,89 @@ export interface TestClient {
   yaml?: string;
 }
 
+export interface EngineStackOptions {
+  /** DOCKER_HOST of the engine the local stack targets; default the machine's engine. */
+  dockerHost?: string;
+}
+
 export interface EngineStack {
+  /** Whether the program runs as the local stack (Caddy included) or prod-like without proxy. */
+  local: boolean;
   /** Directory with the client files (edit and call `evaluate()` again for a diff). */
   clientsDir: string;
+  /** The local stack's state directory (Caddyfile, backups, scripts) for this run. */
+  stateDir: string;
+  /** Caddy's loopback ports (local stack). */
+  httpPort: number;
+  httpsPort: number;
   /** slug of each client key. */
   slug(key: string): string;
   /** Port of each client key. */
   port(key: string): number;
+  /** Hostname a client is served at by default. */
+  hostname(key: string): string;
   /** Writes (or rewrites) a client file; a new key gets a free port. */
   writeClient(client: TestClient): Promise<void>;
   /** Deletes a client file. */
   removeClient(key: string): void;
-  /** Runs the program for the current files; returns its engine-side resources. */
+  /** Runs the program for the current files; returns the resources to apply to the engine. */
   evaluate(): Promise<DeclaredResource[]>;
-  /** Removes the temp directory and the host backup directories the engine made for the run. */
+  /** Throws unless the local stack (with its Caddy) is what runs. */
+  requireLocal(): void;
+  /** Removes the temp directories and the host backup directories the engine made for the run. */
   dispose(): void;
+}
+
+/** The committed local stack's config as Pulumi hands it to the program (objects as JSON). */
+function localStackConfig(): Record<string, string> {
+  const file = parseYaml(fs.readFileSync(LOCAL_STACK_FILE, "utf8")) as { config?: Record<string, unknown> };
+  return Object.fromEntries(Object.entries(file.config ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
 }
 
 /**
  * Creates the stack's files. `evaluate()` may be called several times: each call runs the program
- * in a fresh module registry (vitest: `vi.resetModules()` is done here through a unique import).
+ * in a fresh module registry under vitest (`vi.resetModules()`); a plain Node process evaluates once.
  */
-export async function createEngineStack(runId: string, clients: TestClient[]): Promise<EngineStack> {
+export async function createEngineStack(runId: string, clients: TestClient[], options: EngineStackOptions = {}): Promise<EngineStack> {
+  const local = fs.existsSync(LOCAL_STACK_FILE);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mai-engine-${runId}-`));
   const clientsDir = path.join(dir, "clients");
+  const stateDir = path.join(dir, "state");
   fs.mkdirSync(clientsDir);
   const ports = new Map<string, number>();
+  const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const slug = (key: string) => `t${runId}-${key}`;
   const backupDirsBefore = new Set(listBackupDirs());
+
+  const configFor = (slugs: string[]): { config: Record<string, string>; secretKeys: string[] } => {
+    if (local) {
+      const config = localStackConfig();
+      const servers = JSON.parse(config["mai-hosting:servers"]) as Record<string, Record<string, unknown>>;
+      const [name, server] = Object.entries(servers).find(([, s]) => s.kind === "local")!;
+      servers[name] = { ...server, httpPort, httpsPort, stateDir, ...(options.dockerHost ? { dockerHost: options.dockerHost } : {}) };
+      return { config: { ...config, "mai-hosting:servers": JSON.stringify(servers) }, secretKeys: [] };
+    }
+    const config: Record<string, string> = {
+      ...FIXTURE_CONFIG,
+      "mai-hosting:defaultImage": workspaceImage(),
+      "mai-hosting:serverType": "ccx63",
+      "mai-hosting:openrouterApiKeys": JSON.stringify(Object.fromEntries(slugs.map((s) => [s, `sk-or-v1-test-${s}`]))),
+      // Small defaults: 2 cores shared with other work.
+      "mai-hosting:defaultResources": JSON.stringify({ cpus: 0.5, memory: "512M", reservations: { cpus: 0.25, memory: "64M" } }),
+    };
+    delete config["mai-hosting:openrouterProvisioningKey"];
+    return { config, secretKeys: FIXTURE_SECRET_KEYS.filter((k) => k in config) };
+  };
+
   const stack: EngineStack = {
+    local,
     clientsDir,
+    stateDir,
+    httpPort,
+    httpsPort,
     slug,
     port: (key) => ports.get(key)!,
+    hostname: (key) => (local ? `${slug(key)}.localhost` : `${slug(key)}.mai.example.net`),
     async writeClient(client) {
       if (!ports.has(client.key)) ports.set(client.key, await freePort());
       const port = ports.get(client.key)!;
@@ -78,23 +135,18 @@ export async function createEngineStack(runId: string, clients: TestClient[]): P
     },
     async evaluate() {
       const slugs = fs.readdirSync(clientsDir).map((f) => f.replace(/\.ya?ml$/, ""));
-      const config = {
-        ...FIXTURE_CONFIG,
-        "mai-hosting:defaultImage": workspaceImage(),
-        "mai-hosting:serverType": "ccx63",
-        "mai-hosting:openrouterApiKeys": JSON.stringify(Object.fromEntries(slugs.map((s) => [s, `sk-or-v1-test-${s}`]))),
-        // Small defaults: 2 cores shared with other work.
-        "mai-hosting:defaultResources": JSON.stringify({ cpus: 0.5, memory: "512M", reservations: { cpus: 0.25, memory: "64M" } }),
-      };
-      delete (config as Record<string, string>)["mai-hosting:openrouterProvisioningKey"];
-      const { vi } = await import("vitest");
-      vi.resetModules();
-      const run = await runProgram({ config, secretKeys: FIXTURE_SECRET_KEYS.filter((k) => k in config), clientsDir });
-      return run.resources;
+      const { config, secretKeys } = configFor(slugs);
+      // Each evaluation needs a fresh module registry (vitest); a plain process evaluates once.
+      if (process.env.VITEST) (await import("vitest")).vi.resetModules();
+      const run = await runProgram({ config, secretKeys, clientsDir });
+      return local ? run.resources : withoutProxy(run.resources);
+    },
+    requireLocal() {
+      if (!local) throw new Error("this test needs the local stack (Pulumi.local.yaml: Caddy on the host network, bound to 127.0.0.1)");
     },
     dispose() {
       fs.rmSync(dir, { recursive: true, force: true });
-      // The program bind-mounts /srv/mai/backups/<slug>; Docker created those for this run's slugs.
+      // The prod-like program bind-mounts /srv/mai/backups/<slug>; Docker created those for this run.
       for (const d of listBackupDirs()) {
         if (!backupDirsBefore.has(d) && d.startsWith(`t${runId}-`)) fs.rmSync(path.join(BACKUPS_ROOT, d), { recursive: true, force: true });
       }
@@ -110,7 +162,7 @@ function listBackupDirs(): string[] {
 }
 
 /** Drops the proxy's resources (see the file header); throws if there were none to drop. */
-export function withoutProxy(resources: DeclaredResource[]): DeclaredResource[] {
+function withoutProxy(resources: DeclaredResource[]): DeclaredResource[] {
   const isProxy = (r: DeclaredResource) => r.name === "proxy" || r.name.startsWith("proxy-") || r.options.parent.endsWith("::proxy");
   if (!resources.some(isProxy)) throw new Error("withoutProxy: the program declares no proxy resources any more; update the engine tests");
   return resources.filter((r) => !isProxy(r));
