@@ -170,6 +170,11 @@ export class EngineApplier {
     return [...this.state.values()].filter((a) => a.resource.type === type).map((a) => ({ name: a.resource.name, inputs: a.inputs, resource: a.resource }));
   }
 
+  /** The image a declared `image` input stands for (a RemoteImage's mocked id becomes its name). */
+  imageReference(declared: string): string {
+    return this.imageIds.get(declared) ?? declared;
+  }
+
   /** Stdout of an applied host command. */
   stdoutOf(name: string): string | undefined {
     return this.state.get(`${LOCAL_COMMAND}::${name}`)?.stdout;
@@ -184,7 +189,7 @@ export class EngineApplier {
     const result: UpResult = { created: [], updated: [], replaced: [], deleted: [], retained: [], unchanged: [] };
     const inScope = resources.filter((r) => this.inScope(r));
     for (const r of inScope) {
-      if (r.type === REMOTE_IMAGE) this.imageIds.set(mockOutputs(r.type, r.name, {}).state.imageId as string, String(r.inputs.name));
+      if (r.type === REMOTE_IMAGE) this.imageIds.set(mockOutputs(r.type, r.name, r.inputs).state.imageId as string, String(r.inputs.name));
     }
     // Mock ids are stable across evaluations; a real replacement makes a new id. Inputs that
     // carry a replaced resource's id (e.g. command triggers) therefore change too.
@@ -380,7 +385,7 @@ export class EngineApplier {
     ]);
     const name = inputs.name ?? resource.name;
     this.claim("container", name, resource);
-    const image = this.imageIds.get(inputs.image) ?? inputs.image;
+    const image = this.imageReference(inputs.image);
     if (!exists("image", image, this.options.dockerHost)) throw new Error(`applier: image ${image} of ${resource.name} is not available locally; build it first`);
     const args = ["create", "--name", name];
     if (inputs.restart) args.push("--restart", inputs.restart);
