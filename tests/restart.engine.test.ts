@@ -1,12 +1,14 @@
 /**
- * Real engine restarts: the clients the program declares come back on their own after a restart
- * of `dockerd` itself (their restart policy), with the same containers and network memberships.
+ * Real engine restarts: the clients the program declares (and, in the local stack, its Caddy) come
+ * back on their own after a restart of `dockerd` itself (their restart policy), with the same
+ * containers and network memberships, and answer again (through Caddy in the local stack).
  * The daemon restarted is a second dockerd this file starts (own socket, data root, exec root,
  * pid file and address pool): the machine's engine is shared and is never restarted by a test.
  */
+import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, workspaceImage } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { request } from "./support/httpClient";
 import { type SecondEngine, startSecondEngine } from "./support/secondEngine";
@@ -18,24 +20,43 @@ let stack: EngineStack;
 let release: (() => void) | undefined;
 
 const container = (key: string) => `mai-${stack.slug(key)}`;
+let rootCa: Buffer | undefined;
 const inspect = (name: string) => JSON.parse(docker(["inspect", name], engine.host))[0];
 
+/** The client answers /health: through Caddy in the local stack, else on its loopback port. */
 async function answering(key: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await request({ port: stack.port(key), hostname: "localhost" }, "/health", { timeoutMs: 2000 }).then((r) => r.status === 200, () => false))) {
+  const target = stack.local ? { port: stack.httpsPort, hostname: stack.hostname(key), ca: await proxyRootCa() } : { port: stack.port(key), hostname: "localhost" };
+  while (!(await request(target, "/health", { timeoutMs: 2000 }).then((r) => r.status === 200, () => false))) {
     if (Date.now() > deadline) throw new Error(`${container(key)} does not answer /health on 127.0.0.1:${stack.port(key)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The root of the proxy's internal CA (made by Caddy on first start). */
+async function proxyRootCa(): Promise<Buffer> {
+  for (let i = 0; !rootCa && i < 300; i++) {
+    const r = spawnSync("docker", ["exec", "mai-proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"], { env: { ...process.env, DOCKER_HOST: engine.host } });
+    if (r.status === 0) rootCa = r.stdout;
+    else await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (!rootCa) throw new Error("the proxy's internal CA never appeared");
+  return rootCa;
 }
 
 beforeAll(async () => {
   requireDockerEngine();
   release = await lockEngine();
   engine = await startSecondEngine();
-  engine.loadImages([workspaceImage()]);
   applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE, dockerHost: engine.host });
   stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }], { dockerHost: engine.host });
-  await applier.up(await stack.evaluate());
+  const resources = await stack.evaluate();
+  // No registry: the images the program names are copied from the machine's engine.
+  const images = resources.flatMap((r) =>
+    r.type === "docker:index/remoteImage:RemoteImage" ? [String(r.inputs.name)] : r.type === "docker:index/container:Container" && !String(r.inputs.image).startsWith("sha256:") ? [String(r.inputs.image)] : [],
+  );
+  engine.loadImages([...new Set(images)]);
+  await applier.up(resources);
   await Promise.all([answering("a"), answering("b")]);
 }, 180_000);
 
@@ -47,7 +68,7 @@ afterAll(async () => {
 }, 120_000);
 
 describe("restart of dockerd", () => {
-  it("every client answers again, with the same container and its network membership", async () => {
+  it("every client answers again (through Caddy in the local stack), with the same container and its network membership", async () => {
     const before = ["a", "b"].map((k) => inspect(container(k)));
     await engine.restart();
     await Promise.all([answering("a"), answering("b")]);
