@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { Http2Client, request, runLoad, timeStream, type Target } from "./support/httpClient";
 import { connectWebSocket } from "./support/httpWebSocket";
@@ -52,12 +52,7 @@ beforeAll(async () => {
   ]);
   stack.requireLocal();
   await applier.up(await stack.evaluate());
-  // The internal CA's root, from the proxy's data volume (Caddy makes it on first start).
-  await until("Caddy's internal CA", async () => {
-    const r = spawnSync("docker", ["exec", PROXY, "cat", "/data/caddy/pki/authorities/local/root.crt"], { encoding: "utf8" });
-    if (r.status === 0) rootCa = Buffer.from(r.stdout);
-    return r.status === 0;
-  });
+  rootCa = await proxyRootCa();
   await allAnswer(["a", "b"]);
 }, 180_000);
 

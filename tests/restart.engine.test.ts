@@ -5,10 +5,9 @@
  * The daemon restarted is a second dockerd this file starts (own socket, data root, exec root,
  * pid file and address pool): the machine's engine is shared and is never restarted by a test.
  */
-import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
+import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 import { request } from "./support/httpClient";
 import { type SecondEngine, startSecondEngine } from "./support/secondEngine";
@@ -20,28 +19,16 @@ let stack: EngineStack;
 let release: (() => void) | undefined;
 
 const container = (key: string) => `mai-${stack.slug(key)}`;
-let rootCa: Buffer | undefined;
 const inspect = (name: string) => JSON.parse(docker(["inspect", name], engine.host))[0];
 
 /** The client answers /health: through Caddy in the local stack, else on its loopback port. */
 async function answering(key: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const target = stack.local ? { port: stack.httpsPort, hostname: stack.hostname(key), ca: await proxyRootCa() } : { port: stack.port(key), hostname: "localhost" };
+  const target = stack.local ? { port: stack.httpsPort, hostname: stack.hostname(key), ca: await proxyRootCa(engine.host) } : { port: stack.port(key), hostname: "localhost" };
   while (!(await request(target, "/health", { timeoutMs: 2000 }).then((r) => r.status === 200, () => false))) {
     if (Date.now() > deadline) throw new Error(`${container(key)} does not answer /health on 127.0.0.1:${stack.port(key)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** The root of the proxy's internal CA (made by Caddy on first start). */
-async function proxyRootCa(): Promise<Buffer> {
-  for (let i = 0; !rootCa && i < 300; i++) {
-    const r = spawnSync("docker", ["exec", "mai-proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"], { env: { ...process.env, DOCKER_HOST: engine.host } });
-    if (r.status === 0) rootCa = r.stdout;
-    else await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  if (!rootCa) throw new Error("the proxy's internal CA never appeared");
-  return rootCa;
 }
 
 beforeAll(async () => {

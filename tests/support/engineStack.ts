@@ -167,3 +167,16 @@ function withoutProxy(resources: DeclaredResource[]): DeclaredResource[] {
   if (!resources.some(isProxy)) throw new Error("withoutProxy: the program declares no proxy resources any more; update the engine tests");
   return resources.filter((r) => !isProxy(r));
 }
+
+/** The root certificate of the local stack's Caddy internal CA (Caddy makes it on first start). */
+export async function proxyRootCa(dockerHost?: string, timeoutMs = 30_000): Promise<Buffer> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = spawnSync("docker", ["exec", "mai-proxy", "cat", "/data/caddy/pki/authorities/local/root.crt"], {
+      env: { ...process.env, ...(dockerHost ? { DOCKER_HOST: dockerHost } : {}) },
+    });
+    if (r.status === 0) return r.stdout;
+    if (Date.now() > deadline) throw new Error(`the proxy's internal CA did not appear: ${r.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
