@@ -17,7 +17,8 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { FIXTURE_CONFIG, FIXTURE_SECRET_KEYS } from "../fixtures/stack/config";
 import { freePort } from "./caddyProcess";
-import { type DeclaredResource, runProgram } from "./programHarness";
+import * as pulumi from "@pulumi/pulumi";
+import { type DeclaredResource, installMocks, runProgram } from "./programHarness";
 
 const REPO_DIR = path.resolve(__dirname, "..", "..");
 const LOCAL_STACK_FILE = path.join(REPO_DIR, "Pulumi.local.yaml");
@@ -83,7 +84,7 @@ function localStackConfig(): Record<string, string> {
 
 /**
  * Creates the stack's files. `evaluate()` may be called several times: each call runs the program
- * in a fresh module registry under vitest (`vi.resetModules()`); a plain Node process evaluates once.
+ * in a fresh module registry.
  */
 export async function createEngineStack(runId: string, clients: TestClient[], options: EngineStackOptions = {}): Promise<EngineStack> {
   const local = fs.existsSync(LOCAL_STACK_FILE);
@@ -136,10 +137,8 @@ export async function createEngineStack(runId: string, clients: TestClient[], op
     async evaluate() {
       const slugs = fs.readdirSync(clientsDir).map((f) => f.replace(/\.ya?ml$/, ""));
       const { config, secretKeys } = configFor(slugs);
-      // Each evaluation needs a fresh module registry (vitest); a plain process evaluates once.
-      if (process.env.VITEST) (await import("vitest")).vi.resetModules();
-      const run = await runProgram({ config, secretKeys, clientsDir });
-      return local ? run.resources : withoutProxy(run.resources);
+      const resources = process.env.VITEST ? await evaluateInVitest(config, secretKeys, clientsDir) : await evaluateInNode(config, secretKeys, clientsDir);
+      return local ? resources : withoutProxy(resources);
     },
     requireLocal() {
       if (!local) throw new Error("this test needs the local stack (Pulumi.local.yaml: Caddy on the host network, bound to 127.0.0.1)");
@@ -154,6 +153,32 @@ export async function createEngineStack(runId: string, clients: TestClient[], op
   };
   for (const client of clients) await stack.writeClient(client);
   return stack;
+}
+
+/** Under vitest: a fresh module registry, then the harness. */
+async function evaluateInVitest(config: Record<string, string>, secretKeys: string[], clientsDir: string): Promise<DeclaredResource[]> {
+  (await import("vitest")).vi.resetModules();
+  return (await runProgram({ config, secretKeys, clientsDir })).resources;
+}
+
+/**
+ * In a plain Node process (the benchmark): the program's own modules are dropped from the require
+ * cache and the program is required again, as the plan's evaluator does; the harness's mocks
+ * record what it registers.
+ */
+async function evaluateInNode(config: Record<string, string>, secretKeys: string[], clientsDir: string): Promise<DeclaredResource[]> {
+  const keep = [`${path.sep}node_modules${path.sep}`, `${path.sep}tests${path.sep}`, `${path.sep}scripts${path.sep}`];
+  for (const id of Object.keys(require.cache)) {
+    if (id.startsWith(REPO_DIR + path.sep) && !keep.some((part) => id.includes(part))) delete require.cache[id];
+  }
+  const resources = await installMocks();
+  pulumi.runtime.setAllConfig(config, secretKeys);
+  process.env.MAI_CLIENTS_DIR = clientsDir;
+  require(path.join(REPO_DIR, "index"));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  await (require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> }).waitForRPCs();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return resources;
 }
 
 const BACKUPS_ROOT = "/srv/mai/backups";
