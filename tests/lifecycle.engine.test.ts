@@ -74,6 +74,19 @@ describe("lifecycle as pulumi up applies the diff", () => {
     expect({ a: identity("a"), b: identity("b") }).toEqual(before);
   }, 60_000);
 
+  it("a memory limit change updates the running container in place", async () => {
+    await stack.writeClient({ key: "c", yaml: "name: Test c\nresources:\n  cpus: 0.5\n  memory: 640M\n  reservations:\n    cpus: 0.25\n    memory: 64M\n" });
+    await up(); // from the defaults to explicit values: cpus and shares may change here too
+    const explicit = identity("c");
+    await stack.writeClient({ key: "c", yaml: "name: Test c\nresources:\n  cpus: 0.5\n  memory: 768M\n  reservations:\n    cpus: 0.25\n    memory: 64M\n" });
+    const result = await up();
+    expect(result.updated).toEqual([`docker:index/container:Container::${stack.slug("c")}-container`]);
+    expect(besidesProxyConfig([...result.created, ...result.replaced, ...result.deleted])).toEqual([]);
+    expect(identity("c")).toBe(explicit);
+    const host = JSON.parse(docker(["inspect", container("c")]))[0].HostConfig;
+    expect({ memory: host.Memory / 1024 / 1024, swapTotal: host.MemorySwap / 1024 / 1024 }).toEqual({ memory: 768, swapTotal: 768 });
+  }, 60_000);
+
   it("suspending removes only the client's container and keeps its volume and data", async () => {
     sql("b", "CREATE TABLE IF NOT EXISTS lifecycle_marker (v TEXT); INSERT INTO lifecycle_marker VALUES ('kept-" + id + "');");
     const others = { a: identity("a"), c: identity("c") };
