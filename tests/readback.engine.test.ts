@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canonicalJson } from "../plan/diff";
 import { docker, EngineApplier, runId } from "./support/applier";
-import { type ContainerInspect, readBackContainer } from "./support/dockerReadBack";
+import { type ContainerInspect, type NetworkOrVolumeInspect, readBackContainer, readBackNetworkOrVolume } from "./support/dockerReadBack";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
 import { lockEngine, requireDockerEngine } from "./support/engineSession";
 
@@ -61,6 +61,19 @@ describe("read-back of every declared container input", () => {
         .filter((c) => canonicalJson(c.readBack) !== canonicalJson(c.declared))
         .map((c) => `${applied.inputs.name} ${c.key} (${c.kind}): declared ${shown(c.key, c.declared)}, read back ${shown(c.key, c.readBack)}`);
     });
+    expect(differing).toEqual([]);
+  });
+
+  it("networks and volumes hold every declared input (name, driver, labels, ...)", () => {
+    const differing = (["network", "volume"] as const).flatMap((kind) =>
+      applier.appliedOf(kind === "network" ? "docker:index/network:Network" : "docker:index/volume:Volume").flatMap((applied) => {
+        const inspect = JSON.parse(docker([kind, "inspect", applied.inputs.name]))[0] as NetworkOrVolumeInspect;
+        return readBackNetworkOrVolume(inspect, applied.inputs)
+          .filter((c) => canonicalJson(c.readBack) !== canonicalJson(c.declared))
+          .map((c) => `${kind} ${applied.inputs.name} ${c.key}: declared ${JSON.stringify(c.declared)}, engine ${JSON.stringify(c.readBack)}`);
+      }),
+    );
+    expect(applier.appliedOf("docker:index/volume:Volume").length).toBeGreaterThan(0);
     expect(differing).toEqual([]);
   });
 });

@@ -229,3 +229,37 @@ export function readBackContainer(
       throw new Error(`no read-back rule for container input "${key}": add one from the provider's Read`);
     });
 }
+
+/** The part of `docker network inspect` / `docker volume inspect` compared with declared inputs. */
+export interface NetworkOrVolumeInspect {
+  Name: string;
+  Driver: string;
+  Labels?: Record<string, string> | null;
+  Internal?: boolean;
+  Options?: Record<string, string> | null;
+}
+
+/**
+ * Declared inputs of a network or volume against what the engine holds (name, driver, labels as
+ * `[{label, value}]`, internal, options). Throws for a declared input without a rule.
+ */
+export function readBackNetworkOrVolume(inspect: NetworkOrVolumeInspect, declared: Record<string, any>): InputReadBack[] {
+  const labels = () =>
+    Object.entries(inspect.Labels ?? {})
+      .map(([label, value]) => ({ label, value }))
+      .sort(byJson);
+  const read: Record<string, () => unknown> = {
+    name: () => inspect.Name,
+    driver: () => inspect.Driver,
+    labels,
+    internal: () => inspect.Internal ?? false,
+    options: () => inspect.Options ?? {},
+    driverOpts: () => inspect.Options ?? {},
+  };
+  return Object.entries(declared)
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]): InputReadBack => {
+      if (!read[key]) throw new Error(`no read-back rule for network/volume input "${key}"`);
+      return { key, kind: "read", declared: key === "labels" ? [...value].sort(byJson) : value, readBack: read[key]() };
+    });
+}
