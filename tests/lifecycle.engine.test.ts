@@ -66,7 +66,7 @@ describe("lifecycle as pulumi up applies the diff", () => {
     const result = await up();
     expect(result.created.sort()).toEqual(ofClient(result.created, "c"));
     expect(result.created.map((k) => k.split("::")[0]).sort()).toEqual(
-      ["docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume"].sort(),
+      ["docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume", "random:index/randomPassword:RandomPassword"].sort(),
     );
     expect(besidesProxyConfig([...result.updated, ...result.replaced, ...result.deleted])).toEqual([]);
     if (stack.local) expect(result.replaced.filter((k) => PROXY_CONFIG.test(k))).toHaveLength(2);
@@ -85,6 +85,14 @@ describe("lifecycle as pulumi up applies the diff", () => {
     expect(identity("c")).toBe(explicit);
     const host = JSON.parse(docker(["inspect", container("c")]))[0].HostConfig;
     expect({ memory: host.Memory / 1024 / 1024, swapTotal: host.MemorySwap / 1024 / 1024 }).toEqual({ memory: 768, swapTotal: 768 });
+  }, 60_000);
+
+  it("suspending and resuming keeps the client's session secret (a new one would log every user out)", async () => {
+    const suspended = await stack.writeClient({ key: "c", yaml: "name: Test c\nstatus: suspended\n" }).then(up);
+    const resumed = await stack.writeClient({ key: "c", yaml: "name: Test c\n" }).then(up);
+    expect([...suspended.regenerated, ...resumed.regenerated]).toEqual([]);
+    expect(resumed.created).toEqual([`docker:index/container:Container::${stack.slug("c")}-container`]);
+    await answering("c");
   }, 60_000);
 
   it("suspending removes only the client's container and keeps its volume and data", async () => {

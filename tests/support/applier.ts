@@ -23,11 +23,18 @@ const REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage";
 const LOCAL_COMMAND = "command:local:Command";
 
 /**
- * Types with nothing to apply on the engine: component resources, the docker provider itself
- * (the applier always talks to the local engine) and values made by other providers whose
- * mocked outputs already flow into the inputs applied here.
+ * Types with nothing to apply on the engine: component resources and the docker provider itself
+ * (the applier always talks to the engine it was given).
  */
-const NO_ENGINE_EFFECT = [/^mai:index:/, /^pulumi:providers:docker$/, /^random:index\/randomPassword:RandomPassword$/];
+const NO_ENGINE_EFFECT = [/^mai:index:/, /^pulumi:providers:docker$/];
+
+/**
+ * Generated values: nothing to apply, but their lifetime matters. Under mocks a RandomPassword's
+ * value is the same on every evaluation; a real one is new whenever the resource is created
+ * again (deleted and re-created, or replaced). The applier keeps them in its state and reports
+ * every such regeneration (`UpResult.regenerated`).
+ */
+const RANDOM = /^random:index\/random\w+:Random\w+$/;
 
 /**
  * Container inputs the provider updates in place (`docker update`); any other changed input
@@ -57,6 +64,8 @@ export interface UpResult {
   deleted: string[];
   /** Removed from the program but kept on the engine (`retainOnDelete`). */
   retained: string[];
+  /** Generated values (random) created again after an earlier one existed: a real run makes a new value. */
+  regenerated: string[];
   unchanged: string[];
 }
 
@@ -155,6 +164,8 @@ export class EngineApplier {
   private state = new Map<string, Applied>();
   /** Every Docker object this applier created, in creation order (for cleanup). */
   private created: { kind: "container" | "network" | "volume"; name: string }[] = [];
+  /** Every generated value (random) created so far, by resource key. */
+  private generated = new Set<string>();
   /** Mocked image ids of RemoteImages → the image reference they stand for. */
   private imageIds = new Map<string, string>();
 
@@ -186,7 +197,7 @@ export class EngineApplier {
    * deletes what is gone (keeping `retainOnDelete` objects on the engine).
    */
   async up(resources: DeclaredResource[]): Promise<UpResult> {
-    const result: UpResult = { created: [], updated: [], replaced: [], deleted: [], retained: [], unchanged: [] };
+    const result: UpResult = { created: [], updated: [], replaced: [], deleted: [], retained: [], unchanged: [], regenerated: [] };
     const inScope = resources.filter((r) => this.inScope(r));
     for (const r of inScope) {
       if (r.type === REMOTE_IMAGE) this.imageIds.set(mockOutputs(r.type, r.name, r.inputs).state.imageId as string, String(r.inputs.name));
@@ -201,6 +212,8 @@ export class EngineApplier {
       if (!previous) {
         await this.create(resource, inputs);
         result.created.push(key);
+        if (RANDOM.test(resource.type) && this.generated.has(key)) result.regenerated.push(key);
+        if (RANDOM.test(resource.type)) this.generated.add(key);
         continue;
       }
       const carriesNewId = [...replacedIds].some((id) => canonical(inputs).includes(JSON.stringify(id)));
@@ -214,6 +227,7 @@ export class EngineApplier {
         await this.replace(previous, resource, inputs);
         replacedIds.add(mockOutputs(resource.type, resource.name, {}).id);
         result.replaced.push(key);
+        if (RANDOM.test(resource.type)) result.regenerated.push(key);
       } else {
         await this.update(previous, resource, inputs, changed);
         result.updated.push(key);
@@ -259,7 +273,7 @@ export class EngineApplier {
 
   private inScope(resource: DeclaredResource): boolean {
     if (NO_ENGINE_EFFECT.some((p) => p.test(resource.type))) return false;
-    if ([CONTAINER, NETWORK, VOLUME, REMOTE_IMAGE, LOCAL_COMMAND].includes(resource.type)) return true;
+    if ([CONTAINER, NETWORK, VOLUME, REMOTE_IMAGE, LOCAL_COMMAND].includes(resource.type) || RANDOM.test(resource.type)) return true;
     if (this.options.outOfScope?.some((p) => p.test(resource.type))) return false;
     throw new Error(`applier: resource type ${resource.type} (${resource.name}) is not mapped to the engine`);
   }
