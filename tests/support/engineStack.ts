@@ -96,6 +96,7 @@ export async function createEngineStack(runId: string, clients: TestClient[], op
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const slug = (key: string) => `t${runId}-${key}`;
   const backupDirsBefore = new Set(listBackupDirs());
+  const createdRoots = ["/srv/mai", BACKUPS_ROOT].filter((d) => !fs.existsSync(d));
 
   const configFor = (slugs: string[]): { config: Record<string, string>; secretKeys: string[] } => {
     if (local) {
@@ -148,6 +149,9 @@ export async function createEngineStack(runId: string, clients: TestClient[], op
       // The prod-like program bind-mounts /srv/mai/backups/<slug>; Docker created those for this run.
       for (const d of listBackupDirs()) {
         if (!backupDirsBefore.has(d) && d.startsWith(`t${runId}-`)) fs.rmSync(path.join(BACKUPS_ROOT, d), { recursive: true, force: true });
+      }
+      for (const root of [...createdRoots].reverse()) {
+        if (fs.existsSync(root) && fs.readdirSync(root).length === 0) fs.rmdirSync(root);
       }
     },
   };
