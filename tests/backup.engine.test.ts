@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
-import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
 import { request } from "./support/httpClient";
 
 const HOST_DIR = path.resolve(__dirname, "..", "host");
@@ -59,7 +59,7 @@ beforeAll(async () => {
   // A second writer inside the container, on top of the workspace's own: rows keep arriving
   // during the backup. It ends with the container.
   docker(["exec", "-d", container(), "sh", "-c", "while :; do sqlite3 -cmd '.timeout 20000' /app/backend/data/webui.db \"INSERT INTO backup_probe (v) VALUES ('busy')\"; sleep 0.02; done"]);
-}, 120_000);
+}, LOCK_WAIT_MS + SETUP_MS);
 
 afterAll(() => {
   const problems = applier.cleanup();

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
-import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
 import { request } from "./support/httpClient";
 
 const id = runId();
@@ -50,7 +50,7 @@ beforeAll(async () => {
   stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }]);
   await up();
   await Promise.all([answering("a"), answering("b")]);
-}, 120_000);
+}, LOCK_WAIT_MS + SETUP_MS);
 
 afterAll(() => {
   const problems = applier.cleanup();

@@ -10,7 +10,7 @@ import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
-import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
 import { Http2Client, request, runLoad, timeStream, type Target } from "./support/httpClient";
 import { connectWebSocket } from "./support/httpWebSocket";
 
@@ -54,7 +54,7 @@ beforeAll(async () => {
   await applier.up(await stack.evaluate());
   rootCa = await proxyRootCa();
   await allAnswer(["a", "b"]);
-}, 180_000);
+}, LOCK_WAIT_MS + SETUP_MS);
 
 afterAll(() => {
   const problems = applier.cleanup();

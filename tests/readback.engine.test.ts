@@ -9,7 +9,7 @@ import { canonicalJson } from "../plan/diff";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { type ContainerInspect, type NetworkOrVolumeInspect, readBackContainer, readBackNetworkOrVolume } from "./support/dockerReadBack";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
-import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
 
 const CONTAINER = "docker:index/container:Container";
 const id = runId();
@@ -30,7 +30,7 @@ beforeAll(async () => {
     { key: "whole", yaml: "name: Whole\nresources:\n  cpus: 1\n  memory: 512M\n  reservations:\n    cpus: 1\n    memory: 64M\n" },
   ]);
   await applier.up(await stack.evaluate());
-}, 120_000);
+}, LOCK_WAIT_MS + SETUP_MS);
 
 afterAll(() => {
   const problems = applier.cleanup();

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
-import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
 import { request } from "./support/httpClient";
 import { type SecondEngine, startSecondEngine } from "./support/secondEngine";
 
@@ -45,7 +45,7 @@ beforeAll(async () => {
   engine.loadImages([...new Set(images)]);
   await applier.up(resources);
   await Promise.all([answering("a"), answering("b")]);
-}, 180_000);
+}, LOCK_WAIT_MS + SETUP_MS);
 
 afterAll(async () => {
   applier?.cleanup();

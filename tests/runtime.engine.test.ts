@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { docker, EngineApplier, runId } from "./support/applier";
 import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
-import { lockEngine, requireDockerEngine } from "./support/engineSession";
+import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
 import { request } from "./support/httpClient";
 
 const MB = 1024 * 1024;
@@ -53,7 +53,7 @@ beforeAll(async () => {
   ]);
   await applier.up(await stack.evaluate());
   await Promise.all([answering("a"), answering("b")]);
-}, 120_000);
+}, LOCK_WAIT_MS + SETUP_MS);
 
 afterAll(() => {
   const problems = applier.cleanup();

@@ -9,6 +9,12 @@ import * as path from "node:path";
 
 export const ENGINE_LOCK = path.join(os.tmpdir(), "mai-hosting-engine.lock");
 
+/** Longest wait for the engine lock: other test files and other runs on the machine hold it in turn. */
+export const LOCK_WAIT_MS = 10 * 60_000;
+
+/** Time a file's setup may take once it holds the lock (evaluate, apply, wait for health). */
+export const SETUP_MS = 3 * 60_000;
+
 /** Throws, saying how to start one, when no Docker Engine answers. */
 export function requireDockerEngine(): void {
   const r = spawnSync("docker", ["info", "--format", "{{.ServerVersion}}"], { encoding: "utf8", timeout: 20_000 });
@@ -24,7 +30,7 @@ export function requireDockerEngine(): void {
  * Waits for the exclusive engine lock and returns the function that releases it. The lock is held
  * by a `flock` child process; releasing (or this process dying) ends it.
  */
-export async function lockEngine(timeoutMs = 600_000): Promise<() => void> {
+export async function lockEngine(timeoutMs = LOCK_WAIT_MS): Promise<() => void> {
   const holder = spawn("flock", ["-x", "-w", String(Math.ceil(timeoutMs / 1000)), ENGINE_LOCK, "-c", "echo locked; exec cat"], {
     stdio: ["pipe", "pipe", "inherit"],
   });
