@@ -5,7 +5,8 @@
  * clients over 10 servers (goal <= 5 s on 2 cores). Then `npm run status` over 20 and 100
  * containers and the sampler's cost (scripts/bench-status.ts).
  * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
- * benchmark of scripts/bench-proxy.ts when that file exists.
+ * benchmark of scripts/bench-proxy.ts when that file exists, and the real-engine benchmark of
+ * scripts/bench-engine.ts.
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -128,6 +129,9 @@ async function main(): Promise<void> {
   // The operator's view on the local engine (status over 20/100 clients, sampler cost).
   const { runStatusBench } = await import("./bench-status");
   for (const line of await runStatusBench()) console.log(line);
+  // On the real Docker Engine: start time, idle memory, noisy neighbour (scripts/bench-engine.ts).
+  const { runEngineBench } = require(path.join(__dirname, "bench-engine.ts")) as { runEngineBench: () => Promise<string[]> };
+  for (const line of await runEngineBench()) console.log(line);
 }
 
 if (require.main === module) {
