@@ -309,7 +309,8 @@ export class EngineApplier {
         if (!exists("image", inputs.name, this.options.dockerHost)) throw new Error(`applier: image ${inputs.name} (${resource.name}) is not available locally; build it first`);
         break;
       case LOCAL_COMMAND:
-        requireKnown(resource, inputs, ["create", "update", "delete", "environment", "stdin", "triggers", "dir", "interpreter"]);
+        // `logging` only decides what Pulumi prints of the output; the command runs the same.
+        requireKnown(resource, inputs, ["create", "update", "delete", "environment", "stdin", "triggers", "dir", "interpreter", "logging"]);
         entry.stdout = this.runCommand(resource, inputs, inputs.create);
         break;
     }
