@@ -6,16 +6,16 @@
  * Holds the shared engine lock for the whole file; everything it creates carries the label
  * mai.test-run=<run id> and is removed at the end, also on failure.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lockEngine } from "./support/engineSession";
 
 const HOST_DIR = path.resolve(__dirname, "..", "host");
 const IMAGE = "mai-local/workspace:1";
-const ENGINE_LOCK = path.join(os.tmpdir(), "mai-hosting-engine.lock");
 const RUN_ID = randomBytes(4).toString("hex");
 const LABEL = `mai.test-run=${RUN_ID}`;
 const SOURCE = `xt${RUN_ID}-src`;
@@ -42,16 +42,6 @@ function requireEngineAndImage(): void {
   }
 }
 
-/** Exclusive flock on the shared engine lock, held until released. */
-async function acquireEngineLock(): Promise<() => void> {
-  const holder: ChildProcessWithoutNullStreams = spawn("flock", ["-x", ENGINE_LOCK, "sh", "-c", "echo locked; exec cat >/dev/null"]);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`engine lock ${ENGINE_LOCK} not free within 10 minutes`)), 600_000);
-    holder.stdout.on("data", (d) => String(d).includes("locked") && (clearTimeout(timer), resolve()));
-    holder.on("exit", (code) => reject(new Error(`flock exited with ${code}`)));
-  });
-  return () => holder.stdin.end();
-}
 
 function cleanUp(): void {
   const containers = dockerOk(["ps", "-aq", "--filter", `label=${LABEL}`]).split("\n").filter(Boolean);
@@ -100,7 +90,7 @@ let release: (() => void) | undefined;
 
 beforeAll(async () => {
   requireEngineAndImage();
-  release = await acquireEngineLock();
+  release = await lockEngine();
   work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-export-engine-"));
   env = { ...process.env, MAI_EXPORT_ROOT: path.join(work, "exports"), MAI_LOCK_DIR: path.join(work, "lock"), MAI_BACKUP_ROOT: path.join(work, "backups"), MAI_CONFIG_DIR: path.join(work, "etc") };
 }, 660_000);

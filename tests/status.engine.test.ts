@@ -7,7 +7,7 @@
  * stay within its retention. Holds the engine lock for the whole file; removes everything it
  * labelled, also on failure. Fails (never skips) without an engine or the stand-in image.
  */
-import { execFile, spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
@@ -15,12 +15,12 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lockEngine } from "./support/engineSession";
 
 const REPO = path.join(__dirname, "..");
 const HOST_DIR = path.join(REPO, "host");
 const TSX = path.join(REPO, "node_modules", ".bin", "tsx");
 const IMAGE = "mai-local/workspace:1";
-const LOCK = path.join(os.tmpdir(), "mai-hosting-engine.lock");
 const RUN = `st${crypto.randomBytes(3).toString("hex")}`;
 const LABEL = `mai.test-run=${RUN}`;
 const slug = (name: string) => `${RUN}-${name}`;
@@ -46,7 +46,7 @@ async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 
   }
 }
 
-let lock: ChildProcessWithoutNullStreams | undefined;
+let release: (() => void) | undefined;
 let dir: string;
 let env: NodeJS.ProcessEnv;
 let receiver: http.Server;
@@ -66,14 +66,6 @@ function runClient(name: string, health = "curl -fsS http://localhost:8080/healt
   ]);
 }
 
-async function takeEngineLock(): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn("flock", ["-x", LOCK, "sh", "-c", "echo locked; cat >/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.once("data", () => resolve());
-    child.once("exit", (code) => reject(new Error(`flock exited with ${code}`)));
-  });
-  return child;
-}
 
 function statusCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -98,7 +90,7 @@ beforeAll(async () => {
   if (spawnSync("docker", ["image", "inspect", IMAGE]).status !== 0) {
     throw new Error(`The workspace stand-in image ${IMAGE} is missing: build it with \`npm run local:images\`.`);
   }
-  lock = await takeEngineLock();
+  release = await lockEngine();
 
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-status-engine-"));
   for (const sub of ["clients", "state", "backups", "timers", "config"]) fs.mkdirSync(path.join(dir, sub));
@@ -167,7 +159,7 @@ afterAll(async () => {
   } finally {
     if (receiver) await new Promise((resolve) => receiver.close(resolve));
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
-    lock?.stdin.end();
+    release?.();
   }
 }, 120_000);
 
