@@ -28,6 +28,12 @@ describe("image tags", () => {
     expect(LOCAL_PROXY_IMAGE).toBe(`mai-local/caddy:${CADDY_VERSION}`);
     expect(LOCAL_IMAGES).toEqual([LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE]);
   });
+
+  it("are the images the committed local stack runs (a Caddy upgrade cannot leave it behind)", () => {
+    const stack = fs.readFileSync(path.join(__dirname, "..", "Pulumi.local.yaml"), "utf8");
+    expect(stack).toContain(`mai-hosting:proxyImage: ${LOCAL_PROXY_IMAGE}\n`);
+    expect(stack).toContain(`mai-hosting:defaultImage: ${LOCAL_WORKSPACE_IMAGE}\n`);
+  });
 });
 
 describe("debianMirror", () => {
