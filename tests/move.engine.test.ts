@@ -1,0 +1,367 @@
+/**
+ * Moving a client between servers on real Docker engines: two engines on one machine stand for
+ * two servers. Engine A is the machine's engine; engine B is a second `dockerd` this file starts
+ * with its own socket, data root, exec root, pid file and address pool, and removes afterwards.
+ *
+ * Engine B runs with `--iptables=false --ip-masq=false --bridge=none`: both daemons would
+ * otherwise manage the same iptables chains (DOCKER, DOCKER-ISOLATION-*, DOCKER-USER) and the
+ * second one would rewrite the rules the first engine's containers (other tests' included) rely
+ * on. Without iptables, B's published loopback ports go through docker-proxy, which is all this
+ * test uses; no container needs outbound traffic. B's networks come from 10.213.0.0/16 so its
+ * bridges never overlap A's.
+ *
+ * The move is the command the stack declares: the ClientMove component is instantiated under
+ * the mock runtime with the two engines' shell prefixes, and its `create` script, interpreter
+ * and environment are run as Pulumi's command provider would. The host scripts are the
+ * repository's own, installed into a bin directory per engine.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
+import { createHash, randomBytes } from "crypto";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installMocks } from "./support/programHarness";
+
+const ROOT = path.join(__dirname, "..");
+/** The workspace stand-in built by `npm run local:images`. */
+const WORKSPACE_IMAGE = "mai-local/workspace:1";
+const RUN_ID = `mv${randomBytes(3).toString("hex")}`;
+const LABEL = `mai.test-run=${RUN_ID}`;
+const ENGINE_B_POOL = "base=10.213.0.0/16,size=24";
+
+// --- engines ---------------------------------------------------------------------------------
+
+/** The environment for the docker CLI talking to engine A (host undefined) or B. */
+function engineEnv(host: string | undefined): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (host) env.DOCKER_HOST = host;
+  else delete env.DOCKER_HOST;
+  return env;
+}
+
+function docker(host: string | undefined, args: string[], input?: Buffer | string): string {
+  return execFileSync("docker", args, { env: engineEnv(host), input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, stdio: ["pipe", "pipe", "pipe"] }).trim();
+}
+
+function dockerOk(host: string | undefined, args: string[]): boolean {
+  return spawnSync("docker", args, { env: engineEnv(host), stdio: "ignore" }).status === 0;
+}
+
+/** Exclusive lock shared by every test that uses the machine's engine. */
+async function acquireEngineLock(): Promise<() => void> {
+  const lockFile = path.join(os.tmpdir(), "mai-hosting-engine.lock");
+  const holder = spawn("flock", ["-x", lockFile, "-c", "echo locked; exec cat >/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once("data", () => resolve());
+    holder.once("exit", (code) => reject(new Error(`flock on ${lockFile} exited with ${code}`)));
+  });
+  return () => holder.stdin!.end();
+}
+
+interface EngineB {
+  dir: string;
+  host: string;
+  process: ChildProcess;
+}
+
+async function startEngineB(): Promise<EngineB> {
+  // Short path: the exec root holds unix sockets, whose paths are limited to 108 bytes.
+  const dir = fs.mkdtempSync("/tmp/mai-eb-");
+  const host = `unix://${dir}/docker.sock`;
+  const log = fs.openSync(path.join(dir, "dockerd.log"), "w");
+  const child = spawn(
+    "dockerd",
+    [
+      `--host=${host}`,
+      `--data-root=${dir}/data`,
+      `--exec-root=${dir}/exec`,
+      `--pidfile=${dir}/docker.pid`,
+      "--bridge=none",
+      "--iptables=false",
+      "--ip-masq=false",
+      `--default-address-pool=${ENGINE_B_POOL}`,
+    ],
+    { stdio: ["ignore", log, log] },
+  );
+  const engine = { dir, host, process: child };
+  for (let i = 0; i < 120; i++) {
+    if (child.exitCode !== null) break;
+    if (dockerOk(host, ["info"])) return engine;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const tail = fs.readFileSync(path.join(dir, "dockerd.log"), "utf8").split("\n").slice(-10).join("\n");
+  await stopEngineB(engine);
+  throw new Error(`the second dockerd did not come up:\n${tail}`);
+}
+
+async function stopEngineB(engine: EngineB): Promise<void> {
+  try {
+    const ids = docker(engine.host, ["ps", "-aq"]).split("\n").filter(Boolean);
+    if (ids.length > 0) docker(engine.host, ["rm", "-f", ...ids]);
+  } catch {
+    // The daemon may already be gone.
+  }
+  if (engine.process.exitCode === null) {
+    const exited = new Promise((r) => engine.process.once("exit", r));
+    engine.process.kill("SIGTERM");
+    const timer = setTimeout(() => engine.process.kill("SIGKILL"), 20_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  // dockerd unmounts on shutdown; leftovers would make the removal fail, so say so.
+  const mounts = fs.readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes(engine.dir));
+  for (const line of mounts.reverse()) spawnSync("umount", ["-l", line.split(" ")[1]]);
+  fs.rmSync(engine.dir, { recursive: true, force: true });
+}
+
+// --- the fixture clients ---------------------------------------------------------------------
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function mountpoint(host: string | undefined, volume: string): string {
+  return docker(host, ["volume", "inspect", "-f", "{{.Mountpoint}}", volume]);
+}
+
+function sqlite(db: string, sql: string): string {
+  return execFileSync("sqlite3", ["-batch", "-init", "/dev/null", db, sql], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+}
+
+function sha256(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** Starts `mai-<slug>` like the stack does (own network, data volume, loopback port). */
+function runClient(host: string | undefined, slug: string, port: number): void {
+  if (!dockerOk(host, ["network", "inspect", `mai-${slug}`])) docker(host, ["network", "create", "--label", LABEL, `mai-${slug}`]);
+  docker(host, ["volume", "create", "--label", LABEL, `mai-${slug}-data`]);
+  docker(host, [
+    "run", "-d", "--name", `mai-${slug}`, "--label", LABEL, "--restart", "unless-stopped",
+    "--network", `mai-${slug}`, "-p", `127.0.0.1:${port}:8080`,
+    "-v", `mai-${slug}-data:/app/backend/data`, WORKSPACE_IMAGE,
+  ]);
+}
+
+interface ClientData {
+  rows: string;
+  uploadSha: string;
+}
+
+/** Gives a client database rows and an uploaded file, written the way the workspace writes them. */
+function seedClient(host: string | undefined, slug: string): ClientData {
+  const dir = mountpoint(host, `mai-${slug}-data`);
+  const db = path.join(dir, "webui.db");
+  sqlite(db, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS move_probe (id INTEGER PRIMARY KEY, note TEXT);");
+  for (let i = 1; i <= 50; i++) sqlite(db, `INSERT INTO move_probe (note) VALUES ('${slug} row ${i}');`);
+  fs.mkdirSync(path.join(dir, "uploads"), { recursive: true });
+  const upload = path.join(dir, "uploads", "quarterly-report.pdf");
+  fs.writeFileSync(upload, randomBytes(1024 * 1024 + 17));
+  return { rows: sqlite(db, "SELECT count(*), max(note) FROM move_probe;"), uploadSha: sha256(upload) };
+}
+
+function readClient(host: string | undefined, slug: string): ClientData {
+  const dir = mountpoint(host, `mai-${slug}-data`);
+  return {
+    rows: sqlite(path.join(dir, "webui.db"), "SELECT count(*), max(note) FROM move_probe;"),
+    uploadSha: sha256(path.join(dir, "uploads", "quarterly-report.pdf")),
+  };
+}
+
+function containerState(host: string | undefined, name: string): { id: string; running: boolean; startedAt: string } | undefined {
+  if (!dockerOk(host, ["container", "inspect", name])) return undefined;
+  const [id, running, startedAt] = docker(host, ["inspect", "-f", "{{.Id}} {{.State.Running}} {{.State.StartedAt}}", name]).split(" ");
+  return { id, running: running === "true", startedAt };
+}
+
+async function healthy(port: number): Promise<boolean> {
+  for (let i = 0; i < 60; i++) {
+    const result = spawnSync("curl", ["-fsS", "-o", "/dev/null", `http://127.0.0.1:${port}/health`]);
+    if (result.status === 0) return true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return false;
+}
+
+// --- the declared move command ---------------------------------------------------------------
+
+interface Side {
+  name: string;
+  shell: string;
+  paths: { binDir: string; stateDir: string };
+}
+
+interface DeclaredMove {
+  interpreter: string[];
+  create: string;
+  environment: Record<string, string>;
+}
+
+let mocksReady: Promise<Awaited<ReturnType<typeof installMocks>>> | undefined;
+
+/** What the ClientMove component declares for this move (the inputs Pulumi would run). */
+async function declaredMove(slug: string, source: Side, target: Side): Promise<DeclaredMove> {
+  mocksReady ??= installMocks();
+  const resources = await mocksReady;
+  const { ClientMove } = await import("../components/clientMove");
+  const name = `${slug}-move-${resources.length}`;
+  new ClientMove(name, { move: { slug, from: source.name, to: target.name, suspended: false }, source, target, after: [] });
+  for (let i = 0; i < 100; i++) {
+    const found = resources.find((r) => r.type === "command:local:Command" && r.name === `${name}-run`);
+    if (found) return found.inputs as DeclaredMove;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("the ClientMove component declared no command");
+}
+
+function runMove(move: DeclaredMove): { code: number | null; stdout: string; stderr: string } {
+  const [shell, ...flags] = move.interpreter;
+  const result = spawnSync(shell, [...flags, move.create], { env: { ...process.env, ...move.environment }, encoding: "utf8", timeout: 300_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Installs the repository's host scripts into a bin directory, as the stack deploys them. */
+function installHostScripts(binDir: string): void {
+  fs.mkdirSync(binDir, { recursive: true });
+  for (const name of ["mai-export", "mai-import"]) {
+    fs.copyFileSync(path.join(ROOT, "host", `${name}.sh`), path.join(binDir, name));
+    fs.chmodSync(path.join(binDir, name), 0o755);
+  }
+}
+
+// --- the test --------------------------------------------------------------------------------
+
+let release: (() => void) | undefined;
+let engineB: EngineB | undefined;
+let work: string;
+let sideA: Side;
+let sideB: Side;
+const slug = `${RUN_ID}-acme`;
+const bystander = `${RUN_ID}-other`;
+const failing = `${RUN_ID}-beta`;
+const ports: Record<string, number> = {};
+
+beforeAll(async () => {
+  release = await acquireEngineLock();
+  if (!dockerOk(undefined, ["info"])) {
+    throw new Error("no Docker engine answers: start one with `dockerd >/var/log/dockerd.log 2>&1 &` and wait for `docker info`");
+  }
+  if (!dockerOk(undefined, ["image", "inspect", WORKSPACE_IMAGE])) {
+    throw new Error(`image ${WORKSPACE_IMAGE} is missing on the engine: build it with \`npm run local:images\``);
+  }
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-move-test-"));
+  engineB = await startEngineB();
+  docker(engineB.host, ["load"], execFileSync("docker", ["save", WORKSPACE_IMAGE], { maxBuffer: 2 * 1024 * 1024 * 1024, env: engineEnv(undefined) }));
+
+  const side = (name: string, dockerHost: string | undefined): Side => {
+    const binDir = path.join(work, name, "bin");
+    installHostScripts(binDir);
+    const env = dockerHost ? `DOCKER_HOST=${dockerHost}` : "-u DOCKER_HOST";
+    return {
+      name,
+      shell: `env ${env} MAI_LOCK_DIR=${path.join(work, name, "lock")} bash -c`,
+      paths: { binDir, stateDir: path.join(work, name, "state") },
+    };
+  };
+  sideA = side("engine-a", undefined);
+  sideB = side("engine-b", engineB.host);
+
+  for (const s of [slug, bystander, failing]) {
+    ports[s] = await freePort();
+    runClient(undefined, s, ports[s]);
+  }
+}, 240_000);
+
+afterAll(async () => {
+  try {
+    for (const s of [slug, bystander, failing]) {
+      spawnSync("docker", ["rm", "-f", `mai-${s}`], { stdio: "ignore", env: engineEnv(undefined) });
+      spawnSync("docker", ["network", "rm", `mai-${s}`], { stdio: "ignore", env: engineEnv(undefined) });
+      spawnSync("docker", ["volume", "rm", `mai-${s}-data`], { stdio: "ignore", env: engineEnv(undefined) });
+    }
+    if (engineB) await stopEngineB(engineB);
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  } finally {
+    release?.();
+  }
+}, 120_000);
+
+describe("moving a client between two engines", () => {
+  it("moves the database and uploads intact, stops the source first, keeps the source volume, restarts nobody else", async () => {
+    const data = seedClient(undefined, slug);
+    seedClient(undefined, bystander);
+    const other = containerState(undefined, `mai-${bystander}`)!;
+    expect(other.running).toBe(true);
+
+    // What Pulumi does before the move: the client's (empty) volume and network on the target.
+    docker(engineB!.host, ["volume", "create", "--label", LABEL, `mai-${slug}-data`]);
+    docker(engineB!.host, ["network", "create", "--label", LABEL, `mai-${slug}`]);
+
+    const result = runMove(await declaredMove(slug, sideA, sideB));
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`moved from engine-a to engine-b`);
+
+    // The move stopped the source itself; Pulumi removes the container after the target runs.
+    expect(containerState(undefined, `mai-${slug}`)).toMatchObject({ running: false });
+    expect(readClient(engineB!.host, slug)).toEqual(data);
+    expect(fs.readFileSync(path.join(sideA.paths.stateDir, "moved", slug), "utf8")).toMatch(/^to engine-b at \d{4}-/);
+
+    // What Pulumi does after the move: the target container (same port), then the source's removal.
+    docker(engineB!.host, [
+      "run", "-d", "--name", `mai-${slug}`, "--label", LABEL, "--restart", "unless-stopped",
+      "--network", `mai-${slug}`, "-p", `127.0.0.1:${ports[slug]}:8080`, "-v", `mai-${slug}-data:/app/backend/data`, WORKSPACE_IMAGE,
+    ]);
+    expect(await healthy(ports[slug])).toBe(true);
+    docker(undefined, ["rm", `mai-${slug}`]);
+
+    expect(containerState(undefined, `mai-${slug}`)).toBeUndefined();
+    expect(dockerOk(undefined, ["volume", "inspect", `mai-${slug}-data`])).toBe(true);
+    expect(readClient(undefined, slug)).toEqual(data);
+    expect(containerState(undefined, `mai-${bystander}`)).toEqual(other);
+    expect(readClient(engineB!.host, slug)).toEqual(data);
+  }, 300_000);
+
+  it("refuses to move again from the source's old copy, changing nothing", async () => {
+    const before = readClient(engineB!.host, slug);
+    const result = runMove(await declaredMove(slug, sideA, sideB));
+    expect(result.code).toBe(4);
+    expect(result.stderr).toContain("a move never runs two copies");
+    expect(containerState(engineB!.host, `mai-${slug}`)).toMatchObject({ running: true });
+    expect(readClient(engineB!.host, slug)).toEqual(before);
+  }, 120_000);
+
+  it("a move whose stream arrives corrupted leaves the client running on the source", async () => {
+    const data = seedClient(undefined, failing);
+    const other = containerState(undefined, `mai-${bystander}`)!;
+    // The source's export passes through a filter that flips one byte in the stream's second block.
+    const corruptBin = path.join(work, "engine-a", "corrupt-bin");
+    fs.mkdirSync(corruptBin, { recursive: true });
+    fs.writeFileSync(
+      path.join(corruptBin, "mai-export"),
+      `#!/usr/bin/env bash\n"${path.join(sideA.paths.binDir, "mai-export")}" "$@" | perl -e 'binmode STDIN; binmode STDOUT; my $n = 0; while (read(STDIN, my $b, 65536)) { substr($b, 100, 1) = chr(ord(substr($b, 100, 1)) ^ 0xff) if $n++ == 1 && length($b) > 100; print $b }'\n`,
+      { mode: 0o755 },
+    );
+    fs.copyFileSync(path.join(sideA.paths.binDir, "mai-import"), path.join(corruptBin, "mai-import"));
+    docker(engineB!.host, ["volume", "create", "--label", LABEL, `mai-${failing}-data`]);
+
+    const result = runMove(await declaredMove(failing, { ...sideA, paths: { ...sideA.paths, binDir: corruptBin } }, sideB));
+    expect(result.code).toBe(5);
+    expect(result.stderr).toContain("mai-import on engine-b failed");
+    expect(result.stderr).toContain(`mai-${failing} is running on engine-a again`);
+    expect(containerState(undefined, `mai-${failing}`)).toMatchObject({ running: true });
+    expect(containerState(engineB!.host, `mai-${failing}`)).toBeUndefined();
+    expect(readClient(undefined, failing)).toEqual(data);
+    expect(fs.existsSync(path.join(sideA.paths.stateDir, "moved", failing))).toBe(false);
+    expect(containerState(undefined, `mai-${bystander}`)).toEqual(other);
+  }, 300_000);
+});
