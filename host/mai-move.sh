@@ -7,8 +7,10 @@
 #   1. preflight, nothing changed yet: both engines answer, the source volume exists, the target
 #      has no container of the client, the source's data has not been moved away before;
 #   2. stop mai-<slug> on the source (if it runs);
-#   3. `mai-export <slug> -` on the source | `mai-import <slug> -` on the target, with pipefail:
-#      the import verifies the archive (manifest, checksums) before it writes anything;
+#   3. `mai-export <slug> -` on the source | `mai-import --yes <slug> -` on the target, with
+#      pipefail: the import verifies the archive (manifest, checksums) before it writes anything;
+#      --yes because a volume left on the target by an earlier move is replaced on purpose (the
+#      import keeps its content aside in the volume);
 #   4. check the database on the target; record the move on the source host
 #      (<state>/moved/<slug>), clear any old record on the target;
 #   5. on any failure after the stop: start mai-<slug> on the source again and exit non-zero.
@@ -134,7 +136,7 @@ fi
 STEP="transfer from $FROM to $TO"
 log "streaming mai-export on $FROM into mai-import on $TO"
 on_source "$MAI_SOURCE_BIN/mai-export $SLUG -" 2>"$WORK/export.err" </dev/null |
-  on_target "$MAI_TARGET_BIN/mai-import $SLUG -" >"$WORK/import.out" 2>"$WORK/import.err"
+  on_target "$MAI_TARGET_BIN/mai-import --yes $SLUG -" >"$WORK/import.out" 2>"$WORK/import.err"
 status=("${PIPESTATUS[@]}")
 sed "s/^/  [$TO] /" "$WORK/import.out"
 if [[ ${status[1]} -ne 0 ]]; then

@@ -30,6 +30,7 @@ interface RegisterRequest {
   getDeletebeforereplace(): boolean;
   getReplaceonchangesList(): string[];
   getIgnorechangesList(): string[];
+  getProvider(): string;
 }
 
 /** Marker keys of the Pulumi wire format (see @pulumi/pulumi/runtime/rpc.js). */
@@ -79,6 +80,13 @@ function digest(value: unknown): string {
 
 /** Inputs that are SDK plumbing, not declared state (a dynamic provider's serialized code). */
 const hiddenInputs = new Set(["__provider"]);
+
+/** The URN of a provider reference (`<urn>::<id>`); the id is not part of the identity. */
+export function providerUrn(reference: string): string | undefined {
+  if (!reference) return undefined;
+  const cut = reference.lastIndexOf("::");
+  return cut > "urn:pulumi:".length ? reference.slice(0, cut) : reference;
+}
 
 /** Deterministic small integer for ids that providers return as numbers (Hetzner). */
 function stableNumber(seed: string): number {
@@ -225,6 +233,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
       prints[key] = digest(raw[key]);
     }
     const parent = req.getParent();
+    const provider = providerUrn(req.getProvider());
     resources.push({
       urn,
       type: req.getType(),
@@ -239,6 +248,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
         replaceOnChanges: req.getReplaceonchangesList(),
         ignoreChanges: req.getIgnorechangesList(),
       },
+      ...(provider ? { provider } : {}),
     });
     fingerprints.set(urn, prints);
   }

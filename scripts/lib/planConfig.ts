@@ -42,6 +42,7 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
       memoryMb: c.resources.memoryMb,
       reservedCpus: c.resources.reservedCpus,
       reservedMemoryMb: c.resources.reservedMemoryMb,
+      ...placementFields(c as typeof c & { server?: string; moveFrom?: string }),
     })),
     capacity: configuration.capacity,
     warnings: [
@@ -57,5 +58,13 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
     ],
     missingKeys,
     missingProvisioningKey,
+  };
+}
+
+/** The placement fields of a client, when the configuration has them. */
+function placementFields(client: { server?: string; moveFrom?: string }): Pick<PlanClientRow, "server" | "moveFrom"> {
+  return {
+    ...(client.server !== undefined ? { server: client.server } : {}),
+    ...(client.moveFrom !== undefined ? { moveFrom: client.moveFrom } : {}),
   };
 }
