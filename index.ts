@@ -13,13 +13,14 @@ import { Host } from "./components/host";
 import { openRouterKeyName } from "./components/openrouter/key";
 import { loadProgramConfig } from "./config/programConfig";
 import { Proxy } from "./components/proxy";
+import { SHARED_NETWORK } from "./policy/sharedNames";
 
 const config = loadProgramConfig();
 const { settings } = config;
 
 const host = new Host("host", { settings, sshPrivateKey: config.sshPrivateKey });
 
-const network = new docker.Network("mai-network", { name: "mai-network", driver: "bridge" }, { provider: host.docker });
+const network = new docker.Network(SHARED_NETWORK, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
 
 const backupTooling = new BackupTooling("backup-tooling", {
   connection: host.connection,

@@ -92,8 +92,11 @@ export class ClientInstance extends pulumi.ComponentResource {
     }
     const apiKey = this.openrouterKey?.key ?? args.openrouterApiKey;
 
+    // The session-signing secret lives as long as the client, not its container: suspending and
+    // resuming must not log every user out.
+    const webuiSecretKey = new random.RandomPassword(`${name}-webui-secret`, { length: 48, special: false }, child);
+
     if (client.status === "active") {
-      const webuiSecretKey = new random.RandomPassword(`${name}-webui-secret`, { length: 48, special: false }, child);
       const envs = pulumi
         .all([pulumi.secret(apiKey), webuiSecretKey.result])
         .apply(([openrouterApiKey, secret]) => clientEnvironment(client, { openrouterApiKey, webuiSecretKey: secret }));

@@ -7,6 +7,7 @@ import { CADDY_IMAGE } from "../policy/caddyRelease";
 import { HOST_PATHS } from "../policy/cloudInit";
 import { CONTAINER_LOG_OPTS, clientNames } from "../policy/clientContainer";
 import { lifecycle } from "../policy/lifecycle";
+import { PROXY_VOLUMES } from "../policy/sharedNames";
 import { contentHash, proxyAttachCommands, proxyPorts, PROXY_CONTAINER, PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
 
 /** The production reload procedure, shipped to the host and run after each Caddyfile upload. */
@@ -41,8 +42,8 @@ export class Proxy extends pulumi.ComponentResource {
     const scriptHash = contentHash(APPLY_SCRIPT);
 
     const image = new docker.RemoteImage(`${name}-image`, { name: CADDY_IMAGE, keepLocally: true }, child);
-    const volume = (suffix: string) =>
-      new docker.Volume(`${name}-${suffix}`, { name: `mai-caddy-${suffix}` }, { ...child, ...lifecycle.proxyVolume });
+    const volume = (suffix: keyof typeof PROXY_VOLUMES) =>
+      new docker.Volume(`${name}-${suffix}`, { name: PROXY_VOLUMES[suffix] }, { ...child, ...lifecycle.proxyVolume });
     const dataVolume = volume("data");
     const configVolume = volume("config");
 

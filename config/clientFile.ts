@@ -5,6 +5,8 @@
  */
 import * as path from "path";
 import { z } from "zod";
+import { dockerCpusProblem } from "../policy/dockerCanonical";
+import { reservedSlugs } from "../policy/sharedNames";
 import { type ConfigIssue, describeValue, secretKind, unknownKeyMessage } from "./configIssues";
 import { MEMORY_FORMAT, MEMORY_PATTERN, parseMemory } from "./units";
 import { type FieldPath, type YamlMapping, formatPath, parseYamlMapping } from "./yamlSource";
@@ -19,8 +21,6 @@ export const CLIENT_FILE_EXTENSIONS: readonly string[] = [".yaml", ".yml"];
 /** Longest slug: it prefixes container, network and volume names and is a DNS label. */
 export const MAX_SLUG_LENGTH = 40;
 
-/** Slugs whose resource names would collide with the shared ones (`mai-proxy`, `mai-network`). */
-export const RESERVED_SLUGS: readonly string[] = ["proxy", "network"];
 
 const SLUG_PATTERN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
@@ -39,8 +39,10 @@ export function slugProblem(slug: string): string | undefined {
     const hint = lower !== "" && SLUG_PATTERN.test(lower) && lower.length <= MAX_SLUG_LENGTH ? ` (e.g. "${lower}")` : "";
     return `${expected}, got ${describeValue(slug)}${hint}`;
   }
-  if (RESERVED_SLUGS.includes(slug)) {
-    return `"${slug}" is reserved: its resource names (mai-${slug}) would collide with the shared proxy resources`;
+  const collision = reservedSlugs().find((reserved) => reserved.slug === slug);
+  if (collision !== undefined) {
+    const what = collision.kind === "hostPath" ? "host path" : `Docker ${collision.kind}`;
+    return `"${slug}" is reserved: the client's ${what} would be ${collision.sharedName}, which the host shares between clients; choose another file name`;
   }
   return undefined;
 }
@@ -117,7 +119,9 @@ const STACK_MANAGED_ENV_REASONS: Readonly<Record<string, string>> = {
   WEBUI_NAME: "it is derived from the client's name",
   ENV: "the stack runs every client in production mode",
   ORGANIZATION_NAME: "it is derived from the client's name",
-  OPENROUTER_EXTERNAL_USER: "the stack sets it to the client's slug for usage reporting",
+  OPENROUTER_EXTERNAL_USER: "the stack sets it to mai_client_<slug>, the client's organisation id",
+  WEBUI_SESSION_COOKIE_SECURE: "every client is served over HTTPS, so session cookies are always Secure",
+  WEBUI_SESSION_COOKIE_SAME_SITE: "the stack sets lax for every client",
   PORT: "the container always listens on 8080",
   DATA_DIR: "the data volume is mounted by the stack",
   ENABLE_PERSISTENT_CONFIG: "the stack decides which settings persist",
@@ -193,7 +197,11 @@ export function cpuAmount() {
       z.superRefine((value: number, ctx) => {
         if (Math.abs(value * 100 - Math.round(value * 100)) > 1e-6) {
           ctx.addIssue({ code: "custom", message: `expected ${expectation}, got ${value}`, input: value });
+          return;
         }
+        // Only for amounts that passed the range checks above (zod runs every check).
+        const unstable = value > 0 && value <= 1024 ? dockerCpusProblem(value) : undefined;
+        if (unstable !== undefined) ctx.addIssue({ code: "custom", message: unstable, input: value });
       }),
     );
 }

@@ -246,7 +246,18 @@ export function readClientSources(dir: string): ClientSource[] {
   for (const name of names.filter((entry) => isClientFileName(entry) && !entry.startsWith(".")).sort()) {
     const file = path.join(dir, name);
     try {
-      if (!fs.statSync(file).isFile()) continue;
+      // Never follow a link or read a device: a client file in a pull request could otherwise make
+      // CI print another file's content (the process environment, a key) in a validation error.
+      const entry = fs.lstatSync(file);
+      if (entry.isSymbolicLink()) {
+        issues.push({ file, path: "", message: "is a symbolic link; client files must be regular files (the link was not followed)" });
+        continue;
+      }
+      if (entry.isDirectory()) continue; // a folder is not a client file
+      if (!entry.isFile()) {
+        issues.push({ file, path: "", message: "is not a regular file; client files must be regular files (nothing was read)" });
+        continue;
+      }
       const { text, sizeBytes } = readYamlFile(file);
       sources.push({ file, text, sizeBytes });
     } catch (error) {

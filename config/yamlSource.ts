@@ -131,7 +131,10 @@ export function parseYamlMapping(file: string, text: string, options: YamlParseO
   }
   if (typeof value !== "object" || Array.isArray(value)) {
     const expected = options.expected ?? "fields";
-    return fail(`expected a mapping of ${expected} (key: value lines), got ${describeValue(value)}`, lineAt(doc.contents?.range?.[0]));
+    // The whole document is the offending value here: say what it is, never what it says (the
+    // file may not be a client file at all).
+    const got = typeof value === "string" ? `a single line of text (${value.length} characters, not shown)` : describeValue(value);
+    return fail(`expected a mapping of ${expected} (key: value lines), got ${got}`, lineAt(doc.contents?.range?.[0]));
   }
 
   return {
@@ -145,12 +148,19 @@ export function parseYamlMapping(file: string, text: string, options: YamlParseO
 
 /** Reads a file for `parseYamlMapping`, never more than the size cap (plus one byte to notice). */
 export function readYamlFile(path: string): { text: string; sizeBytes: number } {
-  const sizeBytes = fs.statSync(path).size;
-  if (sizeBytes <= MAX_YAML_BYTES) return { text: fs.readFileSync(path, "utf8"), sizeBytes };
-  const handle = fs.openSync(path, "r");
+  // O_NOFOLLOW: a link is refused by the kernel, not followed (the caller names it).
+  const handle = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    const buffer = Buffer.alloc(MAX_YAML_BYTES + 1);
-    const read = fs.readSync(handle, buffer, 0, buffer.length, 0);
+    const stat = fs.fstatSync(handle);
+    if (!stat.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: "ENOTREG" });
+    const sizeBytes = stat.size;
+    const buffer = Buffer.alloc(Math.min(sizeBytes, MAX_YAML_BYTES) + 1);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = fs.readSync(handle, buffer, read, buffer.length - read, read);
+      if (n === 0) break;
+      read += n;
+    }
     return { text: buffer.subarray(0, read).toString("utf8"), sizeBytes };
   } finally {
     fs.closeSync(handle);

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Installs a freshly uploaded Caddyfile and reloads the proxy without dropping connections.
+# Installs a freshly uploaded Caddyfile and reloads the proxy gracefully: open websockets and streams
+# are kept; a request arriving within ~50 ms of the reload can be lost (README: "Proxy reloads").
 #
 # Contract
 #   Input:  "$CADDY_HOST_DIR/Caddyfile.next", the rendered Caddyfile uploaded by the deployment.
 #   Effect: the file is validated by Caddy itself; if valid it atomically replaces
 #           "$CADDY_HOST_DIR/Caddyfile" (a rename inside the directory: the proxy bind-mounts the
 #           directory, so it sees the new inode) and, when the proxy is running, Caddy reloads it
-#           gracefully (`caddy reload`; in-flight requests and websockets are kept by the config).
+#           gracefully (`caddy reload`; in-flight requests finish and websockets are kept by the
+#           config; a few requests arriving during the switch-over get no response).
 #           When the proxy is not running yet the file is only installed: the container starts
 #           with it.
 #   Refusal: an invalid file exits non-zero and leaves "Caddyfile" untouched. If the reload itself

@@ -6,6 +6,7 @@
 import { forcesReplacement } from "./replaceRules";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 import { dataHoldingTypes, restartingTypes } from "./replaceRules";
+import { hasProviderForm, providerForm } from "./providerForms";
 
 /** The component type that groups one client's resources. */
 export const clientComponentType = "mai:index:ClientInstance";
@@ -101,14 +102,20 @@ export function diffDeclarations(
 ): ResourceChange[] {
   const baseByUrn = new Map(base.map((r) => [r.urn, r]));
   const headByUrn = new Map(head.map((r) => [r.urn, r]));
+  // A head resource with `aliases` is the same resource as the base one under its old URN.
+  const previousOf = (after: DeclaredResource) =>
+    baseByUrn.get(after.urn) ?? (after.aliases ?? []).map((alias) => baseByUrn.get(alias)).find((found) => found !== undefined);
+  const matchedBase = new Set(head.map(previousOf).filter((found) => found !== undefined).map((found) => found.urn));
   const fingerprintOf = (side: "base" | "head") => (r: DeclaredResource, field: string) =>
-    fingerprints?.[side]?.get(r.urn)?.[field] ?? canonicalJson(r.inputs[field]);
+    hasProviderForm(r.type, field)
+      ? canonicalJson(providerForm(r.type, field, r.inputs[field]))
+      : (fingerprints?.[side]?.get(r.urn)?.[field] ?? canonicalJson(r.inputs[field]));
   const changes: ResourceChange[] = [];
   const slugs = [...new Set([...clientSlugs(base), ...clientSlugs(head)])];
 
   for (const after of head) {
     const client = clientOwner(after, headByUrn, slugs);
-    const before = baseByUrn.get(after.urn);
+    const before = previousOf(after);
     const common = { urn: after.urn, type: after.type, name: after.name, ...(client ? { client } : {}) };
     if (!before) {
       changes.push({ op: "create", ...common, fields: [] });
@@ -120,7 +127,10 @@ export function diffDeclarations(
     const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f)));
     // A different provider (another server's Docker engine) always replaces: Pulumi creates the
     // resource through the new provider and deletes it through the old one.
-    const providerChanged = before.provider !== after.provider;
+    // An aliased provider (renamed or re-parented) is the same provider.
+    const providerChanged =
+      before.provider !== after.provider &&
+      !(before.provider !== undefined && after.provider !== undefined && headByUrn.get(after.provider)?.aliases?.includes(before.provider));
     if (providerChanged) fields.push("provider");
     if (fields.length === 0) continue;
     const replaceFields = fields.filter((f) => f === "provider" || forcesReplacement(after.type, f, after.options.replaceOnChanges));
@@ -142,7 +152,7 @@ export function diffDeclarations(
   }
 
   for (const before of base) {
-    if (headByUrn.has(before.urn)) continue;
+    if (matchedBase.has(before.urn)) continue;
     const client = clientOwner(before, baseByUrn, slugs);
     changes.push({
       op: "delete",

@@ -31,6 +31,35 @@ interface RegisterRequest {
   getReplaceonchangesList(): string[];
   getIgnorechangesList(): string[];
   getProvider(): string;
+  getAliasesList?(): AliasMessage[];
+}
+
+/** One alias of a RegisterResourceRequest: a URN, or a spec relative to the resource itself. */
+interface AliasMessage {
+  getUrn(): string;
+  getSpec():
+    | { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean }
+    | undefined;
+}
+
+/** The `<parent types$type>` part of a URN. */
+function qualifiedType(urn: string): string {
+  return urn.split("::")[2] ?? "";
+}
+
+/** The URNs a resource's aliases stand for (the URNs it had before a rename or re-parenting). */
+export function aliasUrns(aliases: readonly AliasMessage[], own: { urn: string; type: string; name: string; parent: string }): string[] {
+  const [stackPart, project] = own.urn.split("::");
+  const stack = stackPart.replace(/^urn:pulumi:/, "");
+  return aliases.map((alias) => {
+    if (alias.getUrn()) return alias.getUrn();
+    const spec = alias.getSpec();
+    if (!spec) return own.urn;
+    const parent = spec.getNoparent() ? "" : spec.getParenturn() || own.parent;
+    const type = spec.getType() || own.type;
+    const qualified = parent && !parent.endsWith("::") ? `${qualifiedType(parent)}$${type}` : type;
+    return `urn:pulumi:${spec.getStack() || stack}::${spec.getProject() || project}::${qualified}::${spec.getName() || own.name}`;
+  });
 }
 
 /** Marker keys of the Pulumi wire format (see @pulumi/pulumi/runtime/rpc.js). */
@@ -190,7 +219,7 @@ export interface EvaluationInput {
 
 /** Drops the program's own modules from the require cache so the next evaluation starts fresh. */
 function forgetProgramModules(projectRoot: string): void {
-  const keep = [path.join(projectRoot, "node_modules") + path.sep, path.join(projectRoot, "components", "plan") + path.sep];
+  const keep = [path.join(projectRoot, "node_modules") + path.sep, path.join(projectRoot, "plan") + path.sep];
   for (const id of Object.keys(require.cache)) {
     if (id.startsWith(projectRoot + path.sep) && !keep.some((prefix) => id.startsWith(prefix))) delete require.cache[id];
   }
@@ -234,6 +263,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
     }
     const parent = req.getParent();
     const provider = providerUrn(req.getProvider());
+    const aliases = aliasUrns(req.getAliasesList?.() ?? [], { urn, type: req.getType(), name: req.getName(), parent });
     resources.push({
       urn,
       type: req.getType(),
@@ -249,6 +279,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
         ignoreChanges: req.getIgnorechangesList(),
       },
       ...(provider ? { provider } : {}),
+      ...(aliases.length > 0 ? { aliases } : {}),
     });
     fingerprints.set(urn, prints);
   }

@@ -163,11 +163,19 @@ function moveNotes(change: ResourceChange, move: { from: string; to: string }): 
   return notes;
 }
 
+/** Slugs of the clients that run a container in this declaration. */
+function activeSlugs(report: PlanReport): string[] {
+  return report.clients.filter((client) => client.status === "active").map((client) => client.slug);
+}
+
 /** "2 added (a, b), 0 changed, 1 restarted (c), 1 removed (d)". */
-export function summaryLine(summary: ChangeSummary): string {
+export function summaryLine(summary: ChangeSummary, activeClients: readonly string[] = []): string {
   const part = (n: string[], label: string) => `${n.length} ${label}${n.length > 0 ? ` (${n.join(", ")})` : ""}`;
+  const everyoneRestarts = activeClients.length > 1 && activeClients.every((slug) => summary.restarted.includes(slug));
   const moved = summary.moved.length > 0 ? `, ${part(summary.moved, "moved")}` : "";
-  const clients = `Clients: ${part(summary.added, "added")}, ${part(summary.changed, "changed")}, ${part(summary.restarted, "restarted")}, ${part(summary.removed, "removed")}${moved}.`;
+  const clients =
+    `Clients: ${part(summary.added, "added")}, ${part(summary.changed, "changed")}, ${part(summary.restarted, "restarted")}, ${part(summary.removed, "removed")}${moved}.` +
+    (everyoneRestarts ? ` Every active client restarts once (${activeClients.length} workspaces briefly unavailable).` : "");
   const data =
     summary.dataLost.length > 0
       ? ` DATA LOSS: ${summary.dataLost.join(", ")} would be deleted.`
@@ -224,7 +232,7 @@ export function renderText(report: PlanReport): string {
       lines.push(`  ${groupHeading(client, changes)}`);
       for (const change of changes) lines.push(`    ${describeChange(change)}`);
     }
-    lines.push("", summaryLine(summariseChanges(report.changes)));
+    lines.push("", summaryLine(summariseChanges(report.changes), activeSlugs(report)));
   }
   if (report.warnings.length > 0) lines.push("", "Warnings", ...report.warnings.map((w) => `  - ${w}`));
   return lines.join("\n") + "\n";
@@ -242,7 +250,7 @@ export function renderMarkdown(report: PlanReport): string {
   const lines: string[] = [MARKDOWN_MARKER, `### Plan for stack \`${report.stack}\``, "", `_${DECLARED_STATE_NOTE}_`, ""];
   if (report.changes) {
     const summary = summariseChanges(report.changes);
-    lines.push(`**${summaryLine(summary)}**`, "");
+    lines.push(`**${summaryLine(summary, activeSlugs(report))}**`, "");
     for (const move of report.moves ?? []) {
       lines.push(`**Move \`${move.slug}\`: ${move.from} → ${move.to}.** ${mdEscape(move.downtime)}`, "");
       move.steps.forEach((step, i) => lines.push(`${i + 1}. ${mdEscape(step)}`));

@@ -42,6 +42,8 @@ export interface DeclaredResource {
    * (e.g. a client's Docker resources when it moves to another server).
    */
   provider?: string;
+  /** URNs this resource was known by before (Pulumi `aliases`): the same resource, not a new one. */
+  aliases?: string[];
 }
 
 /** What a deployment would do to one resource. */

@@ -5,6 +5,7 @@
  */
 import type { ClientSpec } from "../config/model";
 import { HOST_PATHS } from "./cloudInit";
+import { dockerCpus, dockerHealthcheck } from "./dockerCanonical";
 
 /** Port Open WebUI listens on inside its container. */
 export const APP_PORT = 8080;
@@ -37,15 +38,25 @@ export const STACK_ENV: Record<string, { persistent: boolean; description: strin
   WEBUI_SECRET_KEY: { persistent: false, description: "generated per client (secret)" },
   OPENAI_API_BASE_URL: { persistent: true, description: OPENROUTER_API_BASE_URL },
   OPENAI_API_KEY: { persistent: true, description: "the client's OpenRouter key (secret)" },
-  OPENROUTER_EXTERNAL_USER: { persistent: false, description: "the client's slug, sent to OpenRouter as the user" },
+  OPENROUTER_EXTERNAL_USER: { persistent: false, description: "mai_client_<slug>: the organisation id of the fork's organisation model access" },
+  WEBUI_SESSION_COOKIE_SECURE: { persistent: false, description: "true: every client is served over HTTPS" },
+  WEBUI_SESSION_COOKIE_SAME_SITE: { persistent: false, description: "lax" },
 };
+
+/** The organisation id the mAI fork keys its `organization_models` / `organization_members` rows on. */
+export function organisationId(slug: string): string {
+  return `mai_client_${slug}`;
+}
 
 /**
  * Defaults a client file may override: no Ollama runs on the host, so the UI should not try
- * to reach one.
+ * to reach one; organisation model access (the production guide) is on unless a client opts out.
+ * ENABLE_MODEL_FILTER is PersistentConfig in Open WebUI (read on first start only).
  */
 export const OVERRIDABLE_ENV_DEFAULTS: Record<string, string> = {
   ENABLE_OLLAMA_API: "false",
+  ENABLE_MODEL_FILTER: "true",
+  BYPASS_MODEL_ACCESS_CONTROL: "false",
 };
 
 /** Secret values that go into a client's environment. */
@@ -71,7 +82,9 @@ export function clientEnvironment(client: ClientSpec, secrets: ClientSecrets): s
     WEBUI_SECRET_KEY: secrets.webuiSecretKey,
     OPENAI_API_BASE_URL: OPENROUTER_API_BASE_URL,
     OPENAI_API_KEY: secrets.openrouterApiKey,
-    OPENROUTER_EXTERNAL_USER: client.slug,
+    OPENROUTER_EXTERNAL_USER: organisationId(client.slug),
+    WEBUI_SESSION_COOKIE_SECURE: "true",
+    WEBUI_SESSION_COOKIE_SAME_SITE: "lax",
   };
   const merged = { ...OVERRIDABLE_ENV_DEFAULTS, ...client.env, ...managed };
   return Object.keys(merged)
@@ -96,7 +109,7 @@ export function clientLabels(client: ClientSpec): { label: string; value: string
 export function clientLimits(client: ClientSpec) {
   const r = client.resources;
   return {
-    cpus: String(r.cpus),
+    cpus: dockerCpus(r.cpus),
     cpuShares: Math.max(2, Math.round(r.reservedCpus * 1024)),
     memory: r.memoryMb,
     memorySwap: r.memoryMb,
@@ -105,13 +118,13 @@ export function clientLimits(client: ClientSpec) {
 }
 
 /** Docker health check against Open WebUI's /health endpoint; first start runs migrations, hence the grace. */
-export const CLIENT_HEALTHCHECK = {
+export const CLIENT_HEALTHCHECK = dockerHealthcheck({
   tests: ["CMD-SHELL", `curl -fsS http://localhost:${APP_PORT}/health || exit 1`],
-  interval: "30s",
-  timeout: "5s",
-  startPeriod: "120s",
+  intervalSeconds: 30,
+  timeoutSeconds: 5,
+  startPeriodSeconds: 120,
   retries: 3,
-};
+});
 
 /** json-file rotation per container (the daemon default too, stated here so the plan shows it). */
 export const CONTAINER_LOG_OPTS = { "max-size": "10m", "max-file": "5" };

@@ -3,9 +3,10 @@
  * join it to client networks, and the content hash that decides when Caddy reloads.
  */
 import { createHash } from "crypto";
+import { dockerHealthcheck } from "./dockerCanonical";
+import { PROXY_CONTAINER } from "./sharedNames";
 
-/** Name of the Caddy container; the reload and attach commands address it by name. */
-export const PROXY_CONTAINER = "mai-proxy";
+export { PROXY_CONTAINER };
 
 /** Short, stable content hash: a changed hash is what triggers an upload and a reload. */
 export function contentHash(content: string): string {
@@ -27,13 +28,13 @@ export function proxyPorts() {
 }
 
 /** Caddy's admin endpoint answers once the config is loaded (busybox wget is in the alpine image). */
-export const PROXY_HEALTHCHECK = {
+export const PROXY_HEALTHCHECK = dockerHealthcheck({
   tests: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:2019/config/ || exit 1"],
-  interval: "30s",
-  timeout: "5s",
-  startPeriod: "10s",
+  intervalSeconds: 30,
+  timeoutSeconds: 5,
+  startPeriodSeconds: 10,
   retries: 3,
-};
+});
 
 /**
  * Join / leave one client network. Idempotent: connecting twice fails in Docker, so an existing

@@ -55,7 +55,7 @@ describe("dns", () => {
 
 describe("client container", () => {
   it("turns a CPU reservation into CPU shares and pins swap to the memory limit", () => {
-    expect(clientLimits(client())).toEqual({ cpus: "2", cpuShares: 256, memory: 4096, memorySwap: 4096, memoryReservation: 2048 });
+    expect(clientLimits(client())).toEqual({ cpus: "2.0", cpuShares: 256, memory: 4096, memorySwap: 4096, memoryReservation: 2048 });
   });
   it("lets stack-managed variables win over the file's env and keeps defaults overridable", () => {
     const env = clientEnvironment(client({ env: { ENABLE_SIGNUP: "true", ENABLE_OLLAMA_API: "true" } }), { openrouterApiKey: "k", webuiSecretKey: "s" });

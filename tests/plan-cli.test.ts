@@ -214,3 +214,42 @@ describe("npm run plan", () => {
     expect(result.stderr.trim()).toBe('plan: --base: "no-such-ref" is not a commit in this repository (fetch it first, e.g. `git fetch origin main`)');
   });
 });
+
+describe("--base runs the program as it was at the base", () => {
+  let project: string;
+
+  beforeAll(() => {
+    // A copy of this project (tracked files as they are now) in its own repository.
+    project = fs.mkdtempSync(path.join(os.tmpdir(), "plan-project-"));
+    const files = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" }).split("\0").filter(Boolean);
+    for (const file of files) {
+      if (!fs.existsSync(path.join(root, file))) continue;
+      fs.mkdirSync(path.dirname(path.join(project, file)), { recursive: true });
+      fs.copyFileSync(path.join(root, file), path.join(project, file));
+    }
+    fs.symlinkSync(path.join(root, "node_modules"), path.join(project, "node_modules"), "dir");
+    const stack = fs.readFileSync(path.join(project, "Pulumi.prod.yaml"), "utf8");
+    fs.writeFileSync(
+      path.join(project, "Pulumi.prod.yaml"),
+      `${stack.trimEnd()}\n  mai-hosting:openrouterApiKeys:\n    acme:\n      secure: ${CIPHERTEXTS.acme}\n    mueller-steuerberatung:\n      secure: ${CIPHERTEXTS.mueller}\n`,
+    );
+    execFileSync("bash", ["-c", 'git init -q -b main && echo node_modules >> .git/info/exclude && git add -A && git -c user.email=p@example.invalid -c user.name=p commit -qm base'], { cwd: project });
+  });
+
+  afterAll(() => fs.rmSync(project, { recursive: true, force: true }));
+
+  it("shows a change of the program's code (a stack-managed variable) as a restart of every active client", async () => {
+    const policy = path.join(project, "policy", "clientContainer.ts");
+    const source = fs.readFileSync(policy, "utf8");
+    expect(source).toContain('ENV: "prod",');
+    fs.writeFileSync(policy, source.replace('ENV: "prod",', 'ENV: "production",'));
+    const { stdout } = await run(process.execPath, ["--import", "tsx", path.join(project, "scripts", "plan.ts"), "--base", "HEAD"], {
+      cwd: project,
+      maxBuffer: 32 * 1024 * 1024,
+    });
+    expect(stdout).toMatch(/replace\s+docker:Container acme-container \(envs\)/);
+    expect(stdout).toMatch(/replace\s+docker:Container mueller-steuerberatung-container \(envs\)/);
+    expect(stdout).toContain("Every active client restarts once (2 workspaces");
+    expect(stdout).not.toContain("evaluated with the current program");
+  });
+});

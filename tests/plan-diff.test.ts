@@ -216,3 +216,39 @@ describe("notes on what a change does beyond the cloud", () => {
     expect(describeChange(memory)).not.toContain("keeps its stored");
   });
 });
+
+describe("what the provider would see", () => {
+  const container = (inputs: Record<string, unknown>, urn = `${stackUrn}docker:index/container:Container::mai-acme`): DeclaredResource => ({
+    urn,
+    type: "docker:index/container:Container",
+    name: "mai-acme",
+    custom: true,
+    inputs: { name: "mai-acme", ...inputs },
+    options: noOptions,
+  });
+
+  it("compares CPU amounts and health check durations in the provider's read-back form", () => {
+    const before = container({ cpus: "2", healthcheck: { tests: ["CMD"], interval: "30s", timeout: "5s", startPeriod: "120s", retries: 3 } });
+    const after = container({ cpus: "2.0", healthcheck: { tests: ["CMD"], interval: "30s", timeout: "5s", startPeriod: "2m0s", retries: 3 } });
+    expect(diffDeclarations([before], [after])).toEqual([]);
+    const resized = container({ cpus: "1.5", healthcheck: { tests: ["CMD"], interval: "1m0s", timeout: "5s", startPeriod: "2m0s", retries: 3 } });
+    expect(diffDeclarations([before], [resized]).map((c) => [c.op, c.fields])).toEqual([["replace", ["cpus", "healthcheck"]]]);
+  });
+
+  it("treats a resource under an alias of its old URN as the same resource, not a delete and a create", () => {
+    const oldUrn = `${stackUrn}mai:index:Host$docker:index/container:Container::mai-acme`;
+    const before = container({ cpus: "2.0" }, oldUrn);
+    const moved = { ...container({ cpus: "2.0" }, `${stackUrn}mai:index:Server$docker:index/container:Container::mai-acme`), aliases: [oldUrn] };
+    expect(diffDeclarations([before], [moved])).toEqual([]);
+    const withoutAlias = { ...moved, aliases: undefined };
+    expect(diffDeclarations([before], [withoutAlias]).map((c) => c.op).sort()).toEqual(["create", "delete"]);
+  });
+
+  it("says so when every active client restarts", () => {
+    const base = [...clientResources("a"), ...clientResources("b")];
+    const head = [...clientResources("a", { envs: ["A=2"] }), ...clientResources("b", { envs: ["A=2"] })];
+    const summary = summariseChanges(diffDeclarations(base, head));
+    expect(summaryLine(summary, ["a", "b"])).toContain("Every active client restarts once (2 workspaces");
+    expect(summaryLine(summary, ["a", "b", "c"])).not.toContain("Every active client");
+  });
+});

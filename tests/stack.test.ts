@@ -94,7 +94,7 @@ describe("client instances", () => {
       name: "mai-acme",
       image: "ghcr.io/mai-hosting/mai:1.4.2",
       restart: "unless-stopped",
-      cpus: "2",
+      cpus: "2.0",
       memory: 4096,
       memorySwap: 4096,
       memoryReservation: 2048,
@@ -148,16 +148,27 @@ describe("client instances", () => {
       WEBUI_URL: "https://chat.globex.example",
       OPENAI_API_BASE_URL: "https://openrouter.ai/api/v1",
       OPENAI_API_KEY: FIXTURE_API_KEYS.globex,
-      OPENROUTER_EXTERNAL_USER: "globex",
-      ENABLE_MODEL_FILTER: "true",
+      OPENROUTER_EXTERNAL_USER: "mai_client_globex",
+      WEBUI_SESSION_COOKIE_SECURE: "true",
+      WEBUI_SESSION_COOKIE_SAME_SITE: "lax",
+      // The file overrides one organisation model access default and keeps the other.
+      ENABLE_MODEL_FILTER: "false",
+      BYPASS_MODEL_ACCESS_CONTROL: "false",
       DEFAULT_LOCALE: "de-DE",
     });
     expect(env.WEBUI_SECRET_KEY).toMatch(/^placeholder-password-/);
   });
 
-  it("generates one WEBUI_SECRET_KEY per active client", () => {
+  it("gives a client that sets no env the guides' organisation model access defaults", () => {
+    const list = (container("acme-container").inputs.envs as { value: string[] }).value;
+    expect(list).toEqual(expect.arrayContaining(["ENABLE_MODEL_FILTER=true", "BYPASS_MODEL_ACCESS_CONTROL=false", "OPENROUTER_EXTERNAL_USER=mai_client_acme"]));
+  });
+
+  it("keeps one WEBUI_SECRET_KEY per client, suspended ones included, so resuming keeps every session", () => {
     const passwords = ofType("random:index/randomPassword:RandomPassword").map((p) => p.name).sort();
-    expect(passwords).toEqual(["acme-webui-secret", "globex-webui-secret", "umbrella-webui-secret"]);
+    expect(passwords).toEqual(["acme-webui-secret", "globex-webui-secret", "initech-webui-secret", "umbrella-webui-secret"]);
+    // Same name and parent as while active: suspending and resuming keeps the same resource.
+    expect(named("random:index/randomPassword:RandomPassword", "initech-webui-secret").options.parent).toContain("ClientInstance::initech");
   });
 
   it("never shows a secret outside a secret-marked value", () => {
@@ -304,5 +315,32 @@ describe("stack outputs", () => {
       globex: { url: "https://chat.globex.example", port: 8002, container: "mai-globex", status: "active" },
       initech: { url: "https://initech.mai.example.net", port: 8003, container: "mai-initech", status: "suspended" },
     });
+  });
+});
+
+describe("names shared between clients", () => {
+  it("lists every shared Docker object the program declares, and no slug can take one of their names", async () => {
+    const { SHARED_NAMES, reservedSlugs } = await import("../policy/sharedNames");
+    const { slugProblem } = await import("../config/clientFile");
+    const kinds: Record<string, "container" | "network" | "volume"> = {
+      "docker:index/container:Container": "container",
+      "docker:index/network:Network": "network",
+      "docker:index/volume:Volume": "volume",
+    };
+    const ownedByClient = (r: DeclaredResource) => r.options.parent.includes("mai:index:ClientInstance::");
+    const shared = run.resources.filter((r) => kinds[r.type] !== undefined && !ownedByClient(r));
+    expect(shared.length).toBeGreaterThanOrEqual(4);
+    for (const resource of shared) expect(SHARED_NAMES[kinds[resource.type]]).toContain(resource.inputs.name);
+
+    // Host paths the shared containers mount are shared too.
+    for (const resource of shared.filter((r) => kinds[r.type] === "container")) {
+      for (const mount of (resource.inputs.volumes as { hostPath?: string }[] | undefined) ?? []) {
+        if (mount.hostPath) expect(SHARED_NAMES.hostPath).toContain(mount.hostPath);
+      }
+    }
+
+    const reserved = reservedSlugs();
+    expect(reserved.map((r) => `${r.kind}:${r.slug}`).sort()).toEqual(["container:proxy", "network:network", "volume:caddy"]);
+    for (const { slug } of reserved) expect(slugProblem(slug)).toMatch(/is reserved/);
   });
 });

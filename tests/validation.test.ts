@@ -1,3 +1,4 @@
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -17,7 +18,7 @@ import {
 import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "../config/stackSettings";
 import { findServerType } from "../config/serverTypes";
 import { formatMemory, parseMemory } from "../config/units";
-import { parseYamlMapping } from "../config/yamlSource";
+import { parseYamlMapping, readYamlFile } from "../config/yamlSource";
 
 const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPSC1l/62VRwD1a2oO5ETlwMnjE84napWFyJKnqj306o ops@mai-hosting.eu";
 
@@ -118,7 +119,8 @@ describe("YAML reading", () => {
 
   it("refuses documents that are not a mapping", () => {
     expect(clientIssues("- name: Acme\n- port: 3001\n")[0]).toContain("expected a mapping of client fields");
-    expect(clientIssues("just a sentence\n")[0]).toContain('got "just a sentence"');
+    expect(clientIssues("just a sentence\n")[0]).toContain("got a single line of text (15 characters, not shown)");
+    expect(clientIssues("just a sentence\n")[0]).not.toContain("just a");
     expect(clientIssues("name: a\n---\nport: 3001\n")[0]).toContain("only one YAML document");
   });
 
@@ -199,8 +201,9 @@ describe("client file names", () => {
     ["acme_corp", /got "acme_corp" \(e\.g\. "acme-corp"\)/],
     ["-acme", /not starting or ending with "-"/],
     ["a".repeat(41), /got 41 characters/],
-    ["proxy", /"proxy" is reserved/],
-    ["network", /"network" is reserved/],
+    ["proxy", /"proxy" is reserved: the client's Docker container would be mai-proxy/],
+    ["network", /"network" is reserved: the client's Docker network would be mai-network/],
+    ["caddy", /"caddy" is reserved: the client's Docker volume would be mai-caddy-data/],
   ])("refuses the file name %s", (slug, expected) => {
     const issues = clientIssues("name: Acme\nport: 3001\n", slug);
     expect(issues).toHaveLength(1);
@@ -218,6 +221,31 @@ describe("client file names", () => {
     fs.symlinkSync("user@host.1234", path.join(dir, ".#zeta.yaml"));
     const sources = readClientSources(dir);
     expect(sources.map((source) => source.file)).toEqual([path.join(dir, "alpha.yml"), path.join(dir, "zeta.yaml")]);
+  });
+
+  it("refuses a client file that is a symbolic link or not a regular file, without reading or showing it", () => {
+    const dir = tempDir();
+    const secret = path.join(tempDir(), "environ");
+    fs.writeFileSync(secret, "OPENROUTER_PROVISIONING_KEY=sk-or-v1-abcdef\nHOME=/root\n");
+    fs.symlinkSync(secret, path.join(dir, "leak.yaml"));
+    fs.symlinkSync("/proc/self/environ", path.join(dir, "env.yaml"));
+    execFileSync("mkfifo", [path.join(dir, "pipe.yaml")]);
+    fs.writeFileSync(path.join(dir, "acme.yaml"), "name: A\nport: 3001\n");
+    const issues = issuesOf(() => readClientSources(dir)).map(formatIssue);
+    expect(issues).toEqual([
+      `${path.join(dir, "env.yaml")}: is a symbolic link; client files must be regular files (the link was not followed)`,
+      `${path.join(dir, "leak.yaml")}: is a symbolic link; client files must be regular files (the link was not followed)`,
+      `${path.join(dir, "pipe.yaml")}: is not a regular file; client files must be regular files (nothing was read)`,
+    ]);
+    expect(issues.join("\n")).not.toMatch(/OPENROUTER|HOME=|PATH=/);
+  });
+
+  it("never follows a link even when it appears between listing and reading", () => {
+    const dir = tempDir();
+    const target = path.join(tempDir(), "target.yaml");
+    fs.writeFileSync(target, "name: A\nport: 3001\n");
+    fs.symlinkSync(target, path.join(dir, "acme.yaml"));
+    expect(() => readYamlFile(path.join(dir, "acme.yaml"))).toThrow(expect.objectContaining({ code: "ELOOP" }));
   });
 
   it("reports a missing clients directory", () => {
@@ -378,6 +406,8 @@ describe("client env", () => {
         "ENV",
         "ORGANIZATION_NAME",
         "OPENROUTER_EXTERNAL_USER",
+        "WEBUI_SESSION_COOKIE_SECURE",
+        "WEBUI_SESSION_COOKIE_SAME_SITE",
         "PORT",
         "DATA_DIR",
         "ENABLE_PERSISTENT_CONFIG",
