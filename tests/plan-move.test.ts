@@ -69,6 +69,22 @@ describe("a client's move in the diff", () => {
     );
   });
 
+  it("a renamed provider with an alias is the same provider: nothing is replaced", () => {
+    const providerResource = (urn: string, aliases?: string[]): DeclaredResource => ({
+      urn, type: "pulumi:providers:docker", name: urn.split("::").pop()!, custom: true, inputs: {}, options: noOptions, ...(aliases ? { aliases } : {}),
+    });
+    const oldProvider = `${stackUrn}mai:index:Host$pulumi:providers:docker::host-docker`;
+    const renamedProvider = `${stackUrn}mai:index:Host$pulumi:providers:docker::nbg1-a-docker`;
+    const withProvider = (provider: string) => clientOn("acme", "nbg1-a").map((r) => (r.provider?.includes("providers:docker") ? { ...r, provider } : r));
+    const aliased = diffDeclarations(
+      [providerResource(oldProvider), ...withProvider(oldProvider)],
+      [providerResource(renamedProvider, [oldProvider]), ...withProvider(renamedProvider)],
+    );
+    expect(aliased).toEqual([]);
+    const unaliased = diffDeclarations([providerResource(oldProvider), ...withProvider(oldProvider)], [providerResource(renamedProvider), ...withProvider(renamedProvider)]);
+    expect(unaliased.filter((c) => c.op === "replace").map((c) => c.name).sort()).toEqual(["acme-container", "acme-data", "acme-network"]);
+  });
+
   it("a data volume replaced without a move is still data loss", () => {
     const volumeOnly = (server: string) => clientOn("acme", server).filter((r) => r.type === "docker:index/volume:Volume");
     const summary = summariseChanges(diffDeclarations(volumeOnly("nbg1-a"), volumeOnly("nbg1-b")));
