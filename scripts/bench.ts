@@ -2,8 +2,8 @@
  * `npm run bench`: wall time of the plan (the real program under the mock runtime, as a
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11).
- * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
- * benchmark of scripts/bench-proxy.ts when that file exists.
+ * A benchmark, not a test: it prints figures and never fails on them. Then the move benchmark
+ * (scripts/bench-move.ts) and the proxy benchmark of scripts/bench-proxy.ts when that file exists.
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -73,6 +73,9 @@ async function main(): Promise<void> {
   const t20 = best.get(20)!;
   const ratio = best.get(200)! / t20;
   console.log(`  ratio t200/t20: ${ratio.toFixed(2)}  (target <= 11; 20 clients target <= 1.5 s: ${t20 <= 1.5 ? "met" : "not met"})`);
+
+  const { runMoveBench } = await import("./bench-move");
+  for (const line of await runMoveBench()) console.log(line);
 
   const proxyBench = path.join(__dirname, "bench-proxy.ts");
   if (fs.existsSync(proxyBench)) {

@@ -1,21 +1,15 @@
 /**
  * Moving a client between servers on real Docker engines: two engines on one machine stand for
- * two servers. Engine A is the machine's engine; engine B is a second `dockerd` this file starts
- * with its own socket, data root, exec root, pid file and address pool, and removes afterwards.
- *
- * Engine B runs with `--iptables=false --ip-masq=false --bridge=none`: both daemons would
- * otherwise manage the same iptables chains (DOCKER, DOCKER-ISOLATION-*, DOCKER-USER) and the
- * second one would rewrite the rules the first engine's containers (other tests' included) rely
- * on. Without iptables, B's published loopback ports go through docker-proxy, which is all this
- * test uses; no container needs outbound traffic. B's networks come from 10.213.0.0/16 so its
- * bridges never overlap A's.
+ * two servers. Engine A is the machine's engine; engine B is a second `dockerd` with its own
+ * socket, data root, exec root, pid file and address pool, without iptables (why: see
+ * tests/support/secondEngine.ts), removed afterwards.
  *
  * The move is the command the stack declares: the ClientMove component is instantiated under
  * the mock runtime with the two engines' shell prefixes, and its `create` script, interpreter
  * and environment are run as Pulumi's command provider would. The host scripts are the
  * repository's own, installed into a bin directory per engine.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as net from "net";
@@ -23,98 +17,28 @@ import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installMocks } from "./support/programHarness";
+import {
+  dockerOkOn,
+  dockerOn,
+  engineEnv,
+  holdEngineLock,
+  installMoveScripts,
+  loadImageInto,
+  startSecondEngine,
+  stopSecondEngine,
+  type SecondEngine,
+} from "./support/secondEngine";
 
 const ROOT = path.join(__dirname, "..");
 /** The workspace stand-in built by `npm run local:images`. */
 const WORKSPACE_IMAGE = "mai-local/workspace:1";
 const RUN_ID = `mv${randomBytes(3).toString("hex")}`;
 const LABEL = `mai.test-run=${RUN_ID}`;
-const ENGINE_B_POOL = "base=10.213.0.0/16,size=24";
 
 // --- engines ---------------------------------------------------------------------------------
 
-/** The environment for the docker CLI talking to engine A (host undefined) or B. */
-function engineEnv(host: string | undefined): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (host) env.DOCKER_HOST = host;
-  else delete env.DOCKER_HOST;
-  return env;
-}
-
-function docker(host: string | undefined, args: string[], input?: Buffer | string): string {
-  return execFileSync("docker", args, { env: engineEnv(host), input, encoding: "utf8", maxBuffer: 64 * 1024 * 1024, stdio: ["pipe", "pipe", "pipe"] }).trim();
-}
-
-function dockerOk(host: string | undefined, args: string[]): boolean {
-  return spawnSync("docker", args, { env: engineEnv(host), stdio: "ignore" }).status === 0;
-}
-
-/** Exclusive lock shared by every test that uses the machine's engine. */
-async function acquireEngineLock(): Promise<() => void> {
-  const lockFile = path.join(os.tmpdir(), "mai-hosting-engine.lock");
-  const holder = spawn("flock", ["-x", lockFile, "-c", "echo locked; exec cat >/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
-  await new Promise<void>((resolve, reject) => {
-    holder.stdout!.once("data", () => resolve());
-    holder.once("exit", (code) => reject(new Error(`flock on ${lockFile} exited with ${code}`)));
-  });
-  return () => holder.stdin!.end();
-}
-
-interface EngineB {
-  dir: string;
-  host: string;
-  process: ChildProcess;
-}
-
-async function startEngineB(): Promise<EngineB> {
-  // Short path: the exec root holds unix sockets, whose paths are limited to 108 bytes.
-  const dir = fs.mkdtempSync("/tmp/mai-eb-");
-  const host = `unix://${dir}/docker.sock`;
-  const log = fs.openSync(path.join(dir, "dockerd.log"), "w");
-  const child = spawn(
-    "dockerd",
-    [
-      `--host=${host}`,
-      `--data-root=${dir}/data`,
-      `--exec-root=${dir}/exec`,
-      `--pidfile=${dir}/docker.pid`,
-      "--bridge=none",
-      "--iptables=false",
-      "--ip-masq=false",
-      `--default-address-pool=${ENGINE_B_POOL}`,
-    ],
-    { stdio: ["ignore", log, log] },
-  );
-  const engine = { dir, host, process: child };
-  for (let i = 0; i < 120; i++) {
-    if (child.exitCode !== null) break;
-    if (dockerOk(host, ["info"])) return engine;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  const tail = fs.readFileSync(path.join(dir, "dockerd.log"), "utf8").split("\n").slice(-10).join("\n");
-  await stopEngineB(engine);
-  throw new Error(`the second dockerd did not come up:\n${tail}`);
-}
-
-async function stopEngineB(engine: EngineB): Promise<void> {
-  try {
-    const ids = docker(engine.host, ["ps", "-aq"]).split("\n").filter(Boolean);
-    if (ids.length > 0) docker(engine.host, ["rm", "-f", ...ids]);
-  } catch {
-    // The daemon may already be gone.
-  }
-  if (engine.process.exitCode === null) {
-    const exited = new Promise((r) => engine.process.once("exit", r));
-    engine.process.kill("SIGTERM");
-    const timer = setTimeout(() => engine.process.kill("SIGKILL"), 20_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  // dockerd unmounts on shutdown; leftovers would make the removal fail, so say so.
-  const mounts = fs.readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes(engine.dir));
-  for (const line of mounts.reverse()) spawnSync("umount", ["-l", line.split(" ")[1]]);
-  fs.rmSync(engine.dir, { recursive: true, force: true });
-}
+const docker = dockerOn;
+const dockerOk = dockerOkOn;
 
 // --- the fixture clients ---------------------------------------------------------------------
 
@@ -229,19 +153,10 @@ function runMove(move: DeclaredMove): { code: number | null; stdout: string; std
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** Installs the repository's host scripts into a bin directory, as the stack deploys them. */
-function installHostScripts(binDir: string): void {
-  fs.mkdirSync(binDir, { recursive: true });
-  for (const name of ["mai-export", "mai-import"]) {
-    fs.copyFileSync(path.join(ROOT, "host", `${name}.sh`), path.join(binDir, name));
-    fs.chmodSync(path.join(binDir, name), 0o755);
-  }
-}
-
 // --- the test --------------------------------------------------------------------------------
 
 let release: (() => void) | undefined;
-let engineB: EngineB | undefined;
+let engineB: SecondEngine | undefined;
 let work: string;
 let sideA: Side;
 let sideB: Side;
@@ -251,7 +166,7 @@ const failing = `${RUN_ID}-beta`;
 const ports: Record<string, number> = {};
 
 beforeAll(async () => {
-  release = await acquireEngineLock();
+  release = await holdEngineLock(path.join(os.tmpdir(), "mai-hosting-engine.lock"));
   if (!dockerOk(undefined, ["info"])) {
     throw new Error("no Docker engine answers: start one with `dockerd >/var/log/dockerd.log 2>&1 &` and wait for `docker info`");
   }
@@ -259,16 +174,16 @@ beforeAll(async () => {
     throw new Error(`image ${WORKSPACE_IMAGE} is missing on the engine: build it with \`npm run local:images\``);
   }
   work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-move-test-"));
-  engineB = await startEngineB();
-  docker(engineB.host, ["load"], execFileSync("docker", ["save", WORKSPACE_IMAGE], { maxBuffer: 2 * 1024 * 1024 * 1024, env: engineEnv(undefined) }));
+  engineB = await startSecondEngine();
+  loadImageInto(engineB, WORKSPACE_IMAGE);
 
   const side = (name: string, dockerHost: string | undefined): Side => {
     const binDir = path.join(work, name, "bin");
-    installHostScripts(binDir);
+    installMoveScripts(ROOT, binDir);
     const env = dockerHost ? `DOCKER_HOST=${dockerHost}` : "-u DOCKER_HOST";
     return {
       name,
-      shell: `env ${env} MAI_LOCK_DIR=${path.join(work, name, "lock")} bash -c`,
+      shell: `env ${env} MAI_LOCK_DIR=${path.join(work, name, "lock")} MAI_EXPORT_ROOT=${path.join(work, name, "exports")} bash -c`,
       paths: { binDir, stateDir: path.join(work, name, "state") },
     };
   };
@@ -288,7 +203,7 @@ afterAll(async () => {
       spawnSync("docker", ["network", "rm", `mai-${s}`], { stdio: "ignore", env: engineEnv(undefined) });
       spawnSync("docker", ["volume", "rm", `mai-${s}-data`], { stdio: "ignore", env: engineEnv(undefined) });
     }
-    if (engineB) await stopEngineB(engineB);
+    if (engineB) await stopSecondEngine(engineB);
     if (work) fs.rmSync(work, { recursive: true, force: true });
   } finally {
     release?.();
