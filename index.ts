@@ -43,6 +43,7 @@ const clients = config.clients.map(
         managedKey: config.openrouterProvisioningKey && {
           provisioningKey: config.openrouterProvisioningKey,
           keyName: openRouterKeyName(client.slug, pulumi.getStack()),
+          apiBaseUrl: settings.openrouterApiBaseUrl,
         },
       },
       { providers: { docker: host.docker } },

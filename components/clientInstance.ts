@@ -41,6 +41,8 @@ export interface ClientInstanceArgs {
     provisioningKey: pulumi.Input<string>;
     /** Name of the key in OpenRouter (see `openRouterKeyName`). */
     keyName: string;
+    /** OpenRouter API base URL for key management (stack setting `openrouterApiBaseUrl`); default OpenRouter's. */
+    apiBaseUrl?: string;
   };
 }
 
@@ -86,7 +88,13 @@ export class ClientInstance extends pulumi.ComponentResource {
     if (args.managedKey && limitUsd !== undefined) {
       this.openrouterKey = new OpenRouterKey(
         `${name}-openrouter`,
-        { name: args.managedKey.keyName, limitUsd, provisioningKey: args.managedKey.provisioningKey, disabled: client.status === "suspended" },
+        {
+          name: args.managedKey.keyName,
+          limitUsd,
+          provisioningKey: args.managedKey.provisioningKey,
+          apiBaseUrl: args.managedKey.apiBaseUrl,
+          disabled: client.status === "suspended",
+        },
         child,
       );
     }

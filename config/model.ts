@@ -71,4 +71,10 @@ export interface StackSettings {
   acmeEmail: string;
   /** Days a client's nightly database backups are kept on the host. */
   backupRetentionDays: number;
+  /**
+   * OpenRouter API base URL the stack manages client keys through (provisioning API) and
+   * `npm run usage` reads usage from; not the workspaces' chat API base URL. Always set by
+   * `parseStackSettings`; absent only in hand-built settings, meaning https://openrouter.ai/api/v1.
+   */
+  openrouterApiBaseUrl?: string;
 }

@@ -19,6 +19,7 @@ import {
   resourcesSchema,
   zodIssuesToConfigIssues,
 } from "./clientFile";
+import { apiBaseUrlProblem, DEFAULT_OPENROUTER_API_BASE_URL, normalizeApiBaseUrl } from "./apiBaseUrl";
 import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
 import { formatMemory, memoryMb } from "./units";
@@ -249,6 +250,14 @@ export const stackSettingsSchema = mapping(
     ).optional(),
     acmeEmail: checkedString("an e-mail address", emailProblem),
     backupRetentionDays: numberSetting(integerIn(1, 3650)).default(30),
+    openrouterApiBaseUrl: checkedString("the OpenRouter API base URL", (value) => {
+      const problem = apiBaseUrlProblem(value);
+      return problem === undefined
+        ? undefined
+        : `expected the OpenRouter API base URL, https like "${DEFAULT_OPENROUTER_API_BASE_URL}" (http only for a loopback host such as 127.0.0.1), got ${
+            /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value) ? "a URL with credentials (not shown)" : describeValue(value)
+          }: ${problem}`;
+    }).default(DEFAULT_OPENROUTER_API_BASE_URL),
   },
   "a mapping of stack settings",
 );
@@ -342,6 +351,7 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
       },
       acmeEmail: input.acmeEmail,
       backupRetentionDays: input.backupRetentionDays,
+      openrouterApiBaseUrl: normalizeApiBaseUrl(input.openrouterApiBaseUrl),
     },
   };
 }

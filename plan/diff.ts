@@ -3,7 +3,7 @@
  * tree), resource by resource, keyed by URN — the same key Pulumi uses to match a program's
  * resources with its state. Pure: no Pulumi imports.
  */
-import { forcesReplacement } from "./replaceRules";
+import { forcesReplacement, providerCompares } from "./replaceRules";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 import { dataHoldingTypes, restartingTypes } from "./replaceRules";
 import { hasProviderForm, providerForm } from "./providerForms";
@@ -124,10 +124,12 @@ export function diffDeclarations(
     if (!after.custom) continue;
     const fbBase = fingerprintOf("base");
     const fbHead = fingerprintOf("head");
-    const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f)));
+    const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f))).filter((f) =>
+      providerCompares(after.type, f),
+    );
     // A different provider (another server's Docker engine) always replaces: Pulumi creates the
-    // resource through the new provider and deletes it through the old one.
-    // An aliased provider (renamed or re-parented) is the same provider.
+    // resource through the new provider and deletes it through the old one. An aliased provider
+    // (renamed or re-parented) is the same provider.
     const providerChanged =
       before.provider !== after.provider &&
       !(before.provider !== undefined && after.provider !== undefined && headByUrn.get(after.provider)?.aliases?.includes(before.provider));

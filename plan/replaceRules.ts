@@ -85,6 +85,21 @@ const rules: Record<string, ReplaceRule> = {
 };
 
 /**
+ * Inputs a provider's diff does not compare at all: a change to them alone is no step for the
+ * engine (the resource keeps its outputs). The OpenRouter key resource leaves limits to its
+ * settings child and treats the provisioning key and API base URL as credentials, not as part of
+ * the key (components/openrouter/keyProvider.ts); a rotation updates only the settings.
+ */
+const notCompared: Record<string, ReadonlySet<string>> = {
+  "pulumi-nodejs:dynamic/openrouter:Key": new Set(["provisioningKey", "apiBaseUrl", "limitUsd", "limitReset"]),
+};
+
+/** Whether the provider of `type` compares top-level input `field` when it diffs. */
+export function providerCompares(type: string, field: string): boolean {
+  return !(notCompared[type]?.has(field) ?? false);
+}
+
+/**
  * Inputs that the provider changes in place but that interrupt service anyway; shown next to
  * the update so a reviewer is not surprised.
  */

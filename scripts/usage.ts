@@ -6,12 +6,18 @@
  *
  * Lists every key whose name follows the stack's convention (`mai-hosting/<stack>/<slug>`,
  * see openRouterKeyName) with its usage this month and in total, its limit and what is left.
- * Needs only the provisioning key (env OPENROUTER_PROVISIONING_KEY); OPENROUTER_API_BASE
- * overrides the API URL. Client files (`clients/*.yaml`) are only looked at by name, to flag
- * keys without a client and clients with an `openrouter` section but no key.
+ * Needs only the provisioning key (env OPENROUTER_PROVISIONING_KEY). The API is the one the stack
+ * manages keys through: `--api-base-url`, else env OPENROUTER_API_BASE_URL, else the stack's
+ * `openrouterApiBaseUrl` setting (with `--stack`, from `Pulumi.<stack>.yaml`), else OpenRouter's;
+ * the same rule as the setting (https, http only on loopback). Client files (`clients/*.yaml`) are
+ * only looked at by name, to flag keys without a client and clients with an `openrouter` section
+ * but no key.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { apiBaseUrlProblem, normalizeApiBaseUrl } from "../config/apiBaseUrl";
+import { readStackFile } from "../config/configuration";
+import { ConfigError } from "../config/configIssues";
 import {
   createOpenRouterClient,
   DEFAULT_OPENROUTER_API_BASE,
@@ -34,6 +40,8 @@ export interface UsageOptions {
   clientsDir: string;
   /** Whether the directory was given explicitly (then it must exist). */
   clientsDirGiven: boolean;
+  /** API base URL given with `--api-base-url`. */
+  apiBaseUrl?: string;
   /** Print help and exit. */
   help: boolean;
 }
@@ -85,11 +93,15 @@ OpenRouter usage per client key: this month (UTC), total, limit and what is left
   --csv             one row per key, for spreadsheets
   --stack <name>    only keys of this stack (default: all stacks)
   --clients <dir>   client files to compare against (default: clients)
+  --api-base-url <url>
+                    OpenRouter API to read (default: env OPENROUTER_API_BASE_URL, else the
+                    stack's openrouterApiBaseUrl from Pulumi.<stack>.yaml with --stack,
+                    else ${DEFAULT_OPENROUTER_API_BASE}); https, http only for a loopback host
 
 Environment:
   OPENROUTER_PROVISIONING_KEY  required; e.g.
       OPENROUTER_PROVISIONING_KEY=$(pulumi config get openrouterProvisioningKey) npm run usage
-  OPENROUTER_API_BASE          API URL (default ${DEFAULT_OPENROUTER_API_BASE})
+  OPENROUTER_API_BASE_URL      API URL (see --api-base-url)
 `;
 
 /** Parses the arguments after `npm run usage --`. */
@@ -131,6 +143,11 @@ export function parseUsageArgs(argv: readonly string[]): UsageOptions {
         }
         break;
       }
+      case "--api-base-url": {
+        const url = value();
+        if (url !== undefined) options.apiBaseUrl = url;
+        break;
+      }
       case "--help":
       case "-h":
         options.help = true;
@@ -143,6 +160,40 @@ export function parseUsageArgs(argv: readonly string[]): UsageOptions {
   if (formats.size === 1) options.format = [...formats][0];
   if (problems.length > 0) throw new UsageInputError(problems.join("\n"));
   return options;
+}
+
+/**
+ * The API base URL to read from and where it came from: `--api-base-url`, env
+ * OPENROUTER_API_BASE_URL (or its older name OPENROUTER_API_BASE), the stack's
+ * `openrouterApiBaseUrl` in `<cwd>/Pulumi.<stack>.yaml` when `--stack` is given, or OpenRouter's.
+ * Checked by the rule of the stack setting.
+ */
+export function resolveApiBaseUrl(options: UsageOptions, env: NodeJS.ProcessEnv, cwd: string): { url: string; source: string } {
+  let found: { url: string; source: string } | undefined;
+  if (options.apiBaseUrl !== undefined) found = { url: options.apiBaseUrl, source: "--api-base-url" };
+  else if (env.OPENROUTER_API_BASE_URL) found = { url: env.OPENROUTER_API_BASE_URL, source: "OPENROUTER_API_BASE_URL" };
+  else if (env.OPENROUTER_API_BASE) found = { url: env.OPENROUTER_API_BASE, source: "OPENROUTER_API_BASE" };
+  else if (options.stack !== undefined) {
+    const file = path.join(cwd, `Pulumi.${options.stack}.yaml`);
+    if (existsSync(file)) {
+      let value: unknown;
+      try {
+        value = readStackFile(file).values.openrouterApiBaseUrl;
+      } catch (error) {
+        if (error instanceof ConfigError) throw new UsageInputError(error.message);
+        throw error;
+      }
+      if (typeof value === "string" && value.trim() !== "") found = { url: value, source: `mai-hosting:openrouterApiBaseUrl in ${path.basename(file)}` };
+    }
+  }
+  if (found === undefined) return { url: DEFAULT_OPENROUTER_API_BASE, source: "default" };
+  const problem = apiBaseUrlProblem(found.url);
+  if (problem !== undefined) {
+    throw new UsageInputError(
+      `${found.source}: expected the OpenRouter API base URL, https like "${DEFAULT_OPENROUTER_API_BASE}" (http only for a loopback host such as 127.0.0.1): ${problem}.`,
+    );
+  }
+  return { url: normalizeApiBaseUrl(found.url), source: found.source };
 }
 
 /** Client slugs from `<dir>/*.yaml`, and which of them have an `openrouter` section. */
@@ -296,6 +347,7 @@ export async function runUsage(
   env: NodeJS.ProcessEnv,
   io: UsageIo,
   retry?: Partial<RetryPolicy>,
+  cwd: string = process.cwd(),
 ): Promise<number> {
   let options: UsageOptions;
   try {
@@ -312,7 +364,8 @@ export async function runUsage(
       );
     }
     const clients = readClientNames(options.clientsDir, options.clientsDirGiven);
-    const api = createOpenRouterClient({ provisioningKey, apiBaseUrl: env.OPENROUTER_API_BASE || undefined, retry });
+    const apiBaseUrl = resolveApiBaseUrl(options, env, cwd).url;
+    const api = createOpenRouterClient({ provisioningKey, apiBaseUrl, retry });
     const keys = await api.listKeys();
     const report = buildUsageReport(keys, {
       stack: options.stack,

@@ -26,6 +26,9 @@ import {
   type OpenRouterKeySettingsOutputs,
 } from "../components/openrouter/keyProvider";
 import { OPENROUTER_KEY_SETTINGS_TYPE, OPENROUTER_KEY_TYPE } from "../components/openrouter/key";
+import { diffDeclarations } from "../plan/diff";
+import { providerCompares } from "../plan/replaceRules";
+import type { DeclaredResource as PlanResource } from "../plan/types";
 import { startOpenRouterStandIn, type OpenRouterStandIn } from "./support/openrouterStandIn";
 
 const FAST: Partial<RetryPolicy> = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 2_000 };
@@ -41,11 +44,12 @@ afterEach(() => {
   standIn.faults.length = 0;
   standIn.requests.length = 0;
   standIn.keys.clear();
+  standIn.resetProvisioningKeys();
 });
 
 /** Every secret the stand-in knows: the provisioning keys and all key values ever created. */
 function knownSecrets(): string[] {
-  return [standIn.provisioningKey, standIn.inferenceOnlyKey, ...[...standIn.keys.values()].map((k) => k.key)];
+  return [...standIn.issuedProvisioningKeys, standIn.inferenceOnlyKey, ...[...standIn.keys.values()].map((k) => k.key)];
 }
 
 function expectNoSecret(text: string, extra: string[] = []): void {
@@ -126,6 +130,16 @@ describe("retry policy", () => {
     expect(redactSecrets("bad key sk-or-v1-abcdef123456 and hunter2-secret", ["hunter2-secret"])).toBe(
       "bad key [redacted] and [redacted]",
     );
+  });
+
+  it("keeps the masked display form of a key (the dashboard's label), and only that", () => {
+    expect(redactSecrets("key sk-or-v1-6c9...0bf6 is disabled", [])).toBe("key sk-or-v1-6c9...0bf6 is disabled");
+    expect(redactSecrets("key sk-or-v1-6c9…0bf6", [])).toBe("key sk-or-v1-6c9…0bf6");
+    const full = `sk-or-v1-${"ab12".repeat(16)}`;
+    // A whole key stays secret whatever follows it, an ellipsis or the end of a sentence.
+    expect(redactSecrets(`invalid key ${full}...`, [])).toBe("invalid key [redacted]...");
+    expect(redactSecrets(`invalid key ${full}.`, [])).toBe("invalid key [redacted].");
+    expect(redactSecrets("short sk-or-v1-abc.", [])).toBe("short [redacted].");
   });
 });
 
@@ -292,6 +306,12 @@ describe("key provider", () => {
     expect(bad.failures!.map((f) => f.property).sort()).toEqual(["apiBaseUrl", "limitReset", "limitUsd", "name", "provisioningKey"]);
     const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
     expect((await keyProvider.check!({}, { name: unknown, provisioningKey: unknown })).failures).toEqual([]);
+    // Plain http only to the machine itself: the provisioning key never crosses a network unencrypted.
+    const base = async (apiBaseUrl: string) => (await keyProvider.check!({}, { name: "n", provisioningKey: "p", apiBaseUrl })).failures;
+    expect(await base("http://127.0.0.1:8123/api/v1")).toEqual([]);
+    expect(await base("http://[::1]:8123/api/v1")).toEqual([]);
+    expect(await base("https://openrouter.example/api/v1")).toEqual([]);
+    expect((await base("http://openrouter.example/api/v1"))![0].reason).toContain("unencrypted");
   });
 
   it("create: a key named as asked, with its limit, value only in the (secret) outputs", async () => {
@@ -308,13 +328,136 @@ describe("key provider", () => {
     expect(same).toMatchObject({ changes: false, replaces: [] });
     expect(await keyProvider.diff!(id, outs, { ...inputs, limitUsd: 99, limitReset: "weekly" })).toMatchObject({ changes: false, replaces: [] });
     expect(await keyProvider.diff!(id, outs, { ...inputs, name: "mai-hosting/test/renamed" })).toMatchObject({ changes: true, replaces: [] });
-    expect(await keyProvider.diff!(id, outs, { ...inputs, provisioningKey: "rotated" })).toMatchObject({ changes: true, replaces: [] });
     expect(await keyProvider.diff!(id, { ...outs, key: "" }, inputs)).toMatchObject({ changes: true, replaces: ["key"] });
+  });
+
+  it("a provisioning-key rotation is no change of the key, and an in-place update of its settings", async () => {
+    const { id, outs, inputs } = await createKey();
+    const settings = await createSettings(id, 25);
+    const rotated = standIn.issueProvisioningKey();
+    const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+    // The key resource: no diff at all, so the engine keeps its outputs (hash, key) as they are
+    // and nothing that consumes them moves. Also when the new key is still unknown in a preview.
+    for (const provisioningKey of [rotated, unknown]) {
+      const news = (await keyProvider.check!(outs, { ...inputs, provisioningKey })).inputs;
+      expect(await keyProvider.diff!(id, outs, news)).toMatchObject({ changes: false, replaces: [] });
+    }
+    // Pointing the stack at another API base URL is a change of credentials too.
+    expect(await keyProvider.diff!(id, outs, { ...inputs, apiBaseUrl: "https://openrouter.example/api/v1" })).toMatchObject({ changes: false });
+
+    // The settings: an in-place update that proves the new key and keeps it.
+    const news = (await settingsProvider.check!(settings.outs, { ...settings.inputs, provisioningKey: rotated })).inputs as typeof settings.inputs;
+    expect(await settingsProvider.diff!(id, settings.outs, news)).toMatchObject({ changes: true, replaces: [] });
+    standIn.revokeProvisioningKey(standIn.provisioningKey);
+    const updated = await settingsProvider.update!(id, settings.outs, news);
+    expect(updated.outs).toMatchObject({ hash: id, provisioningKey: rotated, limitUsd: 25 });
+    expect(standIn.requests.at(-1)).toMatchObject({ method: "PATCH", authorized: true });
+    expect(standIn.keys.size).toBe(1);
+  });
+
+  it("the plan compares exactly the key inputs the provider compares", async () => {
+    const { id, outs, inputs } = await createKey();
+    const variants: Record<string, unknown> = {
+      name: "mai-hosting/test/renamed",
+      limitUsd: 99,
+      limitReset: "weekly",
+      provisioningKey: standIn.issueProvisioningKey(),
+      apiBaseUrl: "https://openrouter.example/api/v1",
+    };
+    for (const [field, value] of Object.entries(variants)) {
+      const diff = await keyProvider.diff!(id, outs, { ...inputs, [field]: value });
+      expect({ field, compared: diff.changes }).toEqual({ field, compared: providerCompares(OPENROUTER_KEY_TYPE, field) });
+    }
+    // And so the plan shows a rotation as an update of the settings only. Secrets are masked in
+    // declared inputs; the plan tells them apart by per-input fingerprints.
+    const declared = (type: string, name: string): PlanResource => ({
+      urn: `urn:pulumi:test::mai-hosting::${type}::${name}`,
+      type,
+      name,
+      custom: true,
+      inputs: { name: "k", provisioningKey: "[secret]", limitUsd: 25 },
+      options: { protect: false, retainOnDelete: false, deleteBeforeReplace: false, replaceOnChanges: [], ignoreChanges: [] },
+    });
+    const run = () => [declared(OPENROUTER_KEY_TYPE, "acme-openrouter"), declared(OPENROUTER_KEY_SETTINGS_TYPE, "acme-openrouter-settings")];
+    const [before, after] = [run(), run()];
+    const fingerprints = (resources: PlanResource[], provisioningKey: string) => new Map(resources.map((r) => [r.urn, { provisioningKey }]));
+    const changes = diffDeclarations(before, after, { base: fingerprints(before, "digest-old"), head: fingerprints(after, "digest-rotated") });
+    expect(changes.map((c) => [c.name, c.op, c.fields])).toEqual([["acme-openrouter-settings", "update", ["provisioningKey"]]]);
+  });
+
+  it("settings: an unknown hash in a preview is not read as another key", async () => {
+    const { id } = await createKey();
+    const settings = await createSettings(id, 25);
+    const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+    expect(await settingsProvider.diff!(id, settings.outs, { ...settings.inputs, hash: unknown })).toMatchObject({ changes: true, replaces: [] });
+    expect(await settingsProvider.diff!(id, settings.outs, { ...settings.inputs, hash: "another-key" })).toMatchObject({ replaces: ["hash"] });
+  });
+
+  it("update with a wrong provisioning key fails, naming the setting, and stores nothing", async () => {
+    const { id, outs, inputs } = await createKey();
+    const wrong = "sk-or-v1-wrong-rotated-provisioning-key-0000";
+    for (const news of [{ ...inputs, provisioningKey: wrong }, { ...inputs, provisioningKey: wrong, name: "mai-hosting/test/renamed" }]) {
+      const error = await failure(keyProvider.update!(id, outs, news));
+      expect(error.kind).toBe("unauthorized");
+      expect(error.message).toContain("openrouterProvisioningKey");
+      expectNoSecret(error.message, [wrong]);
+      expectNoSecret(String(error.stack), [wrong]);
+    }
+    expect(standIn.keys.get(id)?.name).toBe("mai-hosting/test/acme");
+
+    const settings = await createSettings(id, 25);
+    const error = await failure(settingsProvider.update!(id, settings.outs, { ...settings.inputs, provisioningKey: wrong, limitUsd: 5 }));
+    expect(error.message).toContain("openrouterProvisioningKey");
+    expectNoSecret(error.message, [wrong]);
+    expect(standIn.keys.get(id)?.limit).toBe(25);
+  });
+
+  it("limitUsd of the key resource is the limit in force at OpenRouter, not the stack's input", async () => {
+    const { id, outs, inputs } = await createKey("mai-hosting/test/acme", 25);
+    expect(outs.limitUsd).toBe(25);
+    // The settings move the limit to 40; the stack's input now says 99 (a pending settings update).
+    await createSettings(id, 40);
+    const renamed = await keyProvider.update!(id, outs, { ...inputs, limitUsd: 99, name: "mai-hosting/test/renamed" });
+    expect(renamed.outs).toMatchObject({ limitUsd: 40, limitReset: "monthly", key: outs.key, hash: id });
+  });
+
+  it("label reads like the dashboard: the masked key, not a redaction marker", async () => {
+    const { id, outs } = await createKey();
+    const stored = standIn.keys.get(id)!;
+    expect(outs.label).toBe(`${stored.key.slice(0, 12)}...${stored.key.slice(-4)}`);
+    expect(outs.label).toMatch(/^sk-or-v1-[0-9a-f]{3}\.\.\.[0-9a-f]{4}$/);
+    expect((await keyProvider.read!(id, outs)).props).toMatchObject({ label: outs.label });
+  });
+
+  it("refresh and delete use the stack's current provisioning key once the stored one is revoked", async () => {
+    const { id, outs } = await createKey();
+    const settings = await createSettings(id, 25);
+    const rotated = standIn.issueProvisioningKey();
+    standIn.revokeProvisioningKey(standIn.provisioningKey);
+    // Without the stack's configuration only the stored (revoked) key is at hand.
+    expect((await failure(createOpenRouterKeyProvider(FAST).read!(id, outs))).kind).toBe("unauthorized");
+
+    const config = (values: Record<string, string>) => ({ config: { get: (key: string) => values[key] } });
+    const keys = createOpenRouterKeyProvider(FAST);
+    const settingsOnly = createOpenRouterKeySettingsProvider(FAST);
+    const current = config({ "mai-hosting:openrouterProvisioningKey": rotated, "mai-hosting:openrouterApiBaseUrl": standIn.baseUrl });
+    await keys.configure!(current as any);
+    await settingsOnly.configure!(current as any);
+    expect((await keys.read!(id, outs)).props).toMatchObject({ hash: id, key: outs.key });
+    // A host that has no configuration to give leaves the stored credentials in use.
+    const unconfigured = createOpenRouterKeyProvider(FAST);
+    await unconfigured.configure!({ config: { get: () => { throw new TypeError("no configuration"); } } } as any);
+    expect((await failure(unconfigured.read!(id, outs))).kind).toBe("unauthorized");
+    expect((await settingsOnly.read!(id, settings.outs)).props).toMatchObject({ limitUsd: 25 });
+    await keys.delete!(id, outs);
+    expect(standIn.keys.get(id)?.disabled).toBe(true);
   });
 
   it("update renames the same key and keeps its value", async () => {
     const { id, outs, inputs } = await createKey();
     const result = await keyProvider.update!(id, outs, { ...inputs, name: "mai-hosting/test/renamed" });
+    expect(standIn.requests.at(-1)).toMatchObject({ method: "PATCH", body: { name: "mai-hosting/test/renamed" } });
     expect(result.outs).toMatchObject({ hash: id, key: outs.key, name: "mai-hosting/test/renamed" });
     expect(standIn.keys.get(id)?.name).toBe("mai-hosting/test/renamed");
     expect(standIn.keys.size).toBe(1);
@@ -356,6 +499,17 @@ describe("key provider", () => {
     const error = await failure(keyProvider.create(checked.inputs));
     expect(error.message).toContain("openrouterProvisioningKey");
     expectNoSecret(error.message, ["sk-or-v1-wrong-wrong-wrong"]);
+  });
+
+  it("a failed refresh prints its message once where Pulumi's dynamic-provider host logs it", async () => {
+    const { id, outs } = await createKey();
+    standIn.revokeProvisioningKey(standIn.provisioningKey);
+    const error = await failure(keyProvider.read!(id, outs));
+    // The host logs a failed read, check, diff or delete with console.error(`${e}: ${e.stack}`).
+    const printed = `${error}: ${error.stack}`;
+    expect(printed).toBe(`OpenRouterApiError: ${error.message}`);
+    expect(printed.split("rejected the provisioning key").length - 1).toBe(1);
+    expectNoSecret(printed);
   });
 
   it("settings: create and update change the limit of the same key in place", async () => {
@@ -422,6 +576,15 @@ describe("provider serialization", () => {
     const error = await provider.create({ ...checked.inputs, provisioningKey: "sk-or-v1-nope-nope-nope" }).catch((e: Error) => e);
     expect(error.message).toContain("HTTP 401");
     expect(error.message).not.toContain("sk-or-v1-nope");
+    expect(`${error}: ${error.stack}`).toBe(`OpenRouterApiError: ${error.message}`);
+
+    // The host configures the provider with the stack's configuration: refresh then uses the
+    // current provisioning key even when the one stored with the resource has been revoked.
+    const again = await provider.create(checked.inputs);
+    const rotated = standIn.issueProvisioningKey();
+    standIn.revokeProvisioningKey(standIn.provisioningKey);
+    await provider.configure({ config: { get: (key: string) => ({ "mai-hosting:openrouterProvisioningKey": rotated, "mai-hosting:openrouterApiBaseUrl": standIn.baseUrl })[key] } });
+    expect((await provider.read(again.id, again.outs)).props).toMatchObject({ hash: again.id });
     console.info(`serializing the key provider: ${firstMs} ms, ${serialized.text.length} characters`);
   });
 });

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { openRouterKeyName } from "../components/openrouter/api";
-import { buildUsageReport, parseUsageArgs, runUsage, type UsageReport } from "../scripts/usage";
+import { buildUsageReport, parseUsageArgs, resolveApiBaseUrl, runUsage, type UsageReport } from "../scripts/usage";
 import { startOpenRouterStandIn, type OpenRouterStandIn } from "./support/openrouterStandIn";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -70,7 +70,7 @@ function expectNoSecret(text: string): void {
 }
 
 describe("npm run usage (as a process)", () => {
-  const env = () => ({ OPENROUTER_PROVISIONING_KEY: standIn.provisioningKey, OPENROUTER_API_BASE: standIn.baseUrl });
+  const env = () => ({ OPENROUTER_PROVISIONING_KEY: standIn.provisioningKey, OPENROUTER_API_BASE_URL: standIn.baseUrl });
 
   it("--json --stack prod: per client usage, limit and remaining, across list pages", async () => {
     seedAccount();
@@ -128,7 +128,7 @@ describe("npm run usage (as a process)", () => {
 });
 
 describe("runUsage (in process)", () => {
-  const env = () => ({ OPENROUTER_PROVISIONING_KEY: standIn.provisioningKey, OPENROUTER_API_BASE: standIn.baseUrl });
+  const env = () => ({ OPENROUTER_PROVISIONING_KEY: standIn.provisioningKey, OPENROUTER_API_BASE_URL: standIn.baseUrl });
   const fast = { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 200 };
 
   it("without the provisioning key: exit 2 and how to get it", async () => {
@@ -171,6 +171,43 @@ describe("runUsage (in process)", () => {
     expect(out.stderr).toContain("HTTP 500 (3 attempts)");
     expect(standIn.requests).toHaveLength(3);
     expectNoSecret(out.stderr);
+  });
+
+  it("reads the API base URL the stack manages keys through: flag, then env, then the stack file", async () => {
+    seedAccount();
+    const cwd = mkdtempSync(path.join(tmpdir(), "usage-stack-"));
+    const dead = "http://127.0.0.1:9/api/v1";
+    const key = { OPENROUTER_PROVISIONING_KEY: standIn.provisioningKey };
+    const args = ["--json", "--stack", "prod", "--clients", noClientsDir];
+    try {
+      writeFileSync(path.join(cwd, "Pulumi.prod.yaml"), `config:\n  mai-hosting:openrouterApiBaseUrl: ${standIn.baseUrl}/\n`);
+      const fromStack = capture();
+      expect(await runUsage(args, key, fromStack.io, fast, cwd)).toBe(0);
+      expect((JSON.parse(fromStack.out.stdout) as UsageReport).rows.map((r) => r.client)).toEqual(["acme", "beta", "old-client"]);
+
+      const envWins = capture();
+      expect(await runUsage(args, { ...key, OPENROUTER_API_BASE_URL: dead }, envWins.io, { ...fast, maxAttempts: 1 }, cwd)).toBe(1);
+      expect(envWins.out.stderr).toContain(`Could not reach OpenRouter at ${dead}`);
+
+      const flagWins = capture();
+      expect(await runUsage([...args, "--api-base-url", standIn.baseUrl], { ...key, OPENROUTER_API_BASE_URL: dead }, flagWins.io, fast, cwd)).toBe(0);
+
+      const olderName = capture();
+      expect(await runUsage(["--json"], { ...key, OPENROUTER_API_BASE: standIn.baseUrl }, olderName.io, fast, cwd)).toBe(0);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses an API base URL the stack setting would refuse, before sending the key anywhere", async () => {
+    const requests = standIn.requests.length;
+    const { out, io } = capture();
+    const env = { OPENROUTER_PROVISIONING_KEY: standIn.provisioningKey };
+    expect(await runUsage(["--api-base-url", "http://openrouter.example/api/v1"], env, io, fast)).toBe(2);
+    expect(out.stderr).toContain("--api-base-url: expected the OpenRouter API base URL");
+    expect(out.stderr).toContain("unencrypted");
+    expect(standIn.requests.length).toBe(requests);
+    expect(resolveApiBaseUrl(parseUsageArgs([]), {}, tmpdir())).toEqual({ url: "https://openrouter.ai/api/v1", source: "default" });
   });
 
   it("timeouts: bounded, exit 1", async () => {

@@ -16,6 +16,7 @@
  * Pure: no Pulumi imports and no module-level state, because the key provider that uses this module is
  * serialized into the stack state and run again in a separate process.
  */
+import { DEFAULT_OPENROUTER_API_BASE_URL } from "../../config/apiBaseUrl";
 
 /** How a key's spending limit resets; "none" means the limit is a lifetime cap (the API's `null`). */
 export type LimitReset = "daily" | "weekly" | "monthly" | "none";
@@ -23,8 +24,8 @@ export type LimitReset = "daily" | "weekly" | "monthly" | "none";
 /** The values `LimitReset` can take, for validation. */
 export const LIMIT_RESETS: readonly LimitReset[] = ["daily", "weekly", "monthly", "none"];
 
-/** Where the API lives unless overridden (tests point this at a loopback stand-in). */
-export const DEFAULT_OPENROUTER_API_BASE = "https://openrouter.ai/api/v1";
+/** Where the API lives unless overridden (the stack's `openrouterApiBaseUrl`; tests use a loopback stand-in). */
+export const DEFAULT_OPENROUTER_API_BASE = DEFAULT_OPENROUTER_API_BASE_URL;
 
 /** One key as the API describes it (never includes the key value itself). */
 export interface OpenRouterKeyInfo {
@@ -134,8 +135,12 @@ export function openRouterApiError(
   error.kind = kind;
   error.status = status;
   error.attempts = attempts;
-  // Operators read the message; a stack trace adds nothing and the Pulumi host prints it verbatim.
-  error.stack = `${error.name}: ${message}`;
+  // Operators read the message; a stack trace adds nothing. Pulumi's dynamic-provider host prints a
+  // failure as `${error}: ${error.stack}`, so the message must be in exactly one of the two: the
+  // stack is the message alone and the string form is only the name, which prints
+  // "OpenRouterApiError: <message>" once.
+  error.stack = message;
+  Object.defineProperty(error, "toString", { value: () => error.name, enumerable: false, writable: true, configurable: true });
   return error;
 }
 
@@ -207,13 +212,30 @@ export function planRetry(
   return context.idempotent || !outcome.connected ? { retry: true, delayMs: backoff } : { retry: false };
 }
 
-/** Replaces anything that looks like an OpenRouter key, and the given secrets, before text is shown. */
+/**
+ * Whether a key-shaped token is OpenRouter's masked display form of a key (`sk-or-v1-6c9...0bf6`,
+ * the `label` the API and the dashboard show): a short visible prefix followed by an ellipsis.
+ * That form is not a secret and is what operators match keys by, so it is kept.
+ */
+function isMaskedKeyForm(token: string, rest: string): boolean {
+  return token.length <= MASKED_PREFIX_MAX_LENGTH && /^(\.\.\.|…)/.test(rest);
+}
+
+/** Longest visible prefix of a masked key (`sk-or-v1-` and a few characters); real keys are far longer. */
+const MASKED_PREFIX_MAX_LENGTH = 20;
+
+/**
+ * Replaces the given secrets and anything that looks like an OpenRouter key before text is shown.
+ * The masked display form of a key (`sk-or-v1-6c9...0bf6`) is left as it is: it is not a secret.
+ */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
   let result = text;
   for (const secret of secrets) {
     if (secret.length >= 4) result = result.split(secret).join("[redacted]");
   }
-  return result.replace(/sk-or-[A-Za-z0-9_-]{4,}/g, "[redacted]");
+  return result.replace(/sk-or-[A-Za-z0-9_-]{4,}/g, (token, offset: number, whole: string) =>
+    isMaskedKeyForm(token, whole.slice(offset + token.length)) ? token : "[redacted]",
+  );
 }
 
 /** Short, non-secret form of a key hash for messages. */

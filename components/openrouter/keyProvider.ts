@@ -11,12 +11,22 @@
  * limit change would make the key value unknown in the preview and every consumer of it (the client's
  * container environment) would show as replaced, although nothing but the limit changes.
  *
+ * The same reason decides what a rotation of the provisioning key (or a new API base URL) is: a change
+ * of the credentials the stack manages keys with, not a change of any key. The key resource's diff
+ * ignores both (a rotation leaves it, and so its `hash` and `key` outputs, untouched: no consumer
+ * moves), and the settings resource takes the new credentials in an in-place update that first proves
+ * them against the API, so a wrong key fails there with a clear message instead of being stored.
+ *
  * Pulumi serializes these provider objects, and what they reference, into the stack state and runs
- * them in a separate process. So they hold no secret and no state: the provisioning key arrives as a
- * (secret) input with every call and is kept in the resource's secret outputs for delete and refresh.
+ * them in a separate process. So they hold no secret: the provisioning key arrives as a (secret)
+ * input with every call and is kept in the resource's secret outputs. For refresh and delete, which
+ * only see a resource's stored outputs, the providers prefer the stack's current credentials when
+ * Pulumi hands the stack configuration to `configure` (see {@link configuredConnection}), so a
+ * rotated-away key stored with a resource is never needed again.
  * Only `import type` from Pulumi here; the API client comes from the pure `./api` module.
  */
 import type * as pulumi from "@pulumi/pulumi";
+import { apiBaseUrlProblem } from "../../config/apiBaseUrl";
 import {
   createOpenRouterClient,
   DEFAULT_OPENROUTER_API_BASE,
@@ -45,6 +55,16 @@ export interface OpenRouterKeyInputs {
 
 /** State of the key resource. */
 export interface OpenRouterKeyOutputs extends OpenRouterKeyInputs {
+  /** Limit in force at OpenRouter when this resource was created or last updated (not the stack's input). */
+  limitUsd: number | null;
+  /** Reset period in force at OpenRouter when this resource was created or last updated. */
+  limitReset: LimitReset;
+  /**
+   * Credentials of the last create or update. A rotation does not update this resource (see the
+   * module comment), so after one these are the previous credentials, used only when Pulumi does
+   * not hand the providers the stack's current ones.
+   */
+  provisioningKey: string;
   /** OpenRouter's identifier of the key; also the resource id. */
   hash: string;
   /** The key value (secret); OpenRouter returns it only at creation. */
@@ -83,6 +103,47 @@ export interface OpenRouterKeySettingsOutputs extends OpenRouterKeySettingsInput
   usageMonthlyUsd: number | null;
 }
 
+/** Stack settings the providers read in `configure` (the stack's `mai-hosting` namespace). */
+export const PROVISIONING_KEY_SETTING = "mai-hosting:openrouterProvisioningKey";
+/** Stack setting with the provisioning API base URL; absent means {@link DEFAULT_OPENROUTER_API_BASE}. */
+export const API_BASE_URL_SETTING = "mai-hosting:openrouterApiBaseUrl";
+
+/** What an API call needs besides its arguments. */
+interface Connection {
+  /** Provisioning key (secret). */
+  provisioningKey: string;
+  /** API base URL. */
+  apiBaseUrl: string;
+}
+
+/** The part of Pulumi's `ConfigureRequest` the providers use (`req.config.get("<namespace>:<key>")`). */
+export interface ProviderConfigureRequest {
+  config: { get(key: string): string | undefined };
+}
+
+/**
+ * The stack's current credentials from the configuration Pulumi hands a dynamic provider in
+ * `configure`, or undefined when the provisioning key is not among it (a stack without managed keys,
+ * or a Pulumi engine that passes dynamic providers no stack configuration).
+ */
+export function configuredConnection(req: ProviderConfigureRequest): Connection | undefined {
+  const setting = (key: string): unknown => {
+    try {
+      return req.config.get(key);
+    } catch {
+      // A host that received no configuration at all: fall back to the stored credentials.
+      return undefined;
+    }
+  };
+  const provisioningKey = setting(PROVISIONING_KEY_SETTING);
+  if (typeof provisioningKey !== "string" || provisioningKey.trim() === "") return undefined;
+  const apiBaseUrl = setting(API_BASE_URL_SETTING);
+  return {
+    provisioningKey: provisioningKey.trim(),
+    apiBaseUrl: typeof apiBaseUrl === "string" && apiBaseUrl.trim() !== "" ? apiBaseUrl.trim() : DEFAULT_OPENROUTER_API_BASE,
+  };
+}
+
 /** Pulumi's marker for a value not known during preview. */
 const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
@@ -106,8 +167,14 @@ function checkCommon(news: Record<string, unknown>, failures: Failure[]): Record
   }
   if (news.apiBaseUrl === undefined || news.apiBaseUrl === null || news.apiBaseUrl === "") {
     out.apiBaseUrl = DEFAULT_OPENROUTER_API_BASE;
-  } else if (!isUnknown(news.apiBaseUrl) && (typeof news.apiBaseUrl !== "string" || !/^https?:\/\/[^\s/]+/.test(news.apiBaseUrl))) {
-    failures.push({ property: "apiBaseUrl", reason: `expected an http(s) URL such as ${DEFAULT_OPENROUTER_API_BASE}.` });
+  } else if (!isUnknown(news.apiBaseUrl)) {
+    const problem = typeof news.apiBaseUrl === "string" ? apiBaseUrlProblem(news.apiBaseUrl) : "not a URL";
+    if (problem !== undefined) {
+      failures.push({
+        property: "apiBaseUrl",
+        reason: `expected an https URL such as ${DEFAULT_OPENROUTER_API_BASE} (http only for a loopback host): ${problem}.`,
+      });
+    }
   }
   if (news.limitUsd === undefined || news.limitUsd === null) {
     out.limitUsd = null;
@@ -122,8 +189,17 @@ function checkCommon(news: Record<string, unknown>, failures: Failure[]): Record
   return out;
 }
 
-function clientFor(props: { provisioningKey: string; apiBaseUrl: string }, retry: Partial<RetryPolicy> | undefined): OpenRouterClient {
+function clientFor(props: Connection, retry: Partial<RetryPolicy> | undefined): OpenRouterClient {
   return createOpenRouterClient({ provisioningKey: props.provisioningKey, apiBaseUrl: props.apiBaseUrl, retry });
+}
+
+/**
+ * Credentials for refresh and delete, which only see what a resource stored: the stack's current
+ * ones when `configure` provided them (the stored key may have been rotated away and revoked since),
+ * otherwise the stored ones.
+ */
+function connectionFor(stored: Connection, configured: { connection?: Connection }): Connection {
+  return configured.connection ?? stored;
 }
 
 /** Rewords an API failure for the resource it happened on, with what the operator should do. */
@@ -153,7 +229,12 @@ function changed(oldValue: unknown, newValue: unknown): boolean {
  * {@link openRouterKeyProvider}, one shared instance so Pulumi serializes it once per run.
  */
 export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulumi.dynamic.ResourceProvider {
+  const configured: { connection?: Connection } = {};
   return {
+    async configure(req: ProviderConfigureRequest) {
+      configured.connection = configuredConnection(req);
+    },
+
     async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
       const failures: Failure[] = [];
       const inputs = checkCommon(news, failures);
@@ -165,14 +246,13 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
 
     async diff(_id: string, olds: OpenRouterKeyOutputs, news: OpenRouterKeyInputs) {
       // Only a state without the key value needs a new key (e.g. an imported key: OpenRouter
-      // never shows a value twice). Renames and provisioning-key rotation are in-place updates;
-      // limits belong to the settings resource and are deliberately not compared here.
+      // never shows a value twice). A rename is an in-place update. Not compared, on purpose:
+      // limits (the settings resource's business) and the credentials (provisioning key, API base
+      // URL). A rotation is no change of this key, and reporting one would make its `hash` and `key`
+      // unknown in the preview (a dynamic provider cannot preview an update), so every container
+      // using the key would show as replaced; the settings resource takes the new credentials.
       const replaces = typeof olds.key === "string" && olds.key !== "" ? [] : ["key"];
-      const changes =
-        replaces.length > 0 ||
-        changed(olds.name, news.name) ||
-        changed(olds.provisioningKey, news.provisioningKey) ||
-        changed(olds.apiBaseUrl, news.apiBaseUrl);
+      const changes = replaces.length > 0 || changed(olds.name, news.name);
       return { changes, replaces, deleteBeforeReplace: false };
     },
 
@@ -185,6 +265,9 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
         });
         const outs: OpenRouterKeyOutputs = {
           ...inputs,
+          // What OpenRouter says it set, not what was asked for.
+          limitUsd: created.info.limitUsd,
+          limitReset: created.info.limitReset,
           hash: created.info.hash,
           key: created.key,
           label: created.info.label,
@@ -198,7 +281,7 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
 
     async read(id: string, props: OpenRouterKeyOutputs) {
       try {
-        const info = await clientFor(props, retry).getKey(id);
+        const info = await clientFor(connectionFor(props, configured), retry).getKey(id);
         const outs: OpenRouterKeyOutputs = { ...props, hash: info.hash, name: info.name, label: info.label };
         return { id, props: outs };
       } catch (error) {
@@ -214,15 +297,26 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
     },
 
     async update(id: string, olds: OpenRouterKeyOutputs, news: OpenRouterKeyInputs) {
-      let label = olds.label;
-      if (olds.name !== news.name) {
-        try {
-          label = (await clientFor(news, retry).updateKey(id, { name: news.name })).label;
-        } catch (error) {
-          throw explain(error, news.name, id);
-        }
+      // Always one authenticated call with the new credentials before anything is stored: a wrong
+      // provisioning key fails here (naming the stack setting) instead of being kept as "updated".
+      let info;
+      try {
+        const api = clientFor(news, retry);
+        info = olds.name !== news.name ? await api.updateKey(id, { name: news.name }) : await api.getKey(id);
+      } catch (error) {
+        throw explain(error, news.name, id);
       }
-      const outs: OpenRouterKeyOutputs = { ...news, hash: olds.hash, key: olds.key, label, createdAt: olds.createdAt };
+      const outs: OpenRouterKeyOutputs = {
+        ...news,
+        name: info.name,
+        // The limit in force at OpenRouter, not the stack's input (limits are the settings' business).
+        limitUsd: info.limitUsd,
+        limitReset: info.limitReset,
+        hash: olds.hash,
+        key: olds.key,
+        label: info.label,
+        createdAt: olds.createdAt,
+      };
       return { outs };
     },
 
@@ -230,7 +324,7 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
       // Disable, never delete: the usage history is needed for the last invoice. See the README
       // ("OpenRouter keys") for deleting a key for good.
       try {
-        await clientFor(props, retry).updateKey(id, { disabled: true });
+        await clientFor(connectionFor(props, configured), retry).updateKey(id, { disabled: true });
       } catch (error) {
         if (isOpenRouterApiError(error) && error.kind === "not-found") return;
         throw explain(error, props.name, id);
@@ -244,6 +338,7 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
  * the stack uses {@link openRouterKeySettingsProvider}.
  */
 export function createOpenRouterKeySettingsProvider(retry?: Partial<RetryPolicy>): pulumi.dynamic.ResourceProvider {
+  const configured: { connection?: Connection } = {};
   async function apply(inputs: OpenRouterKeySettingsInputs): Promise<OpenRouterKeySettingsOutputs> {
     try {
       const info = await clientFor(inputs, retry).updateKey(inputs.hash, {
@@ -263,6 +358,10 @@ export function createOpenRouterKeySettingsProvider(retry?: Partial<RetryPolicy>
   }
 
   return {
+    async configure(req: ProviderConfigureRequest) {
+      configured.connection = configuredConnection(req);
+    },
+
     async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
       const failures: Failure[] = [];
       const inputs = checkCommon(news, failures);
@@ -279,9 +378,13 @@ export function createOpenRouterKeySettingsProvider(retry?: Partial<RetryPolicy>
 
     async diff(_id: string, olds: OpenRouterKeySettingsOutputs, news: OpenRouterKeySettingsInputs) {
       // A different hash means a different key: recreate these settings on it (cheap, no new key).
-      const replaces = changed(olds.hash, news.hash) ? ["hash"] : [];
+      // An unknown hash (the key resource is being created, replaced or renamed in this preview) is
+      // not read as a different key: only a known, different hash replaces. A real replacement of the
+      // key shows as one in the same preview, and `up` diffs again with the hash known.
+      const replaces = !isUnknown(news.hash) && (olds.hash ?? null) !== (news.hash ?? null) ? ["hash"] : [];
       const changes =
         replaces.length > 0 ||
+        isUnknown(news.hash) ||
         changed(olds.limitUsd, news.limitUsd) ||
         changed(olds.limitReset, news.limitReset) ||
         changed(olds.disabled, news.disabled) ||
@@ -297,7 +400,7 @@ export function createOpenRouterKeySettingsProvider(retry?: Partial<RetryPolicy>
 
     async read(id: string, props: OpenRouterKeySettingsOutputs) {
       try {
-        const info = await clientFor(props, retry).getKey(props.hash ?? id);
+        const info = await clientFor(connectionFor(props, configured), retry).getKey(props.hash ?? id);
         const outs: OpenRouterKeySettingsOutputs = {
           ...props,
           limitUsd: info.limitUsd,

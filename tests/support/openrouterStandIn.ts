@@ -53,8 +53,16 @@ export interface Fault {
 export interface OpenRouterStandIn {
   /** API base URL, e.g. `http://127.0.0.1:40123/api/v1`. */
   baseUrl: string;
-  /** The provisioning key the stand-in accepts. */
+  /** The provisioning key the stand-in accepts from the start. */
   provisioningKey: string;
+  /** Every provisioning key the stand-in has issued, revoked ones included (for secret checks). */
+  issuedProvisioningKeys: string[];
+  /** Issues another accepted provisioning key (a rotation in the dashboard) and returns it. */
+  issueProvisioningKey(): string;
+  /** Stops accepting a provisioning key (401 from then on). */
+  revokeProvisioningKey(key: string): void;
+  /** Back to accepting only `provisioningKey`. */
+  resetProvisioningKeys(): void;
   /** A key the stand-in knows but refuses for management (403), like an ordinary inference key. */
   inferenceOnlyKey: string;
   keys: Map<string, StandInKey>;
@@ -101,6 +109,8 @@ export async function startOpenRouterStandIn(options: { pageSize?: number } = {}
   const pageSize = options.pageSize ?? PAGE_SIZE;
   const provisioningKey = `sk-or-v1-prov-${randomBytes(16).toString("hex")}`;
   const inferenceOnlyKey = `sk-or-v1-infer-${randomBytes(16).toString("hex")}`;
+  const issuedProvisioningKeys = [provisioningKey];
+  const acceptedProvisioningKeys = new Set([provisioningKey]);
   const keys = new Map<string, StandInKey>();
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
@@ -136,7 +146,8 @@ export async function startOpenRouterStandIn(options: { pageSize?: number } = {}
     const method = request.method ?? "GET";
     const body = await readBody(request);
     const auth = request.headers.authorization ?? "";
-    requests.push({ method, path: url.pathname + url.search, body, authorized: auth === `Bearer ${provisioningKey}` });
+    const authorized = auth.startsWith("Bearer ") && acceptedProvisioningKeys.has(auth.slice("Bearer ".length));
+    requests.push({ method, path: url.pathname + url.search, body, authorized });
 
     const fault = faults.find(
       (f) => f.times > 0 && (f.method === undefined || f.method === method) && (f.pathPrefix === undefined || url.pathname.startsWith(f.pathPrefix)),
@@ -156,7 +167,7 @@ export async function startOpenRouterStandIn(options: { pageSize?: number } = {}
       send(response, 403, errorBody(403, "Only management keys can perform this operation"));
       return;
     }
-    if (auth !== `Bearer ${provisioningKey}`) {
+    if (!authorized) {
       // Real services sometimes echo what they got; the client must redact it.
       send(response, 401, errorBody(401, `No auth credentials found or invalid key: ${auth.replace(/^Bearer /, "")}`));
       return;
@@ -225,6 +236,20 @@ export async function startOpenRouterStandIn(options: { pageSize?: number } = {}
   const standIn: OpenRouterStandIn = {
     baseUrl: `http://127.0.0.1:${port}/api/v1`,
     provisioningKey,
+    issuedProvisioningKeys,
+    issueProvisioningKey() {
+      const key = `sk-or-v1-prov-${randomBytes(16).toString("hex")}`;
+      issuedProvisioningKeys.push(key);
+      acceptedProvisioningKeys.add(key);
+      return key;
+    },
+    revokeProvisioningKey(key) {
+      acceptedProvisioningKeys.delete(key);
+    },
+    resetProvisioningKeys() {
+      acceptedProvisioningKeys.clear();
+      acceptedProvisioningKeys.add(provisioningKey);
+    },
     inferenceOnlyKey,
     keys,
     requests,
