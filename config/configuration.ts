@@ -196,6 +196,7 @@ function resolveClient(client: ValidClientFile, settings: StackSettings): { spec
     hostname: content.hostname ?? defaultHostname,
     defaultHostname,
     status: content.status,
+    ...(content.moveFrom === undefined ? {} : { moveFrom: content.moveFrom }),
     image: content.image ?? settings.defaultImage,
     resources,
     env: { ...(content.env ?? {}) },

@@ -42,7 +42,7 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
       memoryMb: c.resources.memoryMb,
       reservedCpus: c.resources.reservedCpus,
       reservedMemoryMb: c.resources.reservedMemoryMb,
-      ...placementFields(c as typeof c & { server?: string; moveFrom?: string }),
+      ...placementFields(c as typeof c & { server?: string }),
     })),
     capacity: configuration.capacity,
     warnings: [
