@@ -42,7 +42,8 @@ export interface ClientMoveArgs {
 }
 
 /**
- * Runs the move once, when it is created. Its `update` never moves again (see
+ * Runs the move once, when it is created. Named `<slug>-move` by ClientInstance, so its command is
+ * `<slug>-move-run` (`MOVE_COMMAND_SUFFIX`), which is how the plan recognises it. Its `update` never moves again (see
  * `moveUpdateCommand`); a different source or target (`triggers`) is a new move. Deleting it
  * (once `moveFrom` is removed from the client file) does nothing on any host.
  */

@@ -159,6 +159,11 @@ on_target "rm -f $MAI_TARGET_STATE/moved/$SLUG" </dev/null ||
   fail "$EX_FAILED" "cannot clear $MAI_TARGET_STATE/moved/$SLUG on $TO"
 
 FINISHED=yes
+# The source's nightly backup of the old copy would only produce misleading backups; Pulumi may
+# re-point the timer resource to the target without disabling it on the source.
+on_source "if command -v systemctl >/dev/null && systemctl cat mai-backup@$SLUG.timer >/dev/null 2>&1; then systemctl disable --now mai-backup@$SLUG.timer; fi" >/dev/null 2>&1 </dev/null ||
+  log "WARNING: could not disable mai-backup@$SLUG.timer on $FROM; disable it by hand"
+
 log "moved from $FROM to $TO in $((SECONDS - started))s (database integrity ok)"
 [[ $STOPPED == yes ]] && log "$CONTAINER stays stopped on $FROM until Pulumi removes it"
 log "volume $VOLUME stays on $FROM until you delete it"

@@ -9,7 +9,7 @@ import { STACK_ENV } from "../policy/clientContainer";
 /** Stack-set variables Open WebUI reads on first start only. */
 const PERSISTENT_ENV = Object.keys(STACK_ENV).filter((key) => STACK_ENV[key].persistent);
 import type { CapacityReport } from "../policy/capacity";
-import type { PlannedMove } from "../policy/move";
+import { MOVE_COMMAND_SUFFIX, type PlannedMove } from "../policy/move";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 
 /** One row of the clients table. */
@@ -146,13 +146,11 @@ export function describeChange(change: ResourceChange): string {
   return `${opSymbol[change.op].padEnd(2)} ${change.op.padEnd(7)} ${shortType(change.type)} ${change.name}${fields}${note}`;
 }
 
-/** The type of the command that carries a client's data during a move. */
-const MOVE_COMMAND_TYPE = "command:local:Command";
-
 /** What a change of a moving client means for the move. */
 function moveNotes(change: ResourceChange, move: { from: string; to: string }): string[] {
-  if (change.type === MOVE_COMMAND_TYPE && change.op === "create") return [`runs the move: stops the client on ${move.from}, streams its data to ${move.to}, verifies (see Moves)`];
-  if (change.type === MOVE_COMMAND_TYPE && change.op === "delete") return ["drops the record of an earlier move; runs nothing"];
+  const isMoveCommand = change.type === "command:local:Command" && change.name.endsWith(MOVE_COMMAND_SUFFIX);
+  if (isMoveCommand && change.op === "create") return [`runs the move: stops the client on ${move.from}, streams its data to ${move.to}, verifies (see Moves)`];
+  if (isMoveCommand && change.op === "delete") return ["drops the record of an earlier move; runs nothing"];
   const notes: string[] = [];
   if (change.op === "replace" && change.replaceFields?.includes("provider")) notes.push(`recreated on ${move.to}, removed from ${move.from}`);
   if (restartingTypes.has(change.type) && change.op !== "delete") notes.push(`starts on ${move.to} after the data has moved`);

@@ -226,5 +226,8 @@ export function moveUpdateCommand(move: ClientMoveSpec): string {
   return `echo "move of ${move.slug} from ${move.from} to ${move.to} was done before; nothing to do"`;
 }
 
+/** Suffix of the move command's resource name (`<slug>-move-run`), by which the plan finds it. */
+export const MOVE_COMMAND_SUFFIX = "-move-run";
+
 /** Repository path of the move script (runs on the machine running Pulumi, not on a server). */
 export const MOVE_SCRIPT_SOURCE = "host/mai-move.sh";
