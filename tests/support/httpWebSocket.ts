@@ -3,7 +3,7 @@
  * proving upgrades through the proxy with nothing but node's http/https modules.
  */
 import { createHash, randomBytes } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
 
@@ -175,27 +175,27 @@ export function acceptWebSocket(
   return new WebSocketConnection(socket, false, head);
 }
 
-/** Where and how a test client connects through the proxy's TLS listener. */
+/** Where and how a test client connects: through the proxy's TLS listener, or plain HTTP. */
 export interface WebSocketTarget {
-  /** TLS port on 127.0.0.1. */
+  /** Port on 127.0.0.1 (TLS when `ca` is given). */
   port: number;
   /** Host (SNI and Host header) of the site. */
   hostname: string;
   /** Request path, e.g. `/ws/socket.io/?EIO=4&transport=websocket`. */
   path: string;
-  /** CA certificate that signed the proxy's certificate. */
-  ca: Buffer;
+  /** CA certificate that signed the proxy's certificate; undefined for plain HTTP (e.g. a container's published port). */
+  ca?: Buffer;
 }
 
-/** Opens a websocket over HTTPS/1.1 and checks the handshake. */
+/** Opens a websocket over HTTPS/1.1 (plain HTTP/1.1 without a CA) and checks the handshake. */
 export function connectWebSocket(target: WebSocketTarget): Promise<WebSocketConnection> {
   const key = randomBytes(16).toString("base64");
   return new Promise((resolve, reject) => {
-    const request = https.request({
+    const tls = target.ca ? { servername: target.hostname, ca: target.ca } : {};
+    const request = (target.ca ? https : http).request({
       host: "127.0.0.1",
       port: target.port,
-      servername: target.hostname,
-      ca: target.ca,
+      ...tls,
       path: target.path,
       agent: false,
       headers: {

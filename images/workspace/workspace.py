@@ -1,0 +1,388 @@
+"""Workspace stand-in: stands in for mAI (our Open WebUI fork) in the local stack and the
+real-engine tests. It is NOT mAI. It honours only the part of Open WebUI's contract the hosting
+stack relies on, plus a few endpoints that let tests load a container on purpose:
+
+  GET  /health             200 {"status":true}             (the container's declared health check)
+  GET  /health/db          200 when the database answers
+  GET  /api/config         {"status":true,"name":$WEBUI_NAME}  (tells clients apart through the proxy)
+  GET  /api/stats          row counts and the database's journal mode
+  POST /api/signup?email=  adds a user: the first is 'admin', later ones 'pending' (as Open WebUI)
+  POST /api/write          adds a chat row (body, if any, is its title)
+  GET  /api/stream?events=N&interval_ms=M   Server-Sent Events, one flushed event each M ms
+  GET  /ws, /ws/...        websocket echo (RFC 6455, text frames; ping/pong; close)
+  POST /api/allocate?mb=N  allocates N MiB and holds it (touching every page)
+  POST /api/free           releases what /api/allocate holds
+  POST /api/burn?seconds=S&workers=W   W processes burn CPU for S seconds (answers at once)
+  POST /api/upload?name=F  stores the body under $DATA_DIR/uploads/F
+
+Request bodies may come with a Content-Length or chunked.
+
+State lives where Open WebUI keeps it: a SQLite database in WAL mode at $DATA_DIR/webui.db
+(DATA_DIR defaults to /app/backend/data), with a `user` table (id, name, email, role,
+created_at), a `chat` table, and a `heartbeat` table the server appends to every few seconds so
+that backups always meet a database being written to.
+
+Only the Python standard library is used. It logs the names of its environment variables at
+start, never their values (WEBUI_SECRET_KEY and OPENAI_API_KEY are secrets).
+"""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+PORT = int(os.environ.get("PORT", "8080"))
+DATA_DIR = os.environ.get("DATA_DIR", "/app/backend/data")
+DB_PATH = os.path.join(DATA_DIR, "webui.db")
+UPLOAD_DIR = os.path.join(DATA_DIR, "uploads")
+HEARTBEAT_SECONDS = float(os.environ.get("STANDIN_HEARTBEAT_SECONDS", "2"))
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def log(message):
+    print(f"workspace-standin: {message}", file=sys.stderr, flush=True)
+
+
+class Database:
+    """One connection shared by all threads, serialised by a lock (SQLite allows one writer anyway)."""
+
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        with self.lock:
+            # Backups (VACUUM INTO from another process) may hold the database for a moment.
+            self.conn.execute("PRAGMA busy_timeout = 10000")
+            self.journal_mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self.conn.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS user (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE,
+                    role TEXT NOT NULL CHECK (role IN ('admin', 'user', 'pending')),
+                    created_at INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS chat (
+                    id TEXT PRIMARY KEY, user_id TEXT, title TEXT NOT NULL, created_at INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS heartbeat (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL);
+                """
+            )
+
+    def execute(self, sql, params=()):
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self):
+        with self.lock:
+            self.conn.close()
+
+
+class Workspace:
+    def __init__(self):
+        os.makedirs(UPLOAD_DIR, exist_ok=True)
+        self.db = Database(DB_PATH)
+        self.held = []  # memory held by /api/allocate
+        self.held_lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def heartbeat_loop(self):
+        while not self.stopping.wait(HEARTBEAT_SECONDS):
+            try:
+                self.db.execute("INSERT INTO heartbeat (at) VALUES (?)", (time.time(),))
+            except sqlite3.Error as error:  # e.g. the file was swapped by a restore: keep serving
+                log(f"heartbeat write failed: {error}")
+
+    def stats(self):
+        def count(table):
+            return self.db.execute(f"SELECT count(*) FROM {table}")[0][0]
+
+        return {
+            "journal_mode": self.db.execute("PRAGMA journal_mode")[0][0],
+            "users": count("user"),
+            "chats": count("chat"),
+            "heartbeats": count("heartbeat"),
+            "held_mb": self.held_mb(),
+        }
+
+    def signup(self, email):
+        with self.db.lock:
+            first = self.db.conn.execute("SELECT count(*) FROM user").fetchone()[0] == 0
+            role = "admin" if first else "pending"
+            user_id = str(uuid.uuid4())
+            self.db.conn.execute(
+                "INSERT INTO user (id, name, email, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                (user_id, email.split("@")[0], email, role, int(time.time())),
+            )
+        return {"id": user_id, "email": email, "role": role}
+
+    def write_chat(self, title):
+        chat_id = str(uuid.uuid4())
+        self.db.execute(
+            "INSERT INTO chat (id, user_id, title, created_at) VALUES (?, NULL, ?, ?)",
+            (chat_id, title, int(time.time())),
+        )
+        return {"id": chat_id, "title": title}
+
+    def allocate(self, mb):
+        # Multiplying a bytes object writes every byte, so the pages are really resident.
+        for _ in range(mb):
+            block = b"\x01" * (1024 * 1024)
+            with self.held_lock:
+                self.held.append(block)
+        return self.held_mb()
+
+    def free(self):
+        with self.held_lock:
+            self.held.clear()
+
+    def held_mb(self):
+        with self.held_lock:
+            return len(self.held)
+
+    def burn(self, seconds, workers):
+        # Processes, not threads: one Python process can keep only one CPU busy.
+        code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
+        for _ in range(workers):
+            process = subprocess.Popen([sys.executable, "-c", code])
+            threading.Thread(target=process.wait, daemon=True).start()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the proxy's upstream connections expect
+    server_version = "mai-workspace-standin/1"
+    workspace = None  # set in main()
+
+    def log_message(self, format, *args):
+        if not self.path.startswith("/health"):
+            log(f"{self.address_string()} {format % args}")
+
+    # -- helpers --
+    def query(self):
+        return {key: values[-1] for key, values in parse_qs(urlsplit(self.path).query).items()}
+
+    def int_param(self, name, default, lowest, highest):
+        raw = self.query().get(name)
+        if raw is None:
+            return default
+        value = int(raw)
+        if not lowest <= value <= highest:
+            raise ValueError(f"{name} must be between {lowest} and {highest}")
+        return value
+
+    def send_json(self, status, body):
+        data = json.dumps(body, separators=(",", ":")).encode()  # compact, as FastAPI answers
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body_chunks(self):
+        """The request body piece by piece, sent with a Content-Length or chunked."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailer fields
+                    return
+                yield self.rfile.read(size)
+                self.rfile.readline()  # CRLF after each chunk
+        remaining = int(self.headers.get("Content-Length") or 0)
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+    def read_body(self):
+        return b"".join(self.body_chunks())
+
+    # -- routing --
+    def do_GET(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def route(self, method):
+        path = urlsplit(self.path).path
+        ws = self.workspace
+        try:
+            if method == "GET" and path == "/health":
+                self.send_json(200, {"status": True})
+            elif method == "GET" and path == "/health/db":
+                ws.db.execute("SELECT 1")
+                self.send_json(200, {"status": True})
+            elif method == "GET" and path == "/api/config":
+                self.send_json(200, {"status": True, "name": os.environ.get("WEBUI_NAME", "mAI stand-in")})
+            elif method == "GET" and path == "/api/stats":
+                self.send_json(200, ws.stats())
+            elif method == "GET" and (path == "/ws" or path.startswith("/ws/")):
+                self.websocket_echo()
+            elif method == "GET" and path == "/api/stream":
+                self.stream_events()
+            elif method == "POST" and path == "/api/signup":
+                self.read_body()
+                email = self.query().get("email")
+                if not email or "@" not in email:
+                    self.send_json(400, {"detail": "email=<address> is required"})
+                else:
+                    self.send_json(200, ws.signup(email))
+            elif method == "POST" and path == "/api/write":
+                title = self.read_body().decode("utf-8", "replace") or "chat"
+                self.send_json(200, ws.write_chat(title))
+            elif method == "POST" and path == "/api/allocate":
+                self.read_body()
+                mb = self.int_param("mb", 64, 1, 65536)
+                self.send_json(200, {"held_mb": ws.allocate(mb)})
+            elif method == "POST" and path == "/api/free":
+                self.read_body()
+                ws.free()
+                self.send_json(200, {"held_mb": 0})
+            elif method == "POST" and path == "/api/burn":
+                self.read_body()
+                seconds = self.int_param("seconds", 10, 1, 3600)
+                workers = self.int_param("workers", 1, 1, 64)
+                ws.burn(seconds, workers)
+                self.send_json(202, {"seconds": seconds, "workers": workers})
+            elif method == "POST" and path == "/api/upload":
+                self.upload()
+            else:
+                self.send_json(404, {"detail": "Not Found"})
+        except ValueError as error:
+            self.send_json(400, {"detail": str(error)})
+        except sqlite3.Error as error:
+            self.send_json(500, {"detail": f"database: {error}"})
+
+    # -- endpoints with their own framing --
+    def stream_events(self):
+        events = self.int_param("events", 5, 1, 10000)
+        interval = self.int_param("interval_ms", 100, 0, 60000) / 1000
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for index in range(events):
+            if index:
+                time.sleep(interval)
+            self.write_chunk(f"data: {json.dumps({'index': index, 'at': time.time()})}\n\n".encode())
+        self.write_chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def write_chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def upload(self):
+        name = os.path.basename(self.query().get("name") or str(uuid.uuid4()))
+        if name in ("", ".", ".."):
+            raise ValueError("name must be a plain file name")
+        written = 0
+        with open(os.path.join(UPLOAD_DIR, name), "wb") as out:
+            for chunk in self.body_chunks():
+                out.write(chunk)
+                written += len(chunk)
+        self.send_json(200, {"name": name, "bytes": written})
+
+    def websocket_echo(self):
+        key = self.headers.get("Sec-WebSocket-Key")
+        if self.headers.get("Upgrade", "").lower() != "websocket" or not key:
+            self.send_json(400, {"detail": "websocket upgrade expected"})
+            return
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            frame = self.read_frame()
+            if frame is None:
+                return
+            opcode, payload = frame
+            if opcode in (0x1, 0x2):  # text, binary: echo as is
+                self.write_frame(opcode, payload)
+            elif opcode == 0x9:  # ping
+                self.write_frame(0xA, payload)
+            elif opcode == 0x8:  # close: answer with the same status, then end
+                self.write_frame(0x8, payload[:2])
+                return
+
+    def read_exact(self, count):
+        data = self.rfile.read(count)
+        return data if len(data) == count else None
+
+    def read_frame(self):
+        """One client frame (clients always mask); None when the connection ends."""
+        header = self.read_exact(2)
+        if header is None:
+            return None
+        opcode, length = header[0] & 0x0F, header[1] & 0x7F
+        if length == 126:
+            extended = self.read_exact(2)
+            length = struct.unpack(">H", extended)[0] if extended else None
+        elif length == 127:
+            extended = self.read_exact(8)
+            length = struct.unpack(">Q", extended)[0] if extended else None
+        if length is None:
+            return None
+        mask = self.read_exact(4) if header[1] & 0x80 else b"\0\0\0\0"
+        payload = self.read_exact(length) if length else b""
+        if mask is None or payload is None:
+            return None
+        return opcode, bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+    def write_frame(self, opcode, payload):
+        length = len(payload)
+        if length < 126:
+            header = struct.pack(">BB", 0x80 | opcode, length)
+        elif length < 65536:
+            header = struct.pack(">BBH", 0x80 | opcode, 126, length)
+        else:
+            header = struct.pack(">BBQ", 0x80 | opcode, 127, length)
+        self.wfile.write(header + payload)
+        self.wfile.flush()
+
+
+def main():
+    # Names only: values include secrets (WEBUI_SECRET_KEY, OPENAI_API_KEY).
+    log(f"environment (names only): {', '.join(sorted(os.environ))}")
+    workspace = Workspace()
+    Handler.workspace = workspace
+    log(f"database {DB_PATH} (journal_mode={workspace.db.journal_mode})")
+    threading.Thread(target=workspace.heartbeat_loop, daemon=True).start()
+
+    server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+    server.daemon_threads = True
+
+    # As PID 1 a process ignores SIGTERM unless it handles it: stop promptly on `docker stop`.
+    def stop(signum, _frame):
+        log(f"signal {signum}: stopping")
+        workspace.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log(f"listening on 0.0.0.0:{PORT}")
+    server.serve_forever()
+    server.server_close()
+    workspace.db.close()  # the last connection to close checkpoints the WAL
+    log("stopped")
+
+
+if __name__ == "__main__":
+    main()

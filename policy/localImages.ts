@@ -1,0 +1,17 @@
+/**
+ * The images the local stack runs, built on this machine by `npm run local:images` (no registry
+ * is needed). One place for the tags, so the program, the tests and the build script agree.
+ */
+import { CADDY_VERSION } from "./caddyRelease";
+
+/** The proxy: the pinned Caddy release plus busybox (sh, wget for the health check). */
+export const LOCAL_PROXY_IMAGE = `mai-local/caddy:${CADDY_VERSION}`;
+
+/** The workspace stand-in: a small program honouring the part of mAI's contract the stack uses. */
+export const LOCAL_WORKSPACE_IMAGE = "mai-local/workspace:1";
+
+/** Every image the local stack references. */
+export const LOCAL_IMAGES: readonly string[] = [LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE];
+
+/** Image label holding the hash of everything an image was built from; a rebuild happens only when it differs. */
+export const IMAGE_CONTENT_LABEL = "mai.content-hash";
