@@ -13,10 +13,11 @@ import * as os from "os";
 import * as path from "path";
 import { readMoveScript } from "../components/clientMove";
 import { moveEnvironment } from "../policy/move";
+import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
+import { acquireEngineLock } from "../tests/support/engine";
 import {
   dockerOkOn,
   dockerOn,
-  holdEngineLock,
   installMoveScripts,
   loadImageInto,
   startSecondEngine,
@@ -25,7 +26,7 @@ import {
 } from "../tests/support/secondEngine";
 
 const ROOT = path.join(__dirname, "..");
-const IMAGE = "mai-local/workspace:1";
+const IMAGE = LOCAL_WORKSPACE_IMAGE;
 const VOLUME_MB = 200;
 
 function sha256(file: string): string {
@@ -60,7 +61,7 @@ export async function runMoveBench(): Promise<string[]> {
   const title = `move benchmark: one client with a ${VOLUME_MB} MB volume between two local Docker engines (stop, mai-export | mai-import through this machine, check)`;
   if (!dockerOkOn(undefined, ["info"])) return [title, "  not run: no Docker engine answers (start dockerd)"];
   if (!dockerOkOn(undefined, ["image", "inspect", IMAGE])) return [title, `  not run: image ${IMAGE} is missing (npm run local:images)`];
-  const release = await holdEngineLock(path.join(os.tmpdir(), "mai-hosting-engine.lock"));
+  const lock = await acquireEngineLock();
   const slug = `bench${randomBytes(3).toString("hex")}`;
   const label = `mai.test-run=${slug}`;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-move-bench-"));
@@ -105,7 +106,7 @@ export async function runMoveBench(): Promise<string[]> {
     spawnSync("docker", ["volume", "rm", `mai-${slug}-data`], { stdio: "ignore" });
     if (engine) await stopSecondEngine(engine);
     fs.rmSync(work, { recursive: true, force: true });
-    release();
+    await lock.release();
   }
 }
 

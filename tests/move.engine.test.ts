@@ -16,12 +16,13 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
+import { acquireEngineLock, cleanupByLabel, newRunId, requireEngine, requireImages, runLabel } from "./support/engine";
+import type { HeldLock } from "../scripts/lib/fileLock";
 import { installMocks } from "./support/programHarness";
 import {
   dockerOkOn,
   dockerOn,
-  engineEnv,
-  holdEngineLock,
   installMoveScripts,
   loadImageInto,
   startSecondEngine,
@@ -31,9 +32,9 @@ import {
 
 const ROOT = path.join(__dirname, "..");
 /** The workspace stand-in built by `npm run local:images`. */
-const WORKSPACE_IMAGE = "mai-local/workspace:1";
-const RUN_ID = `mv${randomBytes(3).toString("hex")}`;
-const LABEL = `mai.test-run=${RUN_ID}`;
+const WORKSPACE_IMAGE = LOCAL_WORKSPACE_IMAGE;
+const RUN_ID = newRunId();
+const LABEL = runLabel(RUN_ID);
 
 // --- engines ---------------------------------------------------------------------------------
 
@@ -77,28 +78,33 @@ function runClient(host: string | undefined, slug: string, port: number): void {
 }
 
 interface ClientData {
-  rows: string;
+  /** Chat rows (count and titles) in the client's database. */
+  chats: string;
+  /** SHA-256 of the uploaded file. */
   uploadSha: string;
 }
 
-/** Gives a client database rows and an uploaded file, written the way the workspace writes them. */
-function seedClient(host: string | undefined, slug: string): ClientData {
-  const dir = mountpoint(host, `mai-${slug}-data`);
-  const db = path.join(dir, "webui.db");
-  sqlite(db, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS move_probe (id INTEGER PRIMARY KEY, note TEXT);");
-  for (let i = 1; i <= 50; i++) sqlite(db, `INSERT INTO move_probe (note) VALUES ('${slug} row ${i}');`);
-  fs.mkdirSync(path.join(dir, "uploads"), { recursive: true });
-  const upload = path.join(dir, "uploads", "quarterly-report.pdf");
-  fs.writeFileSync(upload, randomBytes(1024 * 1024 + 17));
-  return { rows: sqlite(db, "SELECT count(*), max(note) FROM move_probe;"), uploadSha: sha256(upload) };
+async function post(port: number, pathAndQuery: string, body: Buffer | string): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${port}${pathAndQuery}`, { method: "POST", body });
+  if (!response.ok) throw new Error(`POST ${pathAndQuery}: ${response.status} ${await response.text()}`);
+}
+
+/** Gives a client chats and an uploaded file through its own API, as its users would. */
+async function seedClient(slug: string): Promise<ClientData> {
+  const port = ports[slug];
+  expect(await healthy(port)).toBe(true);
+  for (let i = 1; i <= 25; i++) await post(port, "/api/write", `${slug} chat ${i}`);
+  const upload = randomBytes(1024 * 1024 + 17);
+  await post(port, "/api/upload?name=quarterly-report.pdf", upload);
+  return { chats: chatsIn(undefined, slug), uploadSha: createHash("sha256").update(upload).digest("hex") };
+}
+
+function chatsIn(host: string | undefined, slug: string): string {
+  return sqlite(path.join(mountpoint(host, `mai-${slug}-data`), "webui.db"), "SELECT count(*) || ':' || group_concat(title, ',') FROM (SELECT title FROM chat ORDER BY title);");
 }
 
 function readClient(host: string | undefined, slug: string): ClientData {
-  const dir = mountpoint(host, `mai-${slug}-data`);
-  return {
-    rows: sqlite(path.join(dir, "webui.db"), "SELECT count(*), max(note) FROM move_probe;"),
-    uploadSha: sha256(path.join(dir, "uploads", "quarterly-report.pdf")),
-  };
+  return { chats: chatsIn(host, slug), uploadSha: sha256(path.join(mountpoint(host, `mai-${slug}-data`), "uploads", "quarterly-report.pdf")) };
 }
 
 function containerState(host: string | undefined, name: string): { id: string; running: boolean; startedAt: string } | undefined {
@@ -155,7 +161,7 @@ function runMove(move: DeclaredMove): { code: number | null; stdout: string; std
 
 // --- the test --------------------------------------------------------------------------------
 
-let release: (() => void) | undefined;
+let lock: HeldLock | undefined;
 let engineB: SecondEngine | undefined;
 let work: string;
 let sideA: Side;
@@ -166,13 +172,9 @@ const failing = `${RUN_ID}-beta`;
 const ports: Record<string, number> = {};
 
 beforeAll(async () => {
-  release = await holdEngineLock(path.join(os.tmpdir(), "mai-hosting-engine.lock"));
-  if (!dockerOk(undefined, ["info"])) {
-    throw new Error("no Docker engine answers: start one with `dockerd >/var/log/dockerd.log 2>&1 &` and wait for `docker info`");
-  }
-  if (!dockerOk(undefined, ["image", "inspect", WORKSPACE_IMAGE])) {
-    throw new Error(`image ${WORKSPACE_IMAGE} is missing on the engine: build it with \`npm run local:images\``);
-  }
+  requireEngine();
+  requireImages([WORKSPACE_IMAGE]);
+  lock = await acquireEngineLock();
   work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-move-test-"));
   engineB = await startSecondEngine();
   loadImageInto(engineB, WORKSPACE_IMAGE);
@@ -194,26 +196,26 @@ beforeAll(async () => {
     ports[s] = await freePort();
     runClient(undefined, s, ports[s]);
   }
-}, 240_000);
+}, 11 * 60_000);
 
 afterAll(async () => {
+  if (!lock) return; // never reached the engine: nothing of ours is on it
   try {
-    for (const s of [slug, bystander, failing]) {
-      spawnSync("docker", ["rm", "-f", `mai-${s}`], { stdio: "ignore", env: engineEnv(undefined) });
-      spawnSync("docker", ["network", "rm", `mai-${s}`], { stdio: "ignore", env: engineEnv(undefined) });
-      spawnSync("docker", ["volume", "rm", `mai-${s}-data`], { stdio: "ignore", env: engineEnv(undefined) });
-    }
     if (engineB) await stopSecondEngine(engineB);
     if (work) fs.rmSync(work, { recursive: true, force: true });
   } finally {
-    release?.();
+    try {
+      await cleanupByLabel(LABEL);
+    } finally {
+      await lock.release();
+    }
   }
 }, 120_000);
 
 describe("moving a client between two engines", () => {
   it("moves the database and uploads intact, stops the source first, keeps the source volume, restarts nobody else", async () => {
-    const data = seedClient(undefined, slug);
-    seedClient(undefined, bystander);
+    const data = await seedClient(slug);
+    await seedClient(bystander);
     const other = containerState(undefined, `mai-${bystander}`)!;
     expect(other.running).toBe(true);
 
@@ -256,7 +258,7 @@ describe("moving a client between two engines", () => {
   }, 120_000);
 
   it("a move whose stream arrives corrupted leaves the client running on the source", async () => {
-    const data = seedClient(undefined, failing);
+    const data = await seedClient(failing);
     const other = containerState(undefined, `mai-${bystander}`)!;
     // The source's export passes through a filter that flips one byte in the stream's second block.
     const corruptBin = path.join(work, "engine-a", "corrupt-bin");

@@ -122,12 +122,3 @@ export function installMoveScripts(repoRoot: string, binDir: string): void {
   if (fs.existsSync(lib)) fs.copyFileSync(lib, path.join(binDir, "mai-lib.sh"));
 }
 
-/** Takes the exclusive lock every process using the machine's engine takes; returns its release. */
-export async function holdEngineLock(lockFile: string): Promise<() => void> {
-  const holder = spawn("flock", ["-x", lockFile, "-c", "echo locked; exec cat >/dev/null"], { stdio: ["pipe", "pipe", "inherit"] });
-  await new Promise<void>((resolve, reject) => {
-    holder.stdout!.once("data", () => resolve());
-    holder.once("exit", (code) => reject(new Error(`flock on ${lockFile} exited with ${code}`)));
-  });
-  return () => holder.stdin!.end();
-}
