@@ -1,71 +1,102 @@
 /**
- * mai-hosting: one Hetzner CCX server, the shared Docker network, Caddy in front, and one
- * ClientInstance per `clients/*.yaml`. Configuration is validated completely before anything
- * is declared; see config/programConfig.ts.
+ * mai-hosting: the stack's servers (Hetzner CCX servers, or the local Docker Engine), and on each
+ * one the shared Docker network, the backup tooling, the ClientInstances pinned to it and Caddy
+ * in front of them. Configuration is validated completely before anything is declared; see
+ * config/programConfig.ts. Everything that differs between kinds of server is behind the Host
+ * seam (components/hosts/host.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
+import type * as hcloud from "@pulumi/hcloud";
 import { BackupTooling } from "./components/backups";
-import { renderCaddyfile } from "./policy/caddyfile";
 import { ClientInstance } from "./components/clientInstance";
-import { clientNames } from "./policy/clientContainer";
-import { Host } from "./components/host";
+import type { Host } from "./components/hosts/host";
+import { HetznerHost } from "./components/hosts/hetzner";
+import { LocalHost } from "./components/hosts/local";
 import { openRouterKeyName } from "./components/openrouter/key";
-import { loadProgramConfig } from "./config/programConfig";
 import { Proxy } from "./components/proxy";
+import { loadProgramConfig } from "./config/programConfig";
+import { DEFAULT_SERVER_NAME } from "./config/servers";
+import { renderCaddyfile } from "./policy/caddyfile";
+import { clientNames } from "./policy/clientContainer";
+import { caddyfileOptionsFor } from "./policy/proxyPolicy";
+import { serverResourceNames } from "./policy/serverNaming";
 import { SHARED_NETWORK } from "./policy/sharedNames";
 
 const config = loadProgramConfig();
 const { settings } = config;
 
-const host = new Host("host", { settings, sshPrivateKey: config.sshPrivateKey });
-
-const network = new docker.Network(SHARED_NETWORK, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
-
-const backupTooling = new BackupTooling("backup-tooling", {
-  connection: host.connection,
-  retentionDays: settings.backupRetentionDays,
+// Hetzner refuses the same SSH key twice in a project: one Hetzner server registers the keys
+// (`host` when the stack has it, so upgrading a single-server stack keeps them where they are;
+// otherwise the first), the others use them.
+const hetznerServers = settings.servers.filter((server) => server.kind === "hetzner");
+const keyOwner = hetznerServers.find((server) => server.name === DEFAULT_SERVER_NAME) ?? hetznerServers[0];
+const built = new Map<string, Host>();
+let sshKeys: hcloud.SshKey[] | undefined;
+if (keyOwner?.kind === "hetzner") {
+  const owner = new HetznerHost(serverResourceNames(keyOwner.name).host, { server: keyOwner, settings, sshPrivateKey: config.sshPrivateKey });
+  sshKeys = owner.sshKeys;
+  built.set(keyOwner.name, owner);
+}
+const hosts: Host[] = settings.servers.map((server) => {
+  const existing = built.get(server.name);
+  if (existing) return existing;
+  const names = serverResourceNames(server.name);
+  if (server.kind === "local") return new LocalHost(names.host, { server });
+  return new HetznerHost(names.host, { server, settings, sshPrivateKey: config.sshPrivateKey, sshKeys });
 });
 
-const clients = config.clients.map(
-  (client) =>
-    new ClientInstance(
-      client.slug,
-      {
-        client,
-        domain: settings.domain,
-        cloudflareZoneId: settings.cloudflareZoneId,
-        ipv4Address: host.ipv4Address,
-        ipv6Address: host.ipv6Address,
-        connection: host.connection,
-        backupTooling,
-        openrouterApiKey: config.openrouterApiKeys.apply((keys) => keys[client.slug] ?? ""),
-        managedKey: config.openrouterProvisioningKey && {
-          provisioningKey: config.openrouterProvisioningKey,
-          keyName: openRouterKeyName(client.slug, pulumi.getStack()),
-          apiBaseUrl: settings.openrouterApiBaseUrl,
+const clients = hosts.flatMap((host) => {
+  const names = serverResourceNames(host.name);
+  const onHost = { providers: { docker: host.docker } };
+
+  // The proxy runs on the host network now; the shared network stays for host-level tools and so
+  // that existing servers keep it.
+  new docker.Network(names.network, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
+
+  const backupTooling = new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays });
+
+  const pinned = config.clients.filter((client) => client.server === host.name);
+  const instances = pinned.map(
+    (client) =>
+      new ClientInstance(
+        client.slug,
+        {
+          client,
+          host,
+          domain: settings.domain,
+          cloudflareZoneId: settings.cloudflareZoneId,
+          backupTooling,
+          openrouterApiKey: config.openrouterApiKeys.apply((keys) => keys[client.slug] ?? ""),
+          managedKey: config.openrouterProvisioningKey && {
+            provisioningKey: config.openrouterProvisioningKey,
+            keyName: openRouterKeyName(client.slug, pulumi.getStack()),
+            apiBaseUrl: settings.openrouterApiBaseUrl,
+          },
         },
-      },
-      { providers: { docker: host.docker } },
-    ),
-);
+        onHost,
+      ),
+  );
 
-new Proxy(
-  "proxy",
-  {
-    connection: host.connection,
-    network,
-    clientNetworks: clients.map((instance) => ({ slug: instance.client.slug, network: instance.network })),
-    caddyfile: renderCaddyfile(config.clients, { acmeEmail: settings.acmeEmail }),
-  },
-  { providers: { docker: host.docker } },
-);
+  new Proxy(
+    names.proxy,
+    { host, caddyfile: renderCaddyfile(pinned, caddyfileOptionsFor(host.proxy, settings.acmeEmail)), image: settings.proxyImage },
+    onHost,
+  );
+  return instances;
+});
 
-export const serverIpv4 = host.ipv4Address;
-export const serverIpv6 = host.ipv6Address;
+const firstPublic = hosts.find((host) => host.ipv4Address !== undefined);
+/** Addresses of the first Hetzner server (the only one of a single-server stack). */
+export const serverIpv4 = firstPublic?.ipv4Address;
+export const serverIpv6 = firstPublic?.ipv6Address;
+/** Every server: its kind, public addresses (Hetzner) and the shell prefix that reaches it. */
+export const servers = Object.fromEntries(
+  hosts.map((host) => [host.name, { kind: host.kind, ipv4: host.ipv4Address, ipv6: host.ipv6Address, shell: host.shell }]),
+);
 export const clientEndpoints = Object.fromEntries(
   clients.map(({ client, url }) => [
     client.slug,
-    { url, port: client.port, container: clientNames(client.slug).container, status: client.status },
+    { url, port: client.port, container: clientNames(client.slug).container, status: client.status, server: client.server },
   ]),
 );

@@ -6,8 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import { BACKUP_HOST_FILES, backupTimerUnit, disableBackupCommand, enableBackupCommand, planBackupTooling } from "../policy/backupPlan";
+import type { Host, HostCommand } from "./hosts/host";
 
 /** Reads the tooling's repository files (scripts and units) from the project checkout. */
 export function readBackupHostFiles(repoRoot: string = path.join(__dirname, "..")): Record<string, string> {
@@ -17,8 +17,8 @@ export function readBackupHostFiles(repoRoot: string = path.join(__dirname, ".."
 }
 
 export interface BackupToolingArgs {
-  /** SSH connection to the host as root (waits for cloud-init). */
-  connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+  /** The host the tooling is installed on (its paths; systemd units only where systemd runs). */
+  host: Host;
   /** Days each client's backups are kept on the host (stack config `backupRetentionDays`). */
   retentionDays: number;
   /** Contents of the repository's host files; read from the checkout when omitted. */
@@ -27,38 +27,33 @@ export interface BackupToolingArgs {
 
 /**
  * Host-level backup tooling: `mai-backup`, `mai-restore`, the `mai-backup@` service and timer
- * templates, and `/etc/mai/backup.env`. Re-installed whenever any of their content changes.
- * Deleting it leaves the files and every backup on the host.
+ * templates (where systemd runs), and `backup.env` in the host's config directory. Re-installed
+ * whenever any of their content changes. Deleting it leaves the files and every backup on the host.
  */
 export class BackupTooling extends pulumi.ComponentResource {
   /** sha256 of everything installed; changes exactly when the install runs again. */
   public readonly contentHash: string;
   /** The install step; per-client timers depend on it. */
-  public readonly install: command.remote.Command;
+  public readonly install: HostCommand;
 
   constructor(name: string, args: BackupToolingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mai:index:BackupTooling", name, {}, opts);
-    const plan = planBackupTooling(args.sources ?? readBackupHostFiles(), args.retentionDays);
+    const { host } = args;
+    const plan = planBackupTooling(args.sources ?? readBackupHostFiles(), args.retentionDays, { paths: host.paths, systemd: host.hasSystemd });
     this.contentHash = plan.contentHash;
 
     // The same hash in every copy and in the install: a changed file re-runs both (a command
     // that only depends on a copy would not run again).
-    const uploads = plan.uploads.map(
-      (upload) =>
-        new command.remote.CopyToRemote(
-          `${name}-${upload.name}`,
-          {
-            connection: args.connection,
-            source: new pulumi.asset.StringAsset(upload.content),
-            remotePath: upload.stagedPath,
-            triggers: [plan.contentHash],
-          },
-          { parent: this },
-        ),
+    const uploads = plan.uploads.map((upload) =>
+      host.putFile(
+        `${name}-${upload.name}`,
+        { path: upload.stagedPath, content: upload.content, triggers: [plan.contentHash] },
+        { parent: this },
+      ),
     );
-    this.install = new command.remote.Command(
+    this.install = host.runCommand(
       `${name}-install`,
-      { connection: args.connection, create: plan.installCommand, triggers: [plan.contentHash] },
+      { create: plan.installCommand, triggers: [plan.contentHash] },
       { parent: this, dependsOn: uploads },
     );
     this.registerOutputs({ contentHash: this.contentHash });
@@ -66,9 +61,9 @@ export class BackupTooling extends pulumi.ComponentResource {
 }
 
 export interface ClientBackupArgs {
-  /** SSH connection to the host as root. */
-  connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
-  /** The client's slug: backs up volume `mai-<slug>-data` into `/srv/mai/backups/<slug>`. */
+  /** The client's host; it must run systemd (the timer is a systemd unit). */
+  host: Host;
+  /** The client's slug: backs up volume `mai-<slug>-data` into `<backupsDir>/<slug>`. */
   slug: string;
   /** The host tooling (or anything that installs it); the timer is enabled after it. */
   tooling: pulumi.Resource;
@@ -85,12 +80,12 @@ export class ClientBackup extends pulumi.ComponentResource {
   constructor(name: string, args: ClientBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mai:index:ClientBackup", name, {}, opts);
     this.timerUnit = backupTimerUnit(args.slug);
-    new command.remote.Command(
+    if (!args.host.hasSystemd) throw new Error(`ClientBackup ${args.slug}: host ${args.host.name} runs no systemd for the timer`);
+    args.host.runCommand(
       `${name}-timer`,
       {
-        connection: args.connection,
-        create: enableBackupCommand(args.slug),
-        delete: disableBackupCommand(args.slug),
+        create: enableBackupCommand(args.slug, args.host.paths.backupsDir),
+        delete: disableBackupCommand(args.slug, args.host.paths.backupsDir),
       },
       { parent: this, dependsOn: [args.tooling] },
     );

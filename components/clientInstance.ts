@@ -2,7 +2,6 @@ import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as random from "@pulumi/random";
-import * as command from "@pulumi/command";
 import { ClientBackup } from "./backups";
 import type { ClientSpec } from "../config/model";
 import {
@@ -13,26 +12,24 @@ import {
   clientLimits,
   clientNames,
   clientPorts,
+  clientUrl,
 } from "../policy/clientContainer";
 import { dnsRecordsFor } from "../policy/dns";
 import { lifecycle } from "../policy/lifecycle";
 import { OpenRouterKey } from "./openrouter/key";
+import type { Host } from "./hosts/host";
 
 export interface ClientInstanceArgs {
   /** The validated client: `clients/<slug>.yaml` with the stack defaults applied. */
   client: ClientSpec;
   /** Base domain of the Cloudflare zone (decides which hostnames get records). */
   domain: string;
-  /** Cloudflare zone that holds `<slug>.<domain>`. */
-  cloudflareZoneId: string;
-  /** Server IPv4 address for the A record(s). */
-  ipv4Address: pulumi.Input<string>;
-  /** Server IPv6 address for the AAAA record(s). */
-  ipv6Address: pulumi.Input<string>;
+  /** Cloudflare zone that holds `<slug>.<domain>`; without it (local stack) no DNS is declared. */
+  cloudflareZoneId?: string;
+  /** The host the client runs on: its paths, its commands, and its addresses for DNS. */
+  host: Host;
   /** The client's OpenRouter API key set by hand in secret config (secret); unused with a managed key. */
   openrouterApiKey: pulumi.Input<string>;
-  /** SSH connection to the host, for the backup timer. */
-  connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
   /** The host's backup tooling; the client's nightly timer is enabled after it is installed. */
   backupTooling: pulumi.Resource;
   /** When set and the client file has `openrouter.monthlyLimitUsd`, the stack creates the key itself. */
@@ -48,10 +45,11 @@ export interface ClientInstanceArgs {
 
 /**
  * One client organisation: its data volume, its private network, its container (absent while
- * suspended) and its DNS records. Docker children use the provider given in `opts.providers`.
+ * suspended), its nightly backup timer (where the host runs systemd) and its DNS records (where
+ * the host has public addresses). Docker children use the provider given in `opts.providers`.
  */
 export class ClientInstance extends pulumi.ComponentResource {
-  /** The client's own bridge network; only the proxy joins it besides the client. */
+  /** The client's own bridge network; nothing else joins it (the proxy uses the loopback port). */
   public readonly network: docker.Network;
   /** The client's database volume; retained when the client is removed. */
   public readonly dataVolume: docker.Volume;
@@ -59,6 +57,7 @@ export class ClientInstance extends pulumi.ComponentResource {
   public readonly container?: docker.Container;
   /** The stack-managed OpenRouter key, when the client has one. */
   public readonly openrouterKey?: OpenRouterKey;
+  /** Where the workspace answers, with the port when the host's proxy is not on 443. */
   public readonly url: string;
   /** The validated client this instance declares. */
   public readonly client: ClientSpec;
@@ -68,7 +67,7 @@ export class ClientInstance extends pulumi.ComponentResource {
     const { client } = args;
     const names = clientNames(client.slug);
     const child = { parent: this };
-    this.url = `https://${client.hostname}`;
+    this.url = clientUrl(client, args.host.proxy.httpsPort);
     this.client = client;
 
     this.dataVolume = new docker.Volume(
@@ -121,7 +120,7 @@ export class ClientInstance extends pulumi.ComponentResource {
           networksAdvanced: [{ name: this.network.name }],
           volumes: [
             { volumeName: this.dataVolume.name, containerPath: "/app/backend/data" },
-            { hostPath: names.backupsDir, containerPath: "/app/backups" },
+            { hostPath: `${args.host.paths.backupsDir}/${client.slug}`, containerPath: "/app/backups" },
           ],
           healthcheck: CLIENT_HEALTHCHECK,
           logDriver: "json-file",
@@ -133,17 +132,23 @@ export class ClientInstance extends pulumi.ComponentResource {
     }
 
     // Suspended clients keep their nightly backup: their data still exists and still matters.
-    new ClientBackup(`${name}-backup`, { connection: args.connection, slug: client.slug, tooling: args.backupTooling }, child);
+    if (args.host.hasSystemd) {
+      new ClientBackup(`${name}-backup`, { host: args.host, slug: client.slug, tooling: args.backupTooling }, child);
+    }
 
-    // DNS stays while suspended, so visitors see the 503 page rather than a DNS error.
-    for (const record of dnsRecordsFor(client, args.domain)) {
+    // DNS stays while suspended, so visitors see the 503 page rather than a DNS error. A host
+    // without public addresses (the local engine) has no DNS.
+    const { ipv4Address, ipv6Address } = args.host;
+    const zoneId = args.cloudflareZoneId;
+    const dnsRecords = ipv4Address && ipv6Address && zoneId ? dnsRecordsFor(client, args.domain) : [];
+    for (const record of dnsRecords) {
       new cloudflare.DnsRecord(
         `${name}-dns-${record.key}`,
         {
-          zoneId: args.cloudflareZoneId,
+          zoneId: zoneId!,
           name: record.name,
           type: record.type,
-          content: record.type === "A" ? args.ipv4Address : args.ipv6Address,
+          content: record.type === "A" ? ipv4Address! : ipv6Address!,
           ttl: 300,
           // DNS only: Caddy terminates TLS itself (ACME HTTP-01/TLS-ALPN, HTTP/3).
           proxied: false,

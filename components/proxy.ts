@@ -2,32 +2,35 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as docker from "@pulumi/docker";
-import * as command from "@pulumi/command";
-import { CADDY_IMAGE } from "../policy/caddyRelease";
-import { HOST_PATHS } from "../policy/cloudInit";
-import { CONTAINER_LOG_OPTS, clientNames } from "../policy/clientContainer";
+import { CONTAINER_LOG_OPTS } from "../policy/clientContainer";
 import { lifecycle } from "../policy/lifecycle";
+import {
+  APPLY_SCRIPT_NAME,
+  PROXY_CONTAINER,
+  PROXY_HEALTHCHECK,
+  PROXY_NETWORK_MODE,
+  contentHash,
+  proxyApplyCommand,
+  proxySeedCommand,
+} from "../policy/proxyPolicy";
 import { PROXY_VOLUMES } from "../policy/sharedNames";
-import { contentHash, proxyAttachCommands, proxyPorts, PROXY_CONTAINER, PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
+import type { Host } from "./hosts/host";
 
 /** The production reload procedure, shipped to the host and run after each Caddyfile upload. */
 const APPLY_SCRIPT = fs.readFileSync(path.join(__dirname, "..", "host", "caddy-apply.sh"), "utf8");
-const APPLY_SCRIPT_PATH = "/usr/local/sbin/mai-caddy-apply";
 
 export interface ProxyArgs {
-  /** SSH connection to the host (waits for cloud-init). */
-  connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
-  /** The shared network the proxy lives on (`mai-network`). */
-  network: docker.Network;
-  /** Each client's own network, which the proxy joins to reach `mai-<slug>:8080`. */
-  clientNetworks: { slug: string; network: docker.Network }[];
-  /** The rendered Caddyfile (see caddyfile.ts). */
+  /** The host the proxy runs on (its engine, paths and commands). */
+  host: Host;
+  /** The rendered Caddyfile with this host's clients only (see caddyfile.ts). */
   caddyfile: string;
+  /** Caddy image (stack `proxyImage`). */
+  image: string;
 }
 
 /**
- * Caddy in front of every client: the container, its certificate storage, its memberships of
- * the client networks, and the Caddyfile with a graceful reload whenever (and only when) the
+ * Caddy in front of a host's clients: the container on the host's network, its certificate
+ * storage, and the Caddyfile with a validated, graceful reload whenever (and only when) the
  * file's content changes.
  */
 export class Proxy extends pulumi.ComponentResource {
@@ -37,48 +40,31 @@ export class Proxy extends pulumi.ComponentResource {
 
   constructor(name: string, args: ProxyArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mai:index:Proxy", name, {}, opts);
+    const { host } = args;
     const child = { parent: this };
     this.caddyfileHash = contentHash(args.caddyfile);
     const scriptHash = contentHash(APPLY_SCRIPT);
 
-    const image = new docker.RemoteImage(`${name}-image`, { name: CADDY_IMAGE, keepLocally: true }, child);
+    const image = new docker.RemoteImage(`${name}-image`, { name: args.image, keepLocally: true }, child);
     const volume = (suffix: keyof typeof PROXY_VOLUMES) =>
       new docker.Volume(`${name}-${suffix}`, { name: PROXY_VOLUMES[suffix] }, { ...child, ...lifecycle.proxyVolume });
     const dataVolume = volume("data");
     const configVolume = volume("config");
 
     // The new file lands beside the live one; the apply script validates it before swapping.
-    const upload = new command.remote.CopyToRemote(
+    const upload = host.putFile(
       `${name}-caddyfile`,
-      {
-        connection: args.connection,
-        source: new pulumi.asset.StringAsset(args.caddyfile),
-        remotePath: `${HOST_PATHS.caddyDir}/Caddyfile.next`,
-        triggers: [this.caddyfileHash],
-      },
+      { path: `${host.paths.caddyDir}/Caddyfile.next`, content: args.caddyfile, triggers: [this.caddyfileHash] },
       child,
     );
-    const applyScript = new command.remote.CopyToRemote(
+    const applyScript = host.putFile(
       `${name}-apply-script`,
-      {
-        connection: args.connection,
-        source: new pulumi.asset.StringAsset(APPLY_SCRIPT),
-        remotePath: APPLY_SCRIPT_PATH,
-        triggers: [scriptHash],
-      },
+      { path: `${host.paths.binDir}/${APPLY_SCRIPT_NAME}`, content: APPLY_SCRIPT, triggers: [scriptHash] },
       child,
     );
 
-    // First start only: the container needs a Caddyfile to boot with. Later changes go through
-    // the validating apply step below, never through a restart.
-    const seed = new command.remote.Command(
-      `${name}-caddyfile-seed`,
-      {
-        connection: args.connection,
-        create: `cd ${HOST_PATHS.caddyDir} && { [ -f Caddyfile ] || cp Caddyfile.next Caddyfile; }`,
-      },
-      { ...child, dependsOn: [upload] },
-    );
+    // First start only: later changes go through the validating apply step, never a restart.
+    const seed = host.runCommand(`${name}-caddyfile-seed`, { create: proxySeedCommand(host.paths) }, { ...child, dependsOn: [upload] });
 
     this.container = new docker.Container(
       `${name}-container`,
@@ -86,20 +72,14 @@ export class Proxy extends pulumi.ComponentResource {
         name: PROXY_CONTAINER,
         image: image.imageId,
         restart: "unless-stopped",
-        ports: proxyPorts(),
-        // Only the shared network is declared here: declaring every client network would replace
-        // the proxy (and cut every client's connections) whenever a client is added. Client
-        // networks are joined by the attachments below, which Docker keeps across restarts.
-        networksAdvanced: [{ name: args.network.name }],
+        // The host's network: no published ports, no client network memberships (see proxyPolicy.ts).
+        networkMode: PROXY_NETWORK_MODE,
         volumes: [
           { volumeName: dataVolume.name, containerPath: "/data" },
           { volumeName: configVolume.name, containerPath: "/config" },
           // The directory, not the file: a file mount would pin the old inode after the swap.
-          { hostPath: HOST_PATHS.caddyDir, containerPath: "/etc/caddy", readOnly: true },
+          { hostPath: host.paths.caddyDir, containerPath: "/etc/caddy", readOnly: true },
         ],
-        // On reload Caddy opens a new listening socket; let the kernel hand connections still
-        // queued on the old one over instead of resetting them (Linux 5.14+).
-        sysctls: { "net.ipv4.tcp_migrate_req": "1" },
         healthcheck: PROXY_HEALTHCHECK,
         logDriver: "json-file",
         logOpts: CONTAINER_LOG_OPTS,
@@ -108,31 +88,10 @@ export class Proxy extends pulumi.ComponentResource {
       { ...child, ...lifecycle.container, dependsOn: [seed] },
     );
 
-    const attachments = args.clientNetworks.map(({ slug, network }) => {
-      const cmd = proxyAttachCommands(clientNames(slug).network);
-      return new command.remote.Command(
-        `${name}-attach-${slug}`,
-        {
-          connection: args.connection,
-          create: cmd.create,
-          delete: cmd.delete,
-          // Re-attach when either side is recreated.
-          triggers: [this.container.id, network.id],
-        },
-        { ...child, dependsOn: [network] },
-      );
-    });
-
-    new command.remote.Command(
+    host.runCommand(
       `${name}-reload`,
-      {
-        connection: args.connection,
-        // The script's defaults are the production paths; the image is only needed to validate
-        // while the proxy is down. Inline, because sshd drops `environment` variables.
-        create: `CADDY_IMAGE=${CADDY_IMAGE} bash ${APPLY_SCRIPT_PATH}`,
-        triggers: [this.caddyfileHash, scriptHash],
-      },
-      { ...child, dependsOn: [upload, applyScript, this.container, ...attachments] },
+      { create: proxyApplyCommand(host.paths, args.image), triggers: [this.caddyfileHash, scriptHash] },
+      { ...child, dependsOn: [upload, applyScript, this.container] },
     );
 
     this.registerOutputs({ containerName: this.container.name, caddyfileHash: this.caddyfileHash });

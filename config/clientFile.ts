@@ -47,6 +47,17 @@ export function slugProblem(slug: string): string | undefined {
   return undefined;
 }
 
+/** Longest server name (`mai-hosting:servers` key): it prefixes resource names and is a DNS label. */
+export const MAX_SERVER_NAME_LENGTH = 30;
+
+/** Why `name` is not a usable server name, or undefined. */
+export function serverNameProblem(name: string): string | undefined {
+  if (name.length > MAX_SERVER_NAME_LENGTH || !SLUG_PATTERN.test(name)) {
+    return `expected a server name of 1-${MAX_SERVER_NAME_LENGTH} characters a-z, 0-9 and "-" (a DNS label, e.g. "nbg1-a"), got ${describeValue(name)}`;
+  }
+  return undefined;
+}
+
 /** The slug of a client file (its name without extension), or why the name is not usable. */
 export function slugFromFileName(fileName: string): { slug: string } | { problem: string } {
   const base = path.basename(fileName);
@@ -343,6 +354,11 @@ export const clientFileSchema = mapping(
     env: envSchema
       .describe(
         "Extra non-secret environment variables (NAME: \"value\"). Values must be strings: quote numbers and booleans. Stack-managed variables and secrets are refused.",
+      )
+      .optional(),
+    server: checkedString('a server name of the stack, like "nbg1-a"', serverNameProblem)
+      .describe(
+        "Server the client runs on: a name from the stack's servers (mai-hosting:servers in Pulumi.<stack>.yaml); defaults to the stack's first server. A stack of local servers only runs a client whose server it does not have on its first server.",
       )
       .optional(),
     openrouter: mapping(

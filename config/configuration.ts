@@ -8,7 +8,7 @@ import * as path from "path";
 import { assessCapacity, type CapacityReport } from "../policy/capacity";
 import { type ValidClientFile, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
 import { type ConfigIssue, ConfigError } from "./configIssues";
-import type { ClientSpec, StackSettings } from "./model";
+import type { ClientSpec, ServerSpec, StackSettings } from "./model";
 import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "./stackSettings";
 import { formatMemory, memoryMb } from "./units";
 import { type FieldPath, formatPath, parseYamlMapping, readYamlFile } from "./yamlSource";
@@ -39,8 +39,8 @@ export interface Configuration {
   settings: StackSettings;
   /** Every client (active and suspended), ordered by slug. */
   clients: ClientSpec[];
-  /** Capacity of the server against the active clients. */
-  capacity: CapacityReport;
+  /** Capacity of each server against its active clients, in the stack's server order. */
+  capacity: CapacityReport[];
   /** Acceptable but noteworthy findings (e.g. CPU overcommit). */
   warnings: string[];
 }
@@ -103,19 +103,23 @@ export function resolveConfiguration(stack: StackConfigSource, clientSources: Cl
   }
 
   let clients: ClientSpec[] = [];
-  let capacity: CapacityReport | undefined;
+  let capacity: CapacityReport[] | undefined;
+  const warnings: string[] = [];
   if (settings !== undefined) {
-    const resolved = valid.map((client) => resolveClient(client, settings));
-    for (const result of resolved) issues.push(...result.issues);
+    const resolved = valid.map((client) => resolveClient(client, settings, stack.file));
+    for (const result of resolved) {
+      issues.push(...result.issues);
+      warnings.push(...result.warnings);
+    }
     clients = resolved.map((result) => result.spec);
     issues.push(...hostnameCollisions(valid, clients));
 
     const lineOfFile = new Map(valid.map((client) => [client.file, client.lineOf]));
     const assessment = assessCapacity(clients, settings, stack.file);
-    capacity = assessment.report;
+    capacity = assessment.reports;
     for (const found of assessment.issues) {
       if (found.file === stack.file) {
-        issues.push({ ...found, line: stackLineOf([found.path]), path: `${PROJECT}:${found.path}` });
+        issues.push({ ...found, line: stackLineOf(found.path.split(".")), path: `${PROJECT}:${found.path}` });
       } else {
         issues.push({ ...found, line: lineOfFile.get(found.file)?.(found.path.split(".")) });
       }
@@ -125,7 +129,7 @@ export function resolveConfiguration(stack: StackConfigSource, clientSources: Cl
   if (issues.length > 0 || settings === undefined || capacity === undefined) {
     throw new ConfigError(orderIssues(issues, stack.file));
   }
-  return { settings, clients, capacity, warnings: [...capacity.warnings] };
+  return { settings, clients, capacity, warnings: [...warnings, ...capacity.flatMap((report) => report.warnings)] };
 }
 
 function compareText(a: string, b: string): number {
@@ -148,12 +152,49 @@ function orderIssues(issues: ConfigIssue[], stackFile: string): ConfigIssue[] {
     .map(({ found }) => found);
 }
 
+/**
+ * The server a client runs on: the one its file names, else the stack's first server. A name the
+ * stack does not have is an error, except in a stack of local servers only: that stack stands in
+ * for the whole fleet (it shares `clients/` with production), so such a client runs on its first
+ * server and a warning says so.
+ */
+export function placeClient(
+  requested: string | undefined,
+  servers: readonly ServerSpec[],
+): { server: string; unknown?: "error" | "fallback" } {
+  const first = servers[0].name;
+  if (requested === undefined || servers.some((server) => server.name === requested)) return { server: requested ?? first };
+  return { server: first, unknown: servers.every((server) => server.kind === "local") ? "fallback" : "error" };
+}
+
 /** Applies stack defaults to one valid client file and checks reservations against limits. */
-function resolveClient(client: ValidClientFile, settings: StackSettings): { spec: ClientSpec; issues: ConfigIssue[] } {
+function resolveClient(
+  client: ValidClientFile,
+  settings: StackSettings,
+  stackFile: string,
+): { spec: ClientSpec; issues: ConfigIssue[]; warnings: string[] } {
   const issues: ConfigIssue[] = [];
+  const warnings: string[] = [];
   const content = client.content;
   const given = content.resources ?? {};
   const defaults = settings.defaultResources;
+
+  const placement = placeClient(content.server, settings.servers);
+  const serverNames = settings.servers.map((server) => server.name).join(", ");
+  if (placement.unknown === "error") {
+    issues.push({
+      file: client.file,
+      line: client.lineOf(["server"]),
+      path: "server",
+      message: `unknown server "${content.server}"; expected one of the stack's servers: ${serverNames} (${PROJECT}:servers in ${stackFile})`,
+    });
+  } else if (placement.unknown === "fallback") {
+    warnings.push(
+      `${client.file}: server "${content.server}" is not a server of this stack (${serverNames}); the client runs on "${placement.server}" (a stack of local servers stands in for every server)`,
+    );
+  }
+  const server = settings.servers.find((candidate) => candidate.name === placement.server)!;
+
   const resources = {
     cpus: given.cpus ?? defaults.cpus,
     memoryMb: given.memory === undefined ? defaults.memoryMb : memoryMb(given.memory),
@@ -183,6 +224,16 @@ function resolveClient(client: ValidClientFile, settings: StackSettings): { spec
     );
   }
 
+  // Docker refuses a CPU limit above the machine's CPU count: a local machine that says how many
+  // it has lowers larger limits (the examples ask for more than a small laptop has).
+  if (server.kind === "local" && server.cpus !== undefined && resources.cpus > server.cpus) {
+    warnings.push(
+      `${client.file}: CPU limit ${resources.cpus} lowered to the ${server.cpus} CPUs of local server "${server.name}" (${PROJECT}:servers.${server.name}.cpus)`,
+    );
+    resources.cpus = server.cpus;
+    resources.reservedCpus = Math.min(resources.reservedCpus, server.cpus);
+  }
+
   const defaultHostname = `${client.slug}.${settings.domain}`;
   const defaultProblem = hostnameProblem(defaultHostname);
   if (defaultProblem !== undefined) {
@@ -201,8 +252,9 @@ function resolveClient(client: ValidClientFile, settings: StackSettings): { spec
     resources,
     env: { ...(content.env ?? {}) },
     ...(content.openrouter === undefined ? {} : { openrouter: { ...content.openrouter } }),
+    server: placement.server,
   };
-  return { spec, issues };
+  return { spec, issues, warnings };
 }
 
 /**
@@ -398,6 +450,19 @@ export function missingClientKeys(clients: ClientSpec[], secretPaths: string[]):
     .filter((client) => !(canProvision && client.openrouter?.monthlyLimitUsd !== undefined))
     .map((client) => client.slug)
     .sort();
+}
+
+/**
+ * Whether a client may run without an OpenRouter key: only in a stack of local servers, which is
+ * for trying the hosting out (the workspace runs, no model answers). Production stacks refuse.
+ */
+export function keysOptional(settings: Pick<StackSettings, "servers">): boolean {
+  return settings.servers.every((server) => server.kind === "local");
+}
+
+/** The warning for a client without a key in a stack of local servers (shared by the program and the plan). */
+export function localMissingKeyWarning(slug: string, stack?: string): string {
+  return `client "${slug}" has no OpenRouter key (a local stack runs it without one: no model answers): ${clientKeyCommand(slug, stack)}`;
 }
 
 /** The command that stores a client's OpenRouter key as a secret (optionally for a named stack). */

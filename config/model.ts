@@ -45,23 +45,58 @@ export interface ClientSpec {
   env: Record<string, string>;
   /** OpenRouter key provisioning settings, when the client file asks for a managed key. */
   openrouter?: { monthlyLimitUsd?: number };
+  /** Name of the server the client runs on (a key of the stack's `servers`). */
+  server: string;
 }
 
-/** Stack-wide settings read from `Pulumi.<stack>.yaml` (non-secret values only). */
-export interface StackSettings {
-  /** Base domain in the Cloudflare zone; clients default to `<slug>.<domain>`. */
-  domain: string;
-  /** Cloudflare zone id of `domain`. */
-  cloudflareZoneId: string;
+/** A Hetzner Cloud server the stack creates (the default kind). */
+export interface HetznerServerSpec {
+  /** Server name: a DNS label, unique in the stack; names its resources (`mai-<name>` at Hetzner). */
+  name: string;
+  kind: "hetzner";
   /** Hetzner CCX server type, e.g. `ccx53`. */
   serverType: string;
   /** Hetzner location, e.g. `nbg1`. */
   location: string;
+}
+
+/** The Docker Engine of the machine running Pulumi: for trying the stack out and for tests. */
+export interface LocalServerSpec {
+  /** Server name: a DNS label, unique in the stack. */
+  name: string;
+  kind: "local";
+  /** Caddy's plain-HTTP port on 127.0.0.1. */
+  httpPort: number;
+  /** Caddy's HTTPS port on 127.0.0.1 (TCP, and UDP for HTTP/3). */
+  httpsPort: number;
+  /** Absolute directory holding the stack's host files (Caddyfile, scripts, backups). */
+  stateDir: string;
+  /** Docker Engine endpoint, e.g. `unix:///var/run/docker.sock`. */
+  dockerHost: string;
+  /** CPUs of the machine, when given: client CPU limits above it are lowered to it. */
+  cpus?: number;
+}
+
+/** One server of the stack. (`kind: ssh`, an existing host over SSH, is reserved, not built.) */
+export type ServerSpec = HetznerServerSpec | LocalServerSpec;
+
+/** Stack-wide settings read from `Pulumi.<stack>.yaml` (non-secret values only). */
+export interface StackSettings {
+  /** Base domain in the Cloudflare zone (`localhost` for a local-only stack); clients default to `<slug>.<domain>`. */
+  domain: string;
+  /** Cloudflare zone id of `domain`; absent only in a stack without Hetzner servers. */
+  cloudflareZoneId?: string;
+  /** The servers, in configuration order; the first is where clients without `server:` run. */
+  servers: ServerSpec[];
+  /** Hetzner CCX server type of a Hetzner server that does not name one, e.g. `ccx53`. */
+  serverType: string;
+  /** Hetzner location of a Hetzner server that does not name one, e.g. `nbg1`. */
+  location: string;
   /** Hetzner OS image for the server, e.g. `ubuntu-24.04`. */
   serverImage: string;
-  /** OpenSSH public keys allowed to log in as root. */
+  /** OpenSSH public keys allowed to log in as root (empty in a stack without Hetzner servers). */
   sshPublicKeys: string[];
-  /** CIDRs allowed to reach SSH (22/tcp). */
+  /** CIDRs allowed to reach SSH (22/tcp) (empty in a stack without Hetzner servers). */
   adminCidrs: string[];
   /** Image used by clients that do not override `image`. */
   defaultImage: string;
@@ -69,8 +104,10 @@ export interface StackSettings {
   defaultResources: ResourceSpec;
   /** CPU and memory kept back for the OS, Docker and Caddy when checking capacity. */
   hostReserve: { cpus: number; memoryMb: number };
-  /** Contact address for ACME (Let's Encrypt) accounts. */
-  acmeEmail: string;
+  /** Contact address for ACME (Let's Encrypt) accounts; absent only in a stack without Hetzner servers. */
+  acmeEmail?: string;
+  /** Caddy image the proxy runs (stack `proxyImage`, default the pinned release). */
+  proxyImage: string;
   /** Days a client's nightly database backups are kept on the host. */
   backupRetentionDays: number;
   /**

@@ -6,7 +6,7 @@
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Configuration } from "./configuration";
-import { clientKeyCommand, missingClientKeys, readClientSources, resolveConfiguration } from "./configuration";
+import { clientKeyCommand, keysOptional, localMissingKeyWarning, missingClientKeys, readClientSources, resolveConfiguration } from "./configuration";
 import { ConfigError, formatIssue } from "./configIssues";
 import { PROJECT, SECRET_CONFIG_KEYS } from "./stackSettings";
 
@@ -70,7 +70,10 @@ export function loadProgramConfig(): ProgramConfig {
   }
 
   const missing = missingClientKeys(configuration.clients, presentSecretPaths());
-  if (missing.length > 0) {
+  if (missing.length > 0 && keysOptional(configuration.settings)) {
+    // A local stack is for trying things out: the workspace runs, only the model connection is empty.
+    for (const slug of missing) pulumi.log.warn(localMissingKeyWarning(slug, pulumi.getStack()));
+  } else if (missing.length > 0) {
     const lines = missing.map(
       (slug) => formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug, pulumi.getStack())}` }),
     );

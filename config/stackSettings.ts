@@ -22,6 +22,8 @@ import {
 import { apiBaseUrlProblem, DEFAULT_OPENROUTER_API_BASE_URL, normalizeApiBaseUrl } from "./apiBaseUrl";
 import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
+import { defaultServers, parseServers } from "./servers";
+import { CADDY_IMAGE } from "../policy/caddyRelease";
 import { formatMemory, memoryMb } from "./units";
 import { type FieldPath, formatPath } from "./yamlSource";
 
@@ -36,6 +38,17 @@ export const DEFAULT_RESOURCES: ResourceSpec = { cpus: 2, memoryMb: 4096, reserv
 
 /** CPU and memory kept for the OS, Docker and Caddy unless the stack overrides them. */
 export const DEFAULT_HOST_RESERVE = { cpus: 2, memoryMb: 4096 };
+
+/** The domain of a stack without Hetzner servers: clients are served as `<slug>.localhost`. */
+export const LOCAL_DOMAIN = "localhost";
+
+/** Settings a Hetzner server needs, with what is expected; optional in a stack of local servers only. */
+const HETZNER_REQUIRED: ReadonlyArray<[key: "cloudflareZoneId" | "sshPublicKeys" | "adminCidrs" | "acmeEmail", expected: string]> = [
+  ["cloudflareZoneId", "the Cloudflare zone id of the domain (32 lower-case hex characters)"],
+  ["sshPublicKeys", "a list of OpenSSH public keys (root logins use them)"],
+  ["adminCidrs", 'a list of CIDRs allowed to reach SSH, like "203.0.113.7/32"'],
+  ["acmeEmail", "an e-mail address for Let's Encrypt notices"],
+];
 
 /** Hetzner Cloud locations. */
 export const HETZNER_LOCATIONS: readonly string[] = ["nbg1", "fsn1", "hel1", "ash", "hil", "sin"];
@@ -202,12 +215,16 @@ const numberSetting = <T extends z.ZodType>(schema: T) => z.preprocess(fromConfi
 /** Schema of the non-secret `mai-hosting:*` config values (strict: unknown keys are errors). */
 export const stackSettingsSchema = mapping(
   {
-    domain: checkedString('a domain like "mai-hosting.eu"', (value) => hostnameProblem(value, "mai-hosting.eu")),
+    // `localhost` serves clients as <slug>.localhost on a local-only stack (checked below).
+    domain: checkedString('a domain like "mai-hosting.eu"', (value) =>
+      value === LOCAL_DOMAIN ? undefined : hostnameProblem(value, "mai-hosting.eu"),
+    ),
     cloudflareZoneId: checkedString("the Cloudflare zone id (32 hex characters)", (value) =>
       /^[0-9a-f]{32}$/.test(value)
         ? undefined
         : `expected the Cloudflare zone id of the domain (32 lower-case hex characters, from the zone's overview page), got ${describeValue(value)}`,
-    ),
+    ).optional(),
+    servers: objectSetting(z.unknown()).optional(),
     serverType: z
       .enum(SERVER_TYPE_NAMES as [string, ...string[]], {
         error: expecting(`a Hetzner CCX server type (${SERVER_TYPE_NAMES.join(", ")})`),
@@ -229,14 +246,14 @@ export const stackSettingsSchema = mapping(
           error: expecting("a list of OpenSSH public keys"),
         })
         .min(1, { error: "expected at least one OpenSSH public key (root logins use it)" }),
-    ),
+    ).optional(),
     adminCidrs: listSetting(
       z
         .array(checkedString('a CIDR like "203.0.113.7/32"', cidrProblem), {
           error: expecting('a list of CIDRs like "203.0.113.7/32"'),
         })
         .min(1, { error: "expected at least one CIDR allowed to reach SSH" }),
-    ),
+    ).optional(),
     defaultImage: checkedString("a container image with a pinned version", imageProblem),
     defaultResources: objectSetting(resourcesSchema()).optional(),
     hostReserve: objectSetting(
@@ -248,7 +265,8 @@ export const stackSettingsSchema = mapping(
         "a mapping with cpus and/or memory",
       ),
     ).optional(),
-    acmeEmail: checkedString("an e-mail address", emailProblem),
+    acmeEmail: checkedString("an e-mail address", emailProblem).optional(),
+    proxyImage: checkedString("a Caddy container image with a pinned version", imageProblem).default(CADDY_IMAGE),
     backupRetentionDays: numberSetting(integerIn(1, 3650)).default(30),
     openrouterApiBaseUrl: checkedString("the OpenRouter API base URL", (value) => {
       const problem = apiBaseUrlProblem(value);
@@ -330,6 +348,27 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
       ),
     );
   }
+  const serversResult =
+    input.servers === undefined
+      ? { servers: defaultServers(input.serverType, input.location), issues: [] }
+      : parseServers(
+          input.servers,
+          { serverType: input.serverType, location: input.location, locations: HETZNER_LOCATIONS },
+          source.file,
+          lineOf,
+          (path) => `${PROJECT}:${path}`,
+        );
+  issues.push(...serversResult.issues);
+  const hetznerNames = serversResult.servers.filter((server) => server.kind === "hetzner").map((server) => server.name);
+  if (hetznerNames.length > 0) {
+    const needed = `needed for the Hetzner server${hetznerNames.length === 1 ? "" : "s"} ${hetznerNames.join(", ")}`;
+    for (const [key, expected] of HETZNER_REQUIRED) {
+      if (input[key] === undefined) issues.push(issue([key], `missing; expected ${expected} (${needed})`));
+    }
+    if (input.domain === LOCAL_DOMAIN) {
+      issues.push(issue(["domain"], `"${LOCAL_DOMAIN}" is only for a stack of local servers; the Hetzner servers (${hetznerNames.join(", ")}) need a domain in Cloudflare`));
+    }
+  }
   if (issues.length > 0) return { ok: false, issues };
 
   const reserveInput = input.hostReserve ?? {};
@@ -337,19 +376,21 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
     ok: true,
     settings: {
       domain: input.domain,
-      cloudflareZoneId: input.cloudflareZoneId,
+      ...(input.cloudflareZoneId === undefined ? {} : { cloudflareZoneId: input.cloudflareZoneId }),
+      servers: serversResult.servers,
       serverType: input.serverType,
       location: input.location,
       serverImage: input.serverImage,
-      sshPublicKeys: input.sshPublicKeys.map((key) => key.trim()),
-      adminCidrs: input.adminCidrs,
+      sshPublicKeys: (input.sshPublicKeys ?? []).map((key) => key.trim()),
+      adminCidrs: input.adminCidrs ?? [],
       defaultImage: input.defaultImage,
       defaultResources,
       hostReserve: {
         cpus: reserveInput.cpus ?? DEFAULT_HOST_RESERVE.cpus,
         memoryMb: reserveInput.memory === undefined ? DEFAULT_HOST_RESERVE.memoryMb : memoryMb(reserveInput.memory),
       },
-      acmeEmail: input.acmeEmail,
+      ...(input.acmeEmail === undefined ? {} : { acmeEmail: input.acmeEmail }),
+      proxyImage: input.proxyImage,
       backupRetentionDays: input.backupRetentionDays,
       openrouterApiBaseUrl: normalizeApiBaseUrl(input.openrouterApiBaseUrl),
     },

@@ -32,8 +32,8 @@ export interface PlanClientRow {
   reservedCpus: number;
   /** Reserved memory in MiB. */
   reservedMemoryMb: number;
-  /** Server the client runs on (absent for a stack without `servers`). */
-  server?: string;
+  /** Server the client runs on. */
+  server: string;
   /** Server the client leaves in this deployment (`moveFrom:` in its file). */
   moveFrom?: string;
 }
@@ -44,10 +44,12 @@ export interface PlanReport {
   stack: string;
   /** Clients in file order. */
   clients: PlanClientRow[];
-  /** Server capacity use. */
-  capacity: CapacityReport;
+  /** Capacity use per server, in the stack's server order. */
+  capacity: CapacityReport[];
   /** Every resource the program declares. */
   resources: DeclaredResource[];
+  /** Server of each resource, by URN (see plan/servers.ts). */
+  resourceServer?: Readonly<Record<string, string>>;
   /** Differences against `base` (only when a base was given). */
   changes?: ResourceChange[];
   /** The git ref the changes are computed against. */
@@ -109,8 +111,15 @@ const clientHeader = ["CLIENT", "URL", "PORT", "STATUS", "CPU LIMIT / RESERVED",
 function capacityLines(c: CapacityReport): string[] {
   const t = c.totals;
   const a = c.allocatable;
+  if (!c.checked) {
+    return [
+      `Server ${c.serverName} (${c.serverType}): capacity ${c.note ?? "not checked"}`,
+      `  limits:   ${cpus(t.cpuLimits)} vCPU, ${memory(t.memoryLimitsMb)}; reserved ${cpus(t.reservedCpus)} vCPU, ${memory(t.reservedMemoryMb)}`,
+      `  ${c.activeClients} active client(s)${c.suspendedClients > 0 ? `; ${c.suspendedClients} suspended` : ""}`,
+    ];
+  }
   return [
-    `Server ${c.serverType}: ${cpus(c.server.cpus)} vCPU, ${memory(c.server.memoryMb)}; host reserve ${cpus(c.reserve.cpus)} vCPU, ${memory(c.reserve.memoryMb)}; available to clients ${cpus(a.cpus)} vCPU, ${memory(a.memoryMb)}`,
+    `Server ${c.serverName} (${c.serverType}): ${cpus(c.server.cpus)} vCPU, ${memory(c.server.memoryMb)}; host reserve ${cpus(c.reserve.cpus)} vCPU, ${memory(c.reserve.memoryMb)}; available to clients ${cpus(a.cpus)} vCPU, ${memory(a.memoryMb)}`,
     `  reserved: ${cpus(t.reservedCpus)} vCPU (${percent(t.reservedCpus, a.cpus)}), ${memory(t.reservedMemoryMb)} (${percent(t.reservedMemoryMb, a.memoryMb)})`,
     `  limits:   ${cpus(t.cpuLimits)} vCPU (${percent(t.cpuLimits, a.cpus)}), ${memory(t.memoryLimitsMb)} (${percent(t.memoryLimitsMb, a.memoryMb)})`,
     `  ${c.activeClients} active client(s) counted${c.suspendedClients > 0 ? `; ${c.suspendedClients} suspended (no container, not counted)` : ""}`,
@@ -215,20 +224,50 @@ function groupHeading(client: string, changes: readonly ResourceChange[]): strin
   return move ? `client ${client} (moves ${move.from} -> ${move.to})` : `client ${client}`;
 }
 
+/** Server names in stack order (from the capacity reports), then any others the clients name. */
+export function serverNames(report: Pick<PlanReport, "capacity" | "clients">): string[] {
+  const names = report.capacity.map((c) => c.serverName);
+  for (const client of report.clients) if (!names.includes(client.server)) names.push(client.server);
+  return names;
+}
+
+/** Resources grouped by server, in server order; resources of no server last under "". */
+export function resourcesByServer(report: PlanReport): Array<[string, DeclaredResource[]]> {
+  const groups = new Map<string, DeclaredResource[]>(serverNames(report).map((name) => [name, []]));
+  for (const resource of report.resources) {
+    const server = report.resourceServer?.[resource.urn] ?? "";
+    groups.set(server, [...(groups.get(server) ?? []), resource]);
+  }
+  return [...groups.entries()].filter(([, list]) => list.length > 0);
+}
+
 /** Terminal rendering. */
 export function renderText(report: PlanReport): string {
   const lines: string[] = [`Plan for stack "${report.stack}"`, DECLARED_STATE_NOTE, ""];
-  lines.push(`Clients (${report.clients.length})`, ...table(clientHeader, clientRows(report.clients)), "");
-  lines.push(...capacityLines(report.capacity), "");
+  for (const server of serverNames(report)) {
+    const clients = report.clients.filter((c) => c.server === server);
+    const capacity = report.capacity.find((c) => c.serverName === server);
+    lines.push(`Server ${server}: ${clients.length} client(s)`);
+    if (clients.length > 0) lines.push(...table(clientHeader, clientRows(clients)).map((line) => `  ${line}`));
+    if (capacity) lines.push(...capacityLines(capacity).map((line) => `  ${line}`));
+    lines.push("");
+  }
   lines.push(`Resources (${report.resources.length})`);
-  for (const [type, count] of countByType(report.resources)) lines.push(`  ${String(count).padStart(4)}  ${type}`);
+  for (const [server, resources] of resourcesByServer(report)) {
+    lines.push(`  ${server === "" ? "no server" : `server ${server}`} (${resources.length})`);
+    for (const [type, count] of countByType(resources)) lines.push(`    ${String(count).padStart(4)}  ${type}`);
+  }
   if (report.changes) {
     lines.push("", `Changes against ${report.base ?? "base"} (${report.changes.length})`);
     if (report.changes.length === 0) lines.push("  none: the declared resources are identical");
     if (report.moves && report.moves.length > 0) lines.push(...moveLines(report.moves).map((line) => `  ${line}`));
     for (const [client, changes] of groupChanges(report.changes)) {
       lines.push(`  ${groupHeading(client, changes)}`);
-      for (const change of changes) lines.push(`    ${describeChange(change)}`);
+      const several = serverNames(report).length > 1;
+      for (const change of changes) {
+        const server = several && client === "" ? report.resourceServer?.[change.urn] : undefined;
+        lines.push(`    ${describeChange(change)}${server ? ` [server ${server}]` : ""}`);
+      }
     }
     lines.push("", summaryLine(summariseChanges(report.changes), activeSlugs(report)));
   }
@@ -270,12 +309,14 @@ export function renderMarkdown(report: PlanReport): string {
     }
   }
   lines.push(`<details><summary>Clients (${report.clients.length})</summary>`, "");
-  lines.push(`| Client | URL | Port | Status | CPU limit / reserved | Memory limit / reserved |`, `|---|---|---|---|---|---|`);
-  for (const row of clientRows(report.clients)) lines.push(`| ${row.map(mdEscape).join(" | ")} |`);
+  lines.push(`| Server | Client | URL | Port | Status | CPU limit / reserved | Memory limit / reserved |`, `|---|---|---|---|---|---|---|`);
+  for (const client of report.clients) lines.push(`| ${[client.server, ...clientRows([client])[0]].map(mdEscape).join(" | ")} |`);
   lines.push("", "</details>", "");
-  lines.push("<details><summary>Capacity</summary>", "", "```", ...capacityLines(report.capacity), "```", "", "</details>", "");
-  lines.push(`<details><summary>Resources (${report.resources.length})</summary>`, "", "| Type | Count |", "|---|---|");
-  for (const [type, count] of countByType(report.resources)) lines.push(`| \`${type}\` | ${count} |`);
+  lines.push("<details><summary>Capacity</summary>", "", "```", ...report.capacity.flatMap(capacityLines), "```", "", "</details>", "");
+  lines.push(`<details><summary>Resources (${report.resources.length})</summary>`, "", "| Server | Type | Count |", "|---|---|---|");
+  for (const [server, resources] of resourcesByServer(report)) {
+    for (const [type, count] of countByType(resources)) lines.push(`| ${server || "none"} | \`${type}\` | ${count} |`);
+  }
   lines.push("", "</details>");
   if (report.warnings.length > 0) lines.push("", "**Warnings**", "", ...report.warnings.map((w) => `- ${mdEscape(w)}`));
   return lines.join("\n") + "\n";
@@ -296,9 +337,18 @@ export function toJson(report: PlanReport): Record<string, unknown> {
       memoryMb: c.memoryMb,
       reservedCpus: c.reservedCpus,
       reservedMemoryMb: c.reservedMemoryMb,
+      server: c.server,
     })),
+    servers: serverNames(report),
     capacity: report.capacity,
-    resources: report.resources.map((r) => ({ urn: r.urn, type: r.type, name: r.name, parent: r.parent ?? null, inputs: r.inputs })),
+    resources: report.resources.map((r) => ({
+      urn: r.urn,
+      type: r.type,
+      name: r.name,
+      parent: r.parent ?? null,
+      server: report.resourceServer?.[r.urn] ?? null,
+      inputs: r.inputs,
+    })),
     ...(report.changes
       ? {
           base: report.base,

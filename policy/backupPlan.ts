@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { HOST_PATHS } from "./cloudInit";
+import type { HostPaths } from "./hostPaths";
 
 /** Where every client's backups live on the host (one directory per slug, see README). */
 export const BACKUP_ROOT = HOST_PATHS.backupsDir;
@@ -13,7 +14,23 @@ export const BACKUP_CONFIG_DIR = HOST_PATHS.etcDir;
 /** The env file the stack owns (retention); the operator's own settings go in `backup.local.env`. */
 export const BACKUP_ENV_PATH = `${BACKUP_CONFIG_DIR}/backup.env`;
 /** Where uploads land before `install` moves them into place (a running script is never overwritten). */
-export const BACKUP_STAGING_DIR = "/var/lib/mai/staging/backup";
+export const BACKUP_STAGING_DIR = `${HOST_PATHS.stateDir}/staging/backup`;
+
+/** Where the tooling goes on a host, and whether systemd runs there (timers and units only then). */
+export interface BackupTarget {
+  /** The host's paths (production: HOST_PATHS). */
+  paths: HostPaths;
+  /** Install the systemd units and run `systemctl` (false on a local engine). */
+  systemd: boolean;
+}
+
+/** A production server: HOST_PATHS and systemd. */
+export const PRODUCTION_BACKUP_TARGET: BackupTarget = { paths: HOST_PATHS, systemd: true };
+
+/** Where `file` is installed on `target`: scripts into its bin directory, units into systemd's. */
+export function installTarget(file: BackupHostFile, target: BackupTarget): string {
+  return file.target.startsWith("/etc/systemd/") ? file.target : `${target.paths.binDir}/${baseName(file.target)}`;
+}
 /** Host tools the scripts call; cloud-init installs them (Debian/Ubuntu packages sqlite3, zstd, util-linux). */
 export const BACKUP_REQUIRED_TOOLS = ["sqlite3", "zstd", "flock"] as const;
 
@@ -81,17 +98,13 @@ export function checkSlug(slug: string): string {
 }
 
 /** The stack-owned env file: only the retention, the off-host settings are the operator's. */
-export function renderBackupEnv(retentionDays: number): string {
+export function renderBackupEnv(retentionDays: number, configDir: string = BACKUP_CONFIG_DIR): string {
   return [
     "# Written by the mai-hosting stack (config key backupRetentionDays); edits here are overwritten.",
-    `# Off-host copy settings (OFFSITE_TARGET, ...) belong in ${BACKUP_CONFIG_DIR}/backup.local.env.`,
+    `# Off-host copy settings (OFFSITE_TARGET, ...) belong in ${configDir}/backup.local.env.`,
     `RETENTION_DAYS=${checkRetentionDays(retentionDays)}`,
     "",
   ].join("\n");
-}
-
-function stagedPathOf(name: string): string {
-  return `${BACKUP_STAGING_DIR}/${name}`;
 }
 
 function baseName(file: string): string {
@@ -102,22 +115,28 @@ function baseName(file: string): string {
  * Plans the host tooling from the repository files' contents (`sources`, keyed by
  * `BackupHostFile.source`) and the retention. Throws naming any file that is missing.
  */
-export function planBackupTooling(sources: Readonly<Record<string, string>>, retentionDays: number): BackupToolingPlan {
+export function planBackupTooling(
+  sources: Readonly<Record<string, string>>,
+  retentionDays: number,
+  target: BackupTarget = PRODUCTION_BACKUP_TARGET,
+): BackupToolingPlan {
   const missing = BACKUP_HOST_FILES.filter((file) => sources[file.source] === undefined).map((f) => f.source);
   if (missing.length > 0) throw new Error(`backup tooling: missing repository file(s) ${missing.join(", ")}`);
 
-  const uploads: BackupUpload[] = BACKUP_HOST_FILES.map((file) => ({
+  const staging = `${target.paths.stateDir}/staging/backup`;
+  const files = BACKUP_HOST_FILES.filter((file) => target.systemd || !file.target.startsWith("/etc/systemd/"));
+  const uploads: BackupUpload[] = files.map((file) => ({
     name: baseName(file.source),
     content: sources[file.source],
-    stagedPath: stagedPathOf(baseName(file.source)),
-    target: file.target,
+    stagedPath: `${staging}/${baseName(file.source)}`,
+    target: installTarget(file, target),
     mode: file.mode,
   }));
   uploads.push({
     name: "backup.env",
-    content: renderBackupEnv(retentionDays),
-    stagedPath: stagedPathOf("backup.env"),
-    target: BACKUP_ENV_PATH,
+    content: renderBackupEnv(retentionDays, target.paths.etcDir),
+    stagedPath: `${staging}/backup.env`,
+    target: `${target.paths.etcDir}/backup.env`,
     mode: "0644",
   });
 
@@ -125,23 +144,36 @@ export function planBackupTooling(sources: Readonly<Record<string, string>>, ret
   for (const upload of uploads) hash.update(`${upload.target}\0${upload.mode}\0${upload.content}\0`);
   const contentHash = hash.digest("hex");
 
-  return { uploads, installCommand: renderInstallCommand(uploads, contentHash), contentHash };
+  return { uploads, installCommand: renderInstallCommand(uploads, contentHash, target), contentHash };
 }
 
-function renderInstallCommand(uploads: readonly BackupUpload[], contentHash: string): string {
+function renderInstallCommand(uploads: readonly BackupUpload[], contentHash: string, target: BackupTarget): string {
   const tools = BACKUP_REQUIRED_TOOLS.join(" ");
+  // Without systemd nothing runs the scripts on a schedule: a missing tool is only worth a warning.
+  const missingTool = target.systemd
+    ? `{ echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd)" >&2; exit 1; }`
+    : `echo "mai backups: '$tool' is not installed here; mai-backup cannot run until it is" >&2`;
   return [
     "set -eu",
     `for tool in ${tools}; do`,
-    `  command -v "$tool" >/dev/null || { echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd)" >&2; exit 1; }`,
+    `  command -v "$tool" >/dev/null || ${missingTool}`,
     "done",
-    `install -d -m 0755 ${BACKUP_CONFIG_DIR}`,
-    `install -d -m 0750 ${BACKUP_ROOT}`,
+    `install -d -m 0755 ${target.paths.etcDir}`,
+    `install -d -m 0750 ${target.paths.backupsDir}`,
     // New inode + rename: a backup running right now keeps reading its own copy of the script.
-    ...uploads.map((u) => `install -m ${u.mode} -T ${u.stagedPath} ${u.target}.new && mv -f ${u.target}.new ${u.target}`),
-    "systemctl daemon-reload",
-    // Running timers pick up a changed schedule only when restarted.
-    "systemctl try-restart 'mai-backup@*.timer'",
+    // A local machine may lack GNU install (-T), so it copies and sets the mode instead.
+    ...uploads.map((u) =>
+      target.systemd
+        ? `install -m ${u.mode} -T ${u.stagedPath} ${u.target}.new && mv -f ${u.target}.new ${u.target}`
+        : `cp ${u.stagedPath} ${u.target}.new && chmod ${u.mode} ${u.target}.new && mv -f ${u.target}.new ${u.target}`,
+    ),
+    ...(target.systemd
+      ? [
+          "systemctl daemon-reload",
+          // Running timers pick up a changed schedule only when restarted.
+          "systemctl try-restart 'mai-backup@*.timer'",
+        ]
+      : []),
     `echo "mai backups: tooling ${contentHash.slice(0, 12)} installed"`,
   ].join("\n");
 }
@@ -152,21 +184,21 @@ export function backupTimerUnit(slug: string): string {
 }
 
 /** Creates the client's backup directory and enables its nightly timer. */
-export function enableBackupCommand(slug: string): string {
+export function enableBackupCommand(slug: string, backupRoot: string = BACKUP_ROOT): string {
   const timer = backupTimerUnit(slug);
   return [
     "set -eu",
-    `install -d -m 0750 ${BACKUP_ROOT}/${slug}`,
+    `install -d -m 0750 ${backupRoot}/${slug}`,
     `systemctl enable --now ${timer}`,
-    `echo "mai backups: ${timer} enabled, backups in ${BACKUP_ROOT}/${slug}"`,
+    `echo "mai backups: ${timer} enabled, backups in ${backupRoot}/${slug}"`,
   ].join("\n");
 }
 
 /** Disables the client's timer; its backups are never deleted (they outlive the client). */
-export function disableBackupCommand(slug: string): string {
+export function disableBackupCommand(slug: string, backupRoot: string = BACKUP_ROOT): string {
   const timer = backupTimerUnit(slug);
   return [
     `systemctl disable --now ${timer} || echo "mai backups: could not disable ${timer}" >&2`,
-    `echo "mai backups: ${timer} disabled; backups in ${BACKUP_ROOT}/${slug} are kept"`,
+    `echo "mai backups: ${timer} disabled; backups in ${backupRoot}/${slug} are kept"`,
   ].join("\n");
 }

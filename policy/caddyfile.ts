@@ -2,21 +2,25 @@
  * Renders the proxy's Caddyfile from the resolved clients. Pure: no Pulumi, no I/O.
  *
  * Production and the integration tests render through this same function; the only knobs are the
- * listener ports, the admin address, the upstream addresses and the certificate issuer, so the
- * site blocks exercised by the tests are byte-for-byte the production ones.
+ * listener ports and bind address, the admin address, the upstream addresses and the certificate
+ * issuer, so the site blocks exercised by the tests are byte-for-byte the production ones.
  */
 import type { ClientSpec } from "../config/model";
-import { APP_PORT, clientNames } from "./clientContainer";
 
-/** How the Caddyfile is rendered; everything except `acmeEmail` exists for tests and benchmarks. */
+/** How the Caddyfile is rendered: production sets `acmeEmail`, a local host its listeners. */
 export interface CaddyfileOptions {
-  /** Contact address for the ACME account (Let's Encrypt / ZeroSSL). */
-  acmeEmail: string;
+  /** Contact address for the ACME account (Let's Encrypt / ZeroSSL); none with the internal issuer. */
+  acmeEmail?: string;
+  /** Address every site binds to (`default_bind`); all addresses when absent. */
+  bindAddress?: string;
   /** Plain-HTTP listener port; default 80 (omitted from the file). */
   httpPort?: number;
   /** HTTPS listener port; default 443 (omitted from the file). */
   httpsPort?: number;
-  /** Where Caddy reaches a client's workspace; default `mai-<slug>:8080` on the client network. */
+  /**
+   * Where Caddy reaches a client's workspace; default `127.0.0.1:<port>`, the client's loopback
+   * port (Caddy runs in the host's network namespace).
+   */
   upstream?: (client: ClientSpec) => string;
   /** Certificate issuer: public ACME (default) or Caddy's internal CA for local tests. */
   issuer?: "acme" | "internal";
@@ -41,6 +45,7 @@ const HOSTNAME_PATTERN =
   /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const UPSTREAM_PATTERN = /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]):[0-9]{1,5}$/i;
 const EMAIL_PATTERN = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
+const BIND_ADDRESS_PATTERN = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+)$/i;
 const ADMIN_ADDRESS_PATTERN = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/i;
 
 /**
@@ -49,7 +54,7 @@ const ADMIN_ADDRESS_PATTERN = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/i;
  * Throws one error listing every value that cannot be rendered safely.
  */
 export function renderCaddyfile(clients: ClientSpec[], options: CaddyfileOptions): string {
-  const upstreamOf = options.upstream ?? ((client: ClientSpec) => `${clientNames(client.slug).container}:${APP_PORT}`);
+  const upstreamOf = options.upstream ?? loopbackUpstream;
   const sorted = [...clients].sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
   const problems = [...checkOptions(options), ...checkClients(sorted, upstreamOf)];
   if (problems.length > 0) {
@@ -63,15 +68,23 @@ export function renderCaddyfile(clients: ClientSpec[], options: CaddyfileOptions
         ? renderActiveSite(client, upstreamOf(client))
         : renderSuspendedSite(client),
     );
-    if (client.defaultHostname !== client.hostname) blocks.push(renderRedirectSite(client));
+    if (client.defaultHostname !== client.hostname) blocks.push(renderRedirectSite(client, options.httpsPort));
   }
   return `${blocks.join("\n\n")}\n`;
 }
 
+/** The default upstream: the client's port on the host's loopback, where its container publishes 8080. */
+export function loopbackUpstream(client: ClientSpec): string {
+  return `127.0.0.1:${client.port}`;
+}
+
 function checkOptions(options: CaddyfileOptions): string[] {
   const problems: string[] = [];
-  if (!EMAIL_PATTERN.test(options.acmeEmail)) {
+  if (options.acmeEmail === undefined ? options.issuer !== "internal" : !EMAIL_PATTERN.test(options.acmeEmail)) {
     problems.push(`acmeEmail: expected an e-mail address like ops@example.com`);
+  }
+  if (options.bindAddress !== undefined && !BIND_ADDRESS_PATTERN.test(options.bindAddress)) {
+    problems.push(`bindAddress: expected an IP address, got ${JSON.stringify(options.bindAddress)}`);
   }
   for (const key of ["httpPort", "httpsPort"] as const) {
     const port = options[key];
@@ -119,7 +132,9 @@ function checkClients(clients: ClientSpec[], upstreamOf: (client: ClientSpec) =>
 }
 
 function renderGlobalOptions(options: CaddyfileOptions): string {
-  const lines = ["{", `\temail ${options.acmeEmail}`];
+  const lines = ["{"];
+  if (options.acmeEmail !== undefined) lines.push(`\temail ${options.acmeEmail}`);
+  if (options.bindAddress !== undefined) lines.push(`\tdefault_bind ${options.bindAddress}`);
   if (options.adminAddress !== undefined) lines.push(`\tadmin ${options.adminAddress}`);
   if (options.httpPort !== undefined) lines.push(`\thttp_port ${options.httpPort}`);
   if (options.httpsPort !== undefined) lines.push(`\thttps_port ${options.httpsPort}`);
@@ -209,12 +224,13 @@ function renderSuspendedSite(client: ClientSpec): string {
   ].join("\n");
 }
 
-function renderRedirectSite(client: ClientSpec): string {
+function renderRedirectSite(client: ClientSpec, httpsPort: number | undefined): string {
+  const port = httpsPort === undefined || httpsPort === 443 ? "" : `:${httpsPort}`;
   return [
     `# ${client.slug}: default hostname, redirects to the canonical one`,
     `${client.defaultHostname} {`,
     "\timport mai_security_headers",
-    `\tredir https://${client.hostname}{uri} 308`,
+    `\tredir https://${client.hostname}${port}{uri} 308`,
     "}",
   ].join("\n");
 }

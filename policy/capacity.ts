@@ -4,15 +4,22 @@
  * client only slows others down) and produce a warning. Only active clients count: a suspended
  * client has no container.
  */
-import type { ClientSpec, StackSettings } from "../config/model";
+import type { ClientSpec, ServerSpec, StackSettings } from "../config/model";
 import type { ConfigIssue } from "../config/configIssues";
 import { findServerType } from "../config/serverTypes";
 import { formatMemory } from "../config/units";
+import { DEFAULT_SERVER_NAME } from "../config/servers";
 
-/** What the server offers and what the active clients ask for. */
+/** What one server offers and what its active clients ask for. */
 export interface CapacityReport {
-  /** Hetzner server type the numbers are for. */
+  /** Name of the server (a key of the stack's `servers`; `host` without them). */
+  serverName: string;
+  /** Hetzner server type the numbers are for; `local` for the local engine. */
   serverType: string;
+  /** False when the server's capacity is not checked (see `note`); totals are still given. */
+  checked: boolean;
+  /** Why the capacity is not checked, when it is not. */
+  note?: string;
   /** The server's vCPUs and memory (MiB). */
   server: { cpus: number; memoryMb: number };
   /** Kept back for the OS, Docker and Caddy (stack `hostReserve`). */
@@ -38,27 +45,48 @@ function plural(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
+/** Why a local server's capacity is not checked. */
+export const LOCAL_CAPACITY_NOTE = "not checked: a local Docker Engine shares its machine with everything else running there";
+
 /**
- * Checks the active clients against the server. `settingsFile` names the stack config file in
- * messages about totals (they are fixed by changing serverType, hostReserve or client resources).
+ * Checks every server against the clients pinned to it. `settingsFile` names the stack config
+ * file in messages about totals (they are fixed by changing the server type, hostReserve or
+ * client resources). Returns one report per server, in the stack's server order.
  */
 export function assessCapacity(
   clients: ClientSpec[],
   settings: StackSettings,
   settingsFile = "stack settings",
+): { reports: CapacityReport[]; issues: ConfigIssue[] } {
+  const reports: CapacityReport[] = [];
+  const issues: ConfigIssue[] = [];
+  const explicitServers = !(settings.servers.length === 1 && settings.servers[0].name === DEFAULT_SERVER_NAME && settings.servers[0].kind === "hetzner");
+  for (const server of settings.servers) {
+    const assessed = assessServerCapacity(
+      server,
+      clients.filter((client) => client.server === server.name),
+      settings,
+      settingsFile,
+      explicitServers ? `servers.${server.name}.serverType` : "serverType",
+    );
+    reports.push(assessed.report);
+    issues.push(...assessed.issues);
+  }
+  return { reports, issues };
+}
+
+/**
+ * Checks the active clients of one server against it. `serverTypePath` is the stack setting
+ * blamed when the totals do not fit.
+ */
+export function assessServerCapacity(
+  target: ServerSpec,
+  clients: ClientSpec[],
+  settings: Pick<StackSettings, "hostReserve">,
+  settingsFile = "stack settings",
+  serverTypePath = "serverType",
 ): { report: CapacityReport; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
-  const serverType = findServerType(settings.serverType);
-  const server = serverType === undefined ? { cpus: 0, memoryMb: 0 } : { cpus: serverType.cpus, memoryMb: serverType.memoryMb };
-  if (serverType === undefined) {
-    issues.push({ file: settingsFile, path: "serverType", message: `unknown server type "${settings.serverType}"` });
-  }
-  const reserve = { cpus: settings.hostReserve.cpus, memoryMb: settings.hostReserve.memoryMb };
-  const allocatable = {
-    cpus: round2(Math.max(0, server.cpus - reserve.cpus)),
-    memoryMb: Math.max(0, server.memoryMb - reserve.memoryMb),
-  };
-
   const active = clients.filter((client) => client.status === "active");
   const totals = {
     cpuLimits: round2(active.reduce((sum, client) => sum + client.resources.cpus, 0)),
@@ -66,23 +94,52 @@ export function assessCapacity(
     reservedCpus: round2(active.reduce((sum, client) => sum + client.resources.reservedCpus, 0)),
     reservedMemoryMb: active.reduce((sum, client) => sum + client.resources.reservedMemoryMb, 0),
   };
+  const counts = { activeClients: active.length, suspendedClients: clients.length - active.length };
+  if (target.kind === "local") {
+    const none = { cpus: 0, memoryMb: 0 };
+    const report: CapacityReport = {
+      serverName: target.name,
+      serverType: "local",
+      checked: false,
+      note: LOCAL_CAPACITY_NOTE,
+      server: { cpus: target.cpus ?? 0, memoryMb: 0 },
+      reserve: none,
+      allocatable: none,
+      totals,
+      ...counts,
+      warnings: [],
+    };
+    return { report, issues };
+  }
+
+  const serverType = findServerType(target.serverType);
+  const server = serverType === undefined ? { cpus: 0, memoryMb: 0 } : { cpus: serverType.cpus, memoryMb: serverType.memoryMb };
+  if (serverType === undefined) {
+    issues.push({ file: settingsFile, path: serverTypePath, message: `unknown server type "${target.serverType}"` });
+  }
+  const reserve = { cpus: settings.hostReserve.cpus, memoryMb: settings.hostReserve.memoryMb };
+  const allocatable = {
+    cpus: round2(Math.max(0, server.cpus - reserve.cpus)),
+    memoryMb: Math.max(0, server.memoryMb - reserve.memoryMb),
+  };
   const report: CapacityReport = {
-    serverType: settings.serverType,
+    serverName: target.name,
+    serverType: target.serverType,
+    checked: true,
     server,
     reserve,
     allocatable,
     totals,
-    activeClients: active.length,
-    suspendedClients: clients.length - active.length,
+    ...counts,
     warnings: [],
   };
   if (serverType === undefined) return { report, issues };
 
-  const name = settings.serverType;
+  const name = `server ${target.name} (${target.serverType})`;
   const who = `${plural(active.length, "active client")}`;
   const memoryOffer = `${name} offers ${formatMemory(allocatable.memoryMb)} (${formatMemory(server.memoryMb)} minus ${formatMemory(reserve.memoryMb)} host reserve)`;
   const cpuOffer = `${name} offers ${allocatable.cpus} vCPUs (${server.cpus} minus ${reserve.cpus} host reserve)`;
-  const fix = "use a larger serverType, lower client resources or suspend clients";
+  const fix = "use a larger serverType, move clients to another server, lower client resources or suspend clients";
 
   if (reserve.cpus >= server.cpus || reserve.memoryMb >= server.memoryMb) {
     issues.push({
@@ -94,21 +151,21 @@ export function assessCapacity(
   if (totals.memoryLimitsMb > allocatable.memoryMb) {
     issues.push({
       file: settingsFile,
-      path: "serverType",
+      path: serverTypePath,
       message: `memory limits of ${who} total ${formatMemory(totals.memoryLimitsMb)}, but ${memoryOffer}; ${fix}`,
     });
   }
   if (totals.reservedMemoryMb > allocatable.memoryMb) {
     issues.push({
       file: settingsFile,
-      path: "serverType",
+      path: serverTypePath,
       message: `memory reservations of ${who} total ${formatMemory(totals.reservedMemoryMb)}, but ${memoryOffer}; ${fix}`,
     });
   }
   if (totals.reservedCpus > allocatable.cpus) {
     issues.push({
       file: settingsFile,
-      path: "serverType",
+      path: serverTypePath,
       message: `CPU reservations of ${who} total ${totals.reservedCpus} vCPUs, but ${cpuOffer}; ${fix}`,
     });
   }
@@ -133,11 +190,14 @@ export function assessCapacity(
 
 /** One line for humans: how much of the server the active clients use. */
 export function capacitySummary(report: CapacityReport): string {
+  if (!report.checked) {
+    return `${report.serverName} (${report.serverType}): ${plural(report.activeClients, "active client")}, CPU limits ${report.totals.cpuLimits} vCPUs, memory limits ${formatMemory(report.totals.memoryLimitsMb)}; capacity ${report.note ?? "not checked"}`;
+  }
   const percent = (used: number, offered: number) => (offered > 0 ? `${Math.round((used / offered) * 100)}%` : "n/a");
   const suspended =
     report.suspendedClients > 0 ? `; ${plural(report.suspendedClients, "suspended client")} not counted (no container)` : "";
   return (
-    `${report.serverType}: CPU limits ${report.totals.cpuLimits}/${report.allocatable.cpus} vCPUs (${percent(report.totals.cpuLimits, report.allocatable.cpus)}), ` +
+    `${report.serverName} (${report.serverType}): CPU limits ${report.totals.cpuLimits}/${report.allocatable.cpus} vCPUs (${percent(report.totals.cpuLimits, report.allocatable.cpus)}), ` +
     `memory limits ${formatMemory(report.totals.memoryLimitsMb)}/${formatMemory(report.allocatable.memoryMb)} (${percent(report.totals.memoryLimitsMb, report.allocatable.memoryMb)}), ` +
     `reserved ${report.totals.reservedCpus} vCPUs + ${formatMemory(report.totals.reservedMemoryMb)}${suspended}`
   );

@@ -3,7 +3,7 @@
  * ports and mounts. Pure functions of the validated `ClientSpec`, so every declared input is
  * deterministic (an unchanged client shows no diff) and testable without Pulumi.
  */
-import type { ClientSpec } from "../config/model";
+import type { ClientSpec, ServerSpec } from "../config/model";
 import { HOST_PATHS } from "./cloudInit";
 import { dockerCpus, dockerHealthcheck } from "./dockerCanonical";
 
@@ -12,6 +12,16 @@ export const APP_PORT = 8080;
 
 /** Where OpenRouter's OpenAI-compatible API lives. */
 export const OPENROUTER_API_BASE_URL = "https://openrouter.ai/api/v1";
+
+/** Where a client's workspace answers: its hostname, with the proxy's HTTPS port unless it is 443. */
+export function clientUrl(client: Pick<ClientSpec, "hostname">, httpsPort = 443): string {
+  return `https://${client.hostname}${httpsPort === 443 ? "" : `:${httpsPort}`}`;
+}
+
+/** The HTTPS port the proxy of `server` listens on: a local server's setting, 443 elsewhere. */
+export function serverHttpsPort(server: ServerSpec | undefined): number {
+  return server?.kind === "local" ? server.httpsPort : 443;
+}
 
 /** Docker object names of a client; every host-side script and the Caddyfile use the same ones. */
 export function clientNames(slug: string) {

@@ -20,8 +20,13 @@ export const lifecycle = {
    * on purpose, rebuild explicitly (see the README).
    */
   server: { protect: true, ignoreChanges: ["userData", "image", "sshKeys"] },
-  /** The public IPs are what DNS points at; they outlive any server replacement. */
-  primaryIp: { protect: true },
+  /**
+   * The public IPs are what DNS points at; they outlive any server replacement. `assigneeType`
+   * is no longer declared (the hcloud provider wants it only together with `assigneeId`); IPs
+   * created with it keep the value in their state, and ignoring the field makes sure that
+   * dropping it can never plan a change on a protected IP.
+   */
+  primaryIp: { protect: true, ignoreChanges: ["assigneeType"] },
   /** Client databases: removing a client file or replacing its container never deletes data. */
   dataVolume: { retainOnDelete: true },
   /** Caddy's certificates and ACME account: losing them means re-issuing for every client. */

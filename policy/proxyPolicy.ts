@@ -1,33 +1,35 @@
 /**
- * Pure pieces of the proxy: its container's name, ports and health check, the commands that
- * join it to client networks, and the content hash that decides when Caddy reloads.
+ * Pure pieces of the proxy: its container's name, network mode and health check, the Caddyfile
+ * options of a host's listeners, the reload command, and the content hash that decides when
+ * Caddy reloads.
+ *
+ * Caddy runs in the host's network namespace (`network_mode: host`) and proxies to each client's
+ * loopback port. The container declares no `ports` (nothing the provider could read back in
+ * another order), Caddy sees the real client addresses of both families, serves HTTP/3 over UDP
+ * directly, and joins no client network (no imperative memberships that a restart could lose).
+ * Clients stay isolated: each has its own bridge network, and another container's 127.0.0.1 is
+ * not the host's loopback where client ports are published. The trade-off: Caddy shares the
+ * host's network settings (sysctls live on the host, see cloudInit.ts) and its admin API must
+ * stay on the loopback (Caddy's default, localhost:2019).
  */
 import { createHash } from "crypto";
+import type { CaddyfileOptions } from "./caddyfile";
+import type { HostPaths } from "./hostPaths";
+import { HOST_PATHS } from "./cloudInit";
 import { dockerHealthcheck } from "./dockerCanonical";
 import { PROXY_CONTAINER } from "./sharedNames";
 
 export { PROXY_CONTAINER };
+
+/** The proxy's network mode: the host's own network namespace. */
+export const PROXY_NETWORK_MODE = "host";
 
 /** Short, stable content hash: a changed hash is what triggers an upload and a reload. */
 export function contentHash(content: string): string {
   return createHash("sha256").update(content).digest("hex").slice(0, 16);
 }
 
-/**
- * Public ports: 80 for ACME and redirects, 443 over TCP and UDP (HTTP/3). Docker's provider binds
- * 0.0.0.0 unless told otherwise, so IPv6 gets its own bindings for the AAAA records to work.
- */
-export function proxyPorts() {
-  const bindings: { internal: number; external: number; ip: string; protocol: string }[] = [];
-  for (const ip of ["0.0.0.0", "::"]) {
-    bindings.push({ internal: 80, external: 80, ip, protocol: "tcp" });
-    bindings.push({ internal: 443, external: 443, ip, protocol: "tcp" });
-    bindings.push({ internal: 443, external: 443, ip, protocol: "udp" });
-  }
-  return bindings;
-}
-
-/** Caddy's admin endpoint answers once the config is loaded (busybox wget is in the alpine image). */
+/** Caddy's admin endpoint answers once the config is loaded (busybox wget is in the image). */
 export const PROXY_HEALTHCHECK = dockerHealthcheck({
   tests: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:2019/config/ || exit 1"],
   intervalSeconds: 30,
@@ -36,14 +38,45 @@ export const PROXY_HEALTHCHECK = dockerHealthcheck({
   retries: 3,
 });
 
+/** How the proxy listens on a host (see the Host seam). */
+export interface ProxyListenerSettings {
+  bindAddress?: string;
+  httpPort: number;
+  httpsPort: number;
+  issuer: "acme" | "internal";
+}
+
 /**
- * Join / leave one client network. Idempotent: connecting twice fails in Docker, so an existing
- * membership counts as success; leaving a network that is already gone is not an error.
+ * Caddyfile options for a host's listeners. The public defaults (every address, 80 and 443,
+ * ACME) are left out of the file, so a production Caddyfile says only what differs.
  */
-export function proxyAttachCommands(network: string): { create: string; delete: string } {
-  const member = `docker inspect -f '{{json .NetworkSettings.Networks}}' ${PROXY_CONTAINER} | grep -q '"${network}"'`;
+export function caddyfileOptionsFor(listeners: ProxyListenerSettings, acmeEmail: string | undefined): CaddyfileOptions {
   return {
-    create: `${member} || docker network connect ${network} ${PROXY_CONTAINER}`,
-    delete: `docker network disconnect --force ${network} ${PROXY_CONTAINER} 2>/dev/null || true`,
+    ...(acmeEmail === undefined ? {} : { acmeEmail }),
+    ...(listeners.bindAddress === undefined ? {} : { bindAddress: listeners.bindAddress }),
+    ...(listeners.httpPort === 80 ? {} : { httpPort: listeners.httpPort }),
+    ...(listeners.httpsPort === 443 ? {} : { httpsPort: listeners.httpsPort }),
+    ...(listeners.issuer === "acme" ? {} : { issuer: listeners.issuer }),
   };
+}
+
+/** File name of the apply script in a host's bin directory. */
+export const APPLY_SCRIPT_NAME = "mai-caddy-apply";
+
+/**
+ * The reload command: runs the apply script (host/caddy-apply.sh) with the image to validate
+ * with while the proxy is down, and the Caddyfile directory when it is not the script's default.
+ * Variables inline, because sshd drops a command's `environment`.
+ */
+export function proxyApplyCommand(paths: HostPaths, image: string): string {
+  const env = [
+    ...(paths.caddyDir === HOST_PATHS.caddyDir ? [] : [`CADDY_HOST_DIR=${paths.caddyDir}`]),
+    `CADDY_IMAGE=${image}`,
+  ];
+  return `${env.join(" ")} bash ${paths.binDir}/${APPLY_SCRIPT_NAME}`;
+}
+
+/** First start only: the container needs a Caddyfile to boot with; later changes go through the apply step. */
+export function proxySeedCommand(paths: HostPaths): string {
+  return `cd ${paths.caddyDir} && { [ -f Caddyfile ] || cp Caddyfile.next Caddyfile; }`;
 }

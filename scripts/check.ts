@@ -5,7 +5,7 @@
  */
 import { capacitySummary } from "../policy/capacity";
 import { ConfigError, capIssuesPerFile, formatIssue } from "../config/configIssues";
-import { clientKeyCommand, loadConfigurationFiles, missingClientKeys } from "../config/configuration";
+import { clientKeyCommand, keysOptional, loadConfigurationFiles, missingClientKeys } from "../config/configuration";
 
 const USAGE = "usage: npm run check -- [--clients <dir>] [--stack <name>]   (defaults: --clients clients --stack prod)";
 
@@ -58,15 +58,18 @@ function run(argv: string[]): number {
   const { stackFile: stack, configuration } = loaded;
 
   const { clients, capacity } = configuration;
-  console.log(
-    `OK: ${plural(clients.length, "client")} (${capacity.activeClients} active, ${capacity.suspendedClients} suspended); ${capacitySummary(capacity)}`,
-  );
+  const active = clients.filter((client) => client.status === "active").length;
+  const servers = configuration.settings.servers.length;
+  console.log(`OK: ${plural(clients.length, "client")} (${active} active, ${clients.length - active} suspended) on ${plural(servers, "server")}`);
+  for (const report of capacity) console.log(`  ${capacitySummary(report)}`);
   if (clients.length === 0) console.log(`warning: no client files (*.yaml) in ${parsed.clientsDir}`);
   for (const warning of configuration.warnings) console.log(`warning: ${warning}`);
+  const localOnly = keysOptional(configuration.settings);
   for (const slug of missingClientKeys(clients, stack.secretPaths)) {
     const managed = clients.find((client) => client.slug === slug)?.openrouter?.monthlyLimitUsd !== undefined;
     const alternative = managed ? " (or set openrouterProvisioningKey for a managed key)" : "";
-    console.log(`warning: client "${slug}" has no OpenRouter key; set it with: ${clientKeyCommand(slug, parsed.stack)}${alternative}`);
+    const consequence = localOnly ? " (a local stack runs it without one: no model answers)" : "";
+    console.log(`warning: client "${slug}" has no OpenRouter key${consequence}; set it with: ${clientKeyCommand(slug, parsed.stack)}${alternative}`);
   }
   return 0;
 }

@@ -24,7 +24,7 @@ const lastSegment = (urn: string) => urn.split("::").pop() ?? "";
 let backups: typeof import("../components/backups");
 let plan: typeof import("../policy/backupPlan");
 
-const CONNECTION = { host: "203.0.113.10", user: "root", privateKey: pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----x") };
+const PRIVATE_KEY = pulumi.secret("-----BEGIN OPENSSH PRIVATE KEY-----x");
 const HOST_DIR = path.join(__dirname, "..", "host");
 
 beforeAll(async () => {
@@ -32,8 +32,20 @@ beforeAll(async () => {
   backups = await import("../components/backups");
   plan = await import("../policy/backupPlan");
 
-  const tooling = new backups.BackupTooling("backup-tooling", { connection: CONNECTION, retentionDays: 14 });
-  new backups.ClientBackup("acme-backup", { connection: CONNECTION, slug: "acme", tooling });
+  const { HetznerHost } = await import("../components/hosts/hetzner");
+  const { LocalHost } = await import("../components/hosts/local");
+  const host = new HetznerHost("host", {
+    server: { name: "host", kind: "hetzner", serverType: "ccx33", location: "nbg1" },
+    settings: { serverImage: "ubuntu-24.04", sshPublicKeys: [], adminCidrs: ["198.51.100.0/24"] },
+    sshPrivateKey: PRIVATE_KEY,
+  });
+  const tooling = new backups.BackupTooling("backup-tooling", { host, retentionDays: 14 });
+  new backups.ClientBackup("acme-backup", { host, slug: "acme", tooling });
+  const local = new LocalHost("local", {
+    server: { name: "local", kind: "local", httpPort: 8080, httpsPort: 8443, stateDir: "/var/tmp/mai-test", dockerHost: "unix:///var/run/docker.sock" },
+  });
+  new backups.BackupTooling("local-tooling", { host: local, retentionDays: 7 });
+  expect(() => new backups.ClientBackup("local-acme-backup", { host: local, slug: "acme", tooling })).toThrow(/runs no systemd/);
   await new Promise((resolve) => setTimeout(resolve, 100)); // let the registrations drain
   for (const { type, name, inputs, options } of registered) {
     declared.push({ type, name, inputs, dependsOn: options.dependsOn.map(lastSegment).sort(), parentType: options.parent.split("::")[2] ?? "" });
@@ -84,7 +96,7 @@ describe("BackupTooling", () => {
     expect(hash).toMatch(/^[0-9a-f]{64}$/);
     for (const copy of copies) expect(copy.inputs.triggers).toEqual([hash]);
     // The install waits for every upload.
-    expect(install.dependsOn).toEqual(copies.map((c) => c.name).sort());
+    expect(install.dependsOn.filter((dep) => dep.startsWith("backup-tooling-"))).toEqual(copies.map((c) => c.name).sort());
   });
 
   it("are components of types mai:index:BackupTooling and mai:index:ClientBackup that parent their resources", () => {
@@ -137,6 +149,42 @@ describe("ClientBackup", () => {
     for (const resource of declared) {
       const text = JSON.stringify(resource.inputs, (key, value) => (key === "connection" ? undefined : value));
       expect(text).not.toContain("OPENSSH PRIVATE KEY");
+    }
+  });
+});
+
+describe("BackupTooling on a local engine", () => {
+  it("writes the scripts and env file under the state directory with local commands, and no systemd units", async () => {
+    const writes = declared.filter((r) => r.name.startsWith("local-tooling-") && r.type === "command:local:Command" && r.inputs.stdin !== undefined);
+    expect(writes.map((w) => w.name)).toEqual(["local-tooling-mai-backup.sh", "local-tooling-mai-restore.sh", "local-tooling-backup.env"]);
+    expect(writes[0].inputs.create).toContain("/var/tmp/mai-test/state/staging/backup/mai-backup.sh");
+    expect(await writes[0].inputs.stdin).toBe(fs.readFileSync(path.join(HOST_DIR, "mai-backup.sh"), "utf8"));
+    const install: string = byName("local-tooling-install").inputs.create;
+    expect(install).toContain("/var/tmp/mai-test/bin/mai-backup.new");
+    expect(install).toContain("/var/tmp/mai-test/etc/backup.env.new");
+    expect(install).not.toMatch(/systemctl|\/etc\/systemd/);
+  });
+
+  it("installs for real into a scratch state directory, without GNU-only options", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const os = await import("node:os");
+    const { localHostPaths } = await import("../policy/localHost");
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "mai-local-backup-"));
+    try {
+      const local = plan.planBackupTooling(backups.readBackupHostFiles(), 7, { paths: localHostPaths(root), systemd: false });
+      expect(local.installCommand).not.toContain("install -m");
+      for (const upload of local.uploads) {
+        fs.mkdirSync(path.dirname(upload.stagedPath), { recursive: true });
+        fs.writeFileSync(upload.stagedPath, upload.content);
+      }
+      fs.mkdirSync(path.join(root, "bin"), { recursive: true });
+      const result = spawnSync("bash", ["-c", local.installCommand], { encoding: "utf8" });
+      expect(result.status).toBe(0);
+      expect(fs.statSync(path.join(root, "bin", "mai-backup")).mode & 0o777).toBe(0o755);
+      expect(fs.readFileSync(path.join(root, "etc", "backup.env"), "utf8")).toMatch(/^RETENTION_DAYS=7$/m);
+      expect(fs.statSync(path.join(root, "backups")).mode & 0o777).toBe(0o750);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });

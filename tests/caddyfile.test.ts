@@ -26,10 +26,11 @@ describe("renderCaddyfile", () => {
     expect(order).toEqual(["alpha", "bravo", "charlie", "delta", "echo", "echo"]);
   });
 
-  it("proxies an active client to mai-<slug>:8080 with unbuffered, reload-proof streaming", () => {
+  it("proxies an active client to its port on the host's loopback, with unbuffered, reload-proof streaming", () => {
     const block = siteBlock(renderCaddyfile(fixtureClients(), production), "alpha.mai.test");
     expect(block).toContain("import mai_site");
-    expect(block).toContain("reverse_proxy mai-alpha:8080 {");
+    // Caddy runs in the host's network namespace; alpha publishes 8080 on 127.0.0.1:3001.
+    expect(block).toContain("reverse_proxy 127.0.0.1:3001 {");
     expect(block).toContain("flush_interval -1");
     expect(block).toMatch(/stream_close_delay \d+[hm]/);
   });
@@ -44,36 +45,38 @@ describe("renderCaddyfile", () => {
   it("redirects a default hostname to the custom one and proxies only the custom one", () => {
     const caddyfile = renderCaddyfile(fixtureClients(), production);
     expect(siteBlock(caddyfile, "echo.mai.test")).toContain("redir https://chat.echo-corp.test{uri} 308");
-    expect(siteBlock(caddyfile, "chat.echo-corp.test")).toContain("reverse_proxy mai-echo:8080");
+    expect(siteBlock(caddyfile, "chat.echo-corp.test")).toContain("reverse_proxy 127.0.0.1:3005");
     expect(caddyfile).not.toMatch(/^alpha\.mai\.test[^{]*\{[^}]*redir/m);
   });
 
   it("keeps production defaults unless test options are given", () => {
     const caddyfile = renderCaddyfile(fixtureClients(), production);
-    for (const testOnly of ["http_port", "https_port", "admin ", "local_certs", "skip_install_trust"]) {
+    for (const testOnly of ["http_port", "https_port", "admin ", "local_certs", "skip_install_trust", "default_bind"]) {
       expect(caddyfile).not.toContain(testOnly);
     }
     expect(caddyfile).toContain("\temail ops@example.com\n");
     expect(caddyfile).toContain("protocols h1 h2 h3");
     expect(caddyfile).toContain(`max_size ${MAX_REQUEST_BODY_BYTES / 1024 / 1024}MiB`);
 
+    // A local host: loopback only, its own ports, the internal CA, no ACME account.
     const local = renderCaddyfile(fixtureClients(), {
-      ...production,
+      bindAddress: "127.0.0.1",
       httpPort: 8080,
       httpsPort: 8443,
       adminAddress: "127.0.0.1:2999",
       issuer: "internal",
-      upstream: (client) => `127.0.0.1:${client.port}`,
     });
-    expect(local).toContain("\thttp_port 8080\n\thttps_port 8443\n");
-    expect(local).toContain("\tadmin 127.0.0.1:2999\n");
+    expect(local).toContain("{\n\tdefault_bind 127.0.0.1\n\tadmin 127.0.0.1:2999\n\thttp_port 8080\n\thttps_port 8443\n");
+    expect(local).not.toContain("email");
     expect(local).toContain("\tlocal_certs\n");
     expect(local).toContain("reverse_proxy 127.0.0.1:3001 {");
-    // Apart from the upstream address, the site blocks are identical to production's.
+    // A redirect keeps the non-standard port, so the browser lands on the same listener.
+    expect(siteBlock(local, "echo.mai.test")).toContain("redir https://chat.echo-corp.test:8443{uri} 308");
+    // Apart from that port, the site blocks are identical to production's.
     const sites = (text: string): string => text.slice(text.indexOf("(mai_security_headers)"));
-    expect(sites(local).replace(/127\.0\.0\.1:300(\d)/g, "UP")).toBe(
-      sites(caddyfile).replace(/mai-[a-z]+:8080/g, "UP"),
-    );
+    expect(sites(local).replace(":8443{uri}", "{uri}")).toBe(sites(caddyfile));
+    // Without the internal CA, an ACME account e-mail is required.
+    expect(() => renderCaddyfile(fixtureClients(), { bindAddress: "127.0.0.1" })).toThrow(/acmeEmail: expected an e-mail address/);
   });
 
   it("never puts a client name into the Caddyfile raw", () => {

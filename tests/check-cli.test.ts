@@ -63,14 +63,27 @@ describe.concurrent("npm run check", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split("\n");
-    expect(lines[0]).toMatch(/^OK: 3 clients \(2 active, 1 suspended\); ccx53: CPU limits 6\/30 vCPUs \(20%\), memory limits 12G\/124G \(10%\)/);
-    expect(lines[0]).toContain("1 suspended client not counted (no container)");
+    expect(lines[0]).toBe("OK: 3 clients (2 active, 1 suspended) on 1 server");
+    expect(lines[1]).toMatch(/^  host \(ccx53\): CPU limits 6\/30 vCPUs \(20%\), memory limits 12G\/124G \(10%\)/);
+    expect(lines[1]).toContain("1 suspended client not counted (no container)");
     // The examples ask for managed keys, and the committed stack file has no provisioning key.
     for (const slug of ["acme", "mueller-steuerberatung"]) {
       expect(lines).toContain(
         `warning: client "${slug}" has no OpenRouter key; set it with: pulumi config set --stack prod --secret --path 'openrouterApiKeys.${slug}' <key> (or set openrouterProvisioningKey for a managed key)`,
       );
     }
+  });
+
+  it("accepts the committed local stack with the same example clients: no keys needed, capacity not checked", async () => {
+    const run = await runCheck(REPO, ["--stack", "local"]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split("\n");
+    expect(lines[0]).toBe("OK: 3 clients (2 active, 1 suspended) on 1 server");
+    expect(lines[1]).toMatch(/^  local \(local\): 2 active clients, .*capacity not checked: a local Docker Engine shares its machine/);
+    expect(lines).toContain(
+      `warning: client "acme" has no OpenRouter key (a local stack runs it without one: no model answers); set it with: pulumi config set --stack local --secret --path 'openrouterApiKeys.acme' <key> (or set openrouterProvisioningKey for a managed key)`,
+    );
   });
 
   it("takes set secrets into account and reports CPU overcommit as a warning", async () => {
@@ -87,7 +100,7 @@ describe.concurrent("npm run check", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^OK: 17 clients \(16 active, 1 suspended\)/);
-    expect(run.stdout).toContain("warning: CPU limits of 16 active clients total 34 vCPUs, 1.13x the 30 vCPUs ccx53 offers");
+    expect(run.stdout).toContain("warning: CPU limits of 16 active clients total 34 vCPUs, 1.13x the 30 vCPUs server host (ccx53) offers");
     expect(run.stdout).not.toContain("has no OpenRouter key");
   });
 
@@ -133,7 +146,7 @@ describe.concurrent("npm run check", () => {
     expectNoStackTrace(run);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toContain(
-      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, backupRetentionDays, openrouterApiBaseUrl, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey)`,
+      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey)`,
     );
     expect(lines).toContain('Pulumi.prod.yaml: mai-hosting:domain: missing; expected a domain like "mai-hosting.eu"');
     expect(lines).toContainEqual(expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[0\]: "0\.0\.0\.0\/0" would open SSH to the whole internet/));

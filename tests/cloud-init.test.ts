@@ -8,7 +8,15 @@ import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
-import { DOCKER_DAEMON_CONFIG, HOST_PACKAGES, HOST_PATHS, renderCloudInit } from "../policy/cloudInit";
+import {
+  DOCKER_DAEMON_CONFIG,
+  HOST_PACKAGES,
+  HOST_PATHS,
+  SYSCTL_DROP_IN,
+  cloudInitWaitCommand,
+  renderCloudInit,
+  sysctlApplyCommand,
+} from "../policy/cloudInit";
 
 const userData = renderCloudInit();
 const doc = parse(userData) as Record<string, any>;
@@ -80,3 +88,62 @@ describe("cloud-init user data", () => {
     expect(file("/etc/ssh/sshd_config.d/10-mai.conf")!.content).toMatch(/^PasswordAuthentication no$/m);
   });
 });
+
+/** Runs `script` with bash, with fake `cloud-init`, `docker` and `sysctl` first on PATH. */
+function runWithFakes(script: string, fakes: Record<string, string>, extraEnv: Record<string, string> = {}) {
+  const bin = fs.mkdtempSync(path.join(os.tmpdir(), "mai-fake-bin-"));
+  try {
+    for (const [name, body] of Object.entries(fakes)) {
+      fs.writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    }
+    return spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, ...extraEnv, PATH: `${bin}:${process.env.PATH}` } });
+  } finally {
+    fs.rmSync(bin, { recursive: true, force: true });
+  }
+}
+
+describe("waiting for cloud-init before the first deployment", () => {
+  const docker = 'echo 20.10.24';
+  const cloudInit = (rc: number) => `[ "$2" = "--long" ] && { echo "status: error"; exit ${rc}; }; exit ${rc}`;
+
+  it("fails with cloud-init's status when cloud-init failed, and says where to look", () => {
+    const result = runWithFakes(cloudInitWaitCommand(), { "cloud-init": cloudInit(1), docker });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("cloud-init failed (exit 1)");
+    expect(result.stdout).not.toContain("20.10.24");
+  });
+
+  it("accepts done (0) and done with recoverable warnings (2), and prints the Docker version", () => {
+    for (const rc of [0, 2]) {
+      const result = runWithFakes(cloudInitWaitCommand(), { "cloud-init": cloudInit(rc), docker });
+      expect({ rc, status: result.status, stdout: result.stdout.trim() }).toEqual({ rc, status: 0, stdout: "20.10.24" });
+    }
+  });
+
+  it("fails when Docker does not answer after cloud-init", () => {
+    const result = runWithFakes(cloudInitWaitCommand(), { "cloud-init": cloudInit(0), docker: "exit 1" });
+    expect(result.status).not.toBe(0);
+  });
+});
+
+describe("host sysctls (Caddy shares the host's network namespace)", () => {
+  it("are written at first boot and loaded right away", () => {
+    expect(file(SYSCTL_DROP_IN)!.content).toMatch(/^net\.ipv4\.tcp_migrate_req = 1$/m);
+    expect(doc.runcmd).toContainEqual(["sysctl", "-p", SYSCTL_DROP_IN]);
+  });
+
+  it("are applied to a running server by a command that writes the same drop-in and loads it", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "mai-sysctl-"));
+    try {
+      fs.mkdirSync(path.join(root, "etc", "sysctl.d"), { recursive: true });
+      const script = sysctlApplyCommand().split(SYSCTL_DROP_IN).join(path.join(root, SYSCTL_DROP_IN));
+      const result = runWithFakes(script, { sysctl: 'echo "loaded $2"' });
+      expect(result.status).toBe(0);
+      expect(fs.readFileSync(path.join(root, SYSCTL_DROP_IN), "utf8")).toBe(file(SYSCTL_DROP_IN)!.content);
+      expect(result.stdout.trim()).toBe(`loaded ${path.join(root, SYSCTL_DROP_IN)}`);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+

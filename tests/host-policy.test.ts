@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import { firewallRules, sshKeyName } from "../policy/hostPolicy";
 import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
 import { clientEnvironment, clientLimits } from "../policy/clientContainer";
-import { proxyAttachCommands, proxyPorts } from "../policy/proxyPolicy";
+import { caddyfileOptionsFor, proxyApplyCommand, PROXY_NETWORK_MODE } from "../policy/proxyPolicy";
+import { HOST_PATHS } from "../policy/cloudInit";
+import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../policy/localHost";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { lifecycle } from "../policy/lifecycle";
 import type { ClientSpec } from "../config/model";
 
@@ -17,6 +23,7 @@ const client = (over: Partial<ClientSpec> = {}): ClientSpec => ({
   image: "ghcr.io/mai-hosting/mai:1.4.2",
   resources: { cpus: 2, memoryMb: 4096, reservedCpus: 0.25, reservedMemoryMb: 2048 },
   env: {},
+  server: "host",
   ...over,
 });
 
@@ -66,13 +73,23 @@ describe("client container", () => {
 });
 
 describe("proxy", () => {
-  it("binds the web ports on both address families", () => {
-    expect(proxyPorts().filter((p) => p.ip === "::").map((p) => `${p.external}/${p.protocol}`)).toEqual(["80/tcp", "443/tcp", "443/udp"]);
+  it("runs on the host network, so no port list and no client network is declared", () => {
+    expect(PROXY_NETWORK_MODE).toBe("host");
   });
-  it("attaches idempotently and detaches without failing when already gone", () => {
-    const cmd = proxyAttachCommands("mai-acme");
-    expect(cmd.create).toMatch(/grep -q '"mai-acme"' \|\| docker network connect mai-acme mai-proxy$/);
-    expect(cmd.delete).toMatch(/\|\| true$/);
+  it("leaves the public defaults out of a production Caddyfile and binds a local one to the loopback", () => {
+    expect(caddyfileOptionsFor({ httpPort: 80, httpsPort: 443, issuer: "acme" }, "ops@example.net")).toEqual({ acmeEmail: "ops@example.net" });
+    expect(caddyfileOptionsFor({ bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" }, undefined)).toEqual({
+      bindAddress: "127.0.0.1",
+      httpPort: 8080,
+      httpsPort: 8443,
+      issuer: "internal",
+    });
+  });
+  it("reloads through the apply script with the production paths unchanged and a local host's Caddyfile directory", () => {
+    expect(proxyApplyCommand(HOST_PATHS, "caddy:2.11.9-alpine")).toBe("CADDY_IMAGE=caddy:2.11.9-alpine bash /usr/local/sbin/mai-caddy-apply");
+    expect(proxyApplyCommand(localHostPaths("/var/tmp/mai"), "mai-local/caddy:2.11.9")).toBe(
+      "CADDY_HOST_DIR=/var/tmp/mai/caddy CADDY_IMAGE=mai-local/caddy:2.11.9 bash /var/tmp/mai/bin/mai-caddy-apply",
+    );
   });
 });
 
@@ -80,8 +97,41 @@ describe("lifecycle policy", () => {
   it("protects the server and IPs, retains data, replaces containers delete-first", () => {
     expect(lifecycle.server.protect).toBe(true);
     expect(lifecycle.primaryIp.protect).toBe(true);
+    // assigneeType is no longer declared; the IPs' stored value must never plan a change.
+    expect(lifecycle.primaryIp.ignoreChanges).toEqual(["assigneeType"]);
     expect(lifecycle.dataVolume.retainOnDelete).toBe(true);
     expect(lifecycle.proxyVolume.retainOnDelete).toBe(true);
     expect(lifecycle.container.deleteBeforeReplace).toBe(true);
   });
 });
+
+describe("local host", () => {
+  it("keeps every host path under the state directory", () => {
+    expect(localHostPaths("/var/tmp/mai")).toEqual({
+      caddyDir: "/var/tmp/mai/caddy",
+      backupsDir: "/var/tmp/mai/backups",
+      etcDir: "/var/tmp/mai/etc",
+      binDir: "/var/tmp/mai/bin",
+      stateDir: "/var/tmp/mai/state",
+    });
+  });
+  it("writes a file from stdin, creating its directory and replacing it whole", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-local-write-"));
+    try {
+      const target = path.join(dir, "caddy", "Caddyfile.next");
+      for (const content of ["first\n", "second {$HOME}\n"]) {
+        const result = spawnSync("bash", ["-c", localWriteFileCommand(target)], { input: content, encoding: "utf8" });
+        expect(result.status).toBe(0);
+        expect(fs.readFileSync(target, "utf8")).toBe(content);
+      }
+      expect(fs.readdirSync(path.dirname(target))).toEqual(["Caddyfile.next"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it("reaches another engine through DOCKER_HOST in its shell prefix", () => {
+    expect(localShellPrefix("unix:///var/run/docker.sock")).toBe("bash -c");
+    expect(localShellPrefix("unix:///tmp/engine b.sock")).toBe("env DOCKER_HOST='unix:///tmp/engine b.sock' bash -c");
+  });
+});
+

@@ -79,13 +79,33 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(repo, { recursive: true, force: true }));
 
 describe("npm run plan", () => {
+  it("plans the committed local stack: no Hetzner or Cloudflare resources, one container per active client, all on server local", async () => {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ["--import", "tsx", path.join(root, "scripts", "plan.ts"), "--stack", "local", "--clients", path.join(root, "clients"), "--json"],
+      { cwd: root, maxBuffer: 32 * 1024 * 1024 },
+    );
+    expect(stderr).toBe("");
+    const json = JSON.parse(stdout);
+    const types: string[] = json.resources.map((r: { type: string }) => r.type);
+    expect(types.filter((type) => /^(hcloud|cloudflare):/.test(type))).toEqual([]);
+    const containers = json.resources.filter((r: { type: string }) => r.type === "docker:index/container:Container");
+    const active = json.clients.filter((c: { status: string }) => c.status === "active").map((c: { slug: string }) => `mai-${c.slug}`);
+    expect(containers.map((c: { inputs: { name: string } }) => c.inputs.name).sort()).toEqual([...active, "mai-proxy"].sort());
+    expect(json.servers).toEqual(["local"]);
+    expect(json.resources.filter((r: { server: string | null }) => r.server !== "local")).toEqual([]);
+    expect(json.clients.map((c: { url: string }) => c.url)).toContain("https://mueller-steuerberatung.localhost:8443");
+  });
+
   it("prints clients, capacity and resource counts, labelled as declared state", async () => {
     const { code, stdout, stderr } = await plan();
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
     expect(stdout).toContain("not the cloud's actual state");
     expect(stdout).toMatch(/acme\s+https:\/\/chat\.acme-industrie\.de\s+3002\s+active\s+4 \/ 2\s+8 GiB \/ 4 GiB/);
     expect(stdout).toMatch(/nordlicht-design\s+\S+\s+3003\s+suspended/);
-    expect(stdout).toMatch(/Server ccx53: 32 vCPU, 128 GiB/);
+    expect(stdout).toMatch(/^Server host: 3 client\(s\)$/m);
+    expect(stdout).toMatch(/Server host \(ccx53\): 32 vCPU, 128 GiB/);
+    expect(stdout).toMatch(/^  server host \(\d+\)$/m);
     expect(stdout).toMatch(/reserved: 3 vCPU \(10%\), 6 GiB \(5%\)/);
     expect(stdout).toMatch(/^\s+\d+\s+docker:index\/container:Container$/m);
   });
@@ -156,11 +176,12 @@ describe("npm run plan", () => {
       const { code, stdout } = await plan("--json", "--base", "HEAD");
       expect(code).toBe(0);
       const json = JSON.parse(stdout);
-      expect(json).toMatchObject({ stack: "prod", capacity: expect.objectContaining({ serverType: "ccx53" }) });
+      expect(json).toMatchObject({ stack: "prod", capacity: [expect.objectContaining({ serverName: "host", serverType: "ccx53" })], servers: ["host"] });
       expect(Object.keys(json.clients[0]).sort()).toEqual(
-        ["cpus", "hostname", "memoryMb", "port", "reservedCpus", "reservedMemoryMb", "slug", "status", "url"].sort(),
+        ["cpus", "hostname", "memoryMb", "port", "reservedCpus", "reservedMemoryMb", "server", "slug", "status", "url"].sort(),
       );
-      for (const r of json.resources) expect(Object.keys(r).sort()).toEqual(["inputs", "name", "parent", "type", "urn"]);
+      for (const r of json.resources) expect(Object.keys(r).sort()).toEqual(["inputs", "name", "parent", "server", "type", "urn"]);
+      expect(json.resources.filter((r: { server: string | null }) => r.server !== "host")).toEqual([]);
       for (const c of json.changes) expect(c).toMatchObject({ op: expect.stringMatching(/^(create|update|replace|delete)$/), urn: expect.any(String), type: expect.any(String), name: expect.any(String), fields: expect.any(Array) });
       const container = json.resources.find((r: { type: string; name: string }) => r.type === "docker:index/container:Container" && r.name === "acme-container");
       expect(JSON.stringify(container.inputs.envs)).toContain("[secret]");

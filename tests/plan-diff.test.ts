@@ -148,10 +148,12 @@ describe("renderings", () => {
   const report: PlanReport = {
     stack: "prod",
     clients: [
-      { slug: "acme", hostname: "acme.example.com", url: "https://acme.example.com", port: 8001, status: "active", cpus: 2, memoryMb: 4096, reservedCpus: 0.5, reservedMemoryMb: 1024 },
+      { slug: "acme", hostname: "acme.example.com", url: "https://acme.example.com", port: 8001, status: "active", cpus: 2, memoryMb: 4096, reservedCpus: 0.5, reservedMemoryMb: 1024, server: "host" },
     ],
-    capacity: {
+    capacity: [{
+      serverName: "host",
       serverType: "ccx53",
+      checked: true,
       server: { cpus: 32, memoryMb: 131072 },
       reserve: { cpus: 2, memoryMb: 4096 },
       allocatable: { cpus: 30, memoryMb: 126976 },
@@ -159,7 +161,7 @@ describe("renderings", () => {
       activeClients: 1,
       suspendedClients: 0,
       warnings: [],
-    },
+    }],
     resources: head,
     changes: diffDeclarations(base, head),
     base: "origin/main",
@@ -174,6 +176,21 @@ describe("renderings", () => {
     expect(text).toMatch(/\s+2\s+docker:index\/container:Container/);
     expect(text).toContain("replace docker:Container mai-acme (envs) — restart of acme");
     expect(text).toContain("Clients: 1 added (gamma), 0 changed, 1 restarted (acme), 0 removed.");
+  });
+
+  it("groups clients, capacity and resources by server and names the server of a shared change", () => {
+    const proxyChange = report.changes!.find((c) => c.client === undefined)!;
+    const twoServers: PlanReport = {
+      ...report,
+      clients: [...report.clients, { ...report.clients[0], slug: "gamma", url: "https://gamma.example.com", port: 8002, server: "nbg1-b" }],
+      capacity: [report.capacity[0], { ...report.capacity[0], serverName: "nbg1-b", serverType: "ccx33" }],
+      resourceServer: Object.fromEntries(head.map((r) => [r.urn, r.name.includes("gamma") ? "nbg1-b" : "host"])),
+    };
+    const text = renderText(twoServers);
+    expect(text).toMatch(/^Server host: 1 client\(s\)\n[\s\S]*acme[\s\S]*^Server nbg1-b: 1 client\(s\)\n[\s\S]*gamma/m);
+    expect(text).toContain("Server nbg1-b (ccx33):");
+    expect(text).toMatch(/^  server nbg1-b \(\d+\)$/m);
+    expect(text).toContain(`${describeChange(proxyChange)} [server host]`);
   });
 
   it("calls out in-place updates that still interrupt service", () => {
@@ -194,7 +211,8 @@ describe("renderings", () => {
   it("json has the documented shape", () => {
     const json = JSON.parse(renderJson(report));
     expect(Object.keys(json)).toEqual(expect.arrayContaining(["stack", "clients", "capacity", "resources", "changes"]));
-    expect(json.resources[0]).toEqual({ urn: expect.any(String), type: expect.any(String), name: expect.any(String), parent: null, inputs: expect.any(Object) });
+    expect(json.resources[0]).toEqual({ urn: expect.any(String), type: expect.any(String), name: expect.any(String), parent: null, server: null, inputs: expect.any(Object) });
+    expect(json.servers).toEqual(["host"]);
     expect(json.changes.find((c: { name: string }) => c.name === "mai-acme")).toMatchObject({ op: "replace", fields: ["envs"], restart: true });
     const withoutBase = JSON.parse(renderJson({ ...report, changes: undefined, base: undefined }));
     expect(withoutBase.changes).toBeUndefined();

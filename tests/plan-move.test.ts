@@ -96,8 +96,10 @@ describe("a client's move in the report", () => {
   const report: PlanReport = {
     stack: "prod",
     clients: [],
-    capacity: {
+    capacity: ["nbg1-a", "nbg1-b"].map((serverName) => ({
+      serverName,
       serverType: "ccx53",
+      checked: true,
       server: { cpus: 32, memoryMb: 131072 },
       reserve: { cpus: 2, memoryMb: 4096 },
       allocatable: { cpus: 30, memoryMb: 126976 },
@@ -105,7 +107,7 @@ describe("a client's move in the report", () => {
       activeClients: 0,
       suspendedClients: 0,
       warnings: [],
-    },
+    })),
     resources: head,
     changes,
     base: "origin/main",

@@ -47,7 +47,6 @@ describe("adding a client", () => {
       "hooli-dns-aaaa",
       "hooli-network",
       "hooli-webui-secret",
-      "proxy-attach-hooli",
     ]);
   });
 

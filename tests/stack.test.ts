@@ -45,8 +45,11 @@ describe("host", () => {
     const ips = ofType("hcloud:index/primaryIp:PrimaryIp");
     expect(ips.map((ip) => ip.inputs.type).sort()).toEqual(["ipv4", "ipv6"]);
     for (const ip of ips) {
-      expect(ip.inputs).toMatchObject({ assigneeType: "server", location: "nbg1", autoDelete: false, deleteProtection: true });
+      expect(ip.inputs).toMatchObject({ location: "nbg1", autoDelete: false, deleteProtection: true });
+      // The provider wants assigneeType only with assigneeId; the IPs' stored value is ignored.
+      expect(ip.inputs).not.toHaveProperty("assigneeType");
       expect(ip.options.protect).toBe(true);
+      expect(ip.options.ignoreChanges).toEqual(["assigneeType"]);
     }
     const publicNet = named("hcloud:index/server:Server", "host-server").inputs.publicNets[0];
     expect(publicNet).toMatchObject({ ipv4Enabled: true, ipv6Enabled: true });
@@ -76,10 +79,9 @@ describe("host", () => {
 });
 
 describe("mai-network", () => {
-  it("exists exactly once and the proxy container is on it", () => {
+  it("exists exactly once, under the single-server name it always had", () => {
     const networks = ofType("docker:index/network:Network").filter((n) => n.inputs.name === "mai-network");
-    expect(networks).toHaveLength(1);
-    expect(container("proxy-container").inputs.networksAdvanced).toEqual([{ name: "mai-network" }]);
+    expect(networks.map((n) => n.name)).toEqual(["mai-network"]);
   });
 });
 
@@ -255,13 +257,13 @@ describe("proxy", () => {
   // An asset's text reaches the mock as a promise.
   const caddyfile = () => named("command:remote:CopyToRemote", "proxy-caddyfile").inputs.source.text as Promise<string>;
 
-  it("runs the pinned Caddy image on 80/443 and 443/udp for both address families", () => {
+  it("runs the pinned Caddy image on the host network: no port list, no network memberships", () => {
     const image = named("docker:index/remoteImage:RemoteImage", "proxy-image");
     expect(image.inputs.name).toMatch(/^caddy:2\.\d+\.\d+-alpine$/);
-    const ports = (container("proxy-container").inputs.ports as { external: number; ip: string; protocol: string }[])
-      .map((p) => `${p.ip}:${p.external}/${p.protocol}`)
-      .sort();
-    expect(ports).toEqual(["0.0.0.0:443/tcp", "0.0.0.0:443/udp", "0.0.0.0:80/tcp", ":::443/tcp", ":::443/udp", ":::80/tcp"].sort());
+    const inputs = container("proxy-container").inputs;
+    expect(inputs.networkMode).toBe("host");
+    expect(inputs).not.toHaveProperty("ports");
+    expect(inputs).not.toHaveProperty("networksAdvanced");
   });
 
   it("keeps its certificate storage on a volume retained on delete", () => {
@@ -270,8 +272,12 @@ describe("proxy", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ volumeName: "mai-caddy-data", containerPath: "/data" });
   });
 
-  it("migrates queued connections to the new listener on reload", () => {
-    expect(container("proxy-container").inputs.sysctls).toEqual({ "net.ipv4.tcp_migrate_req": "1" });
+  it("migrates queued connections to the new listener on reload: a host sysctl, since Caddy shares the host's network", () => {
+    expect(container("proxy-container").inputs).not.toHaveProperty("sysctls");
+    const sysctl = named("command:remote:Command", "host-sysctl");
+    expect(sysctl.inputs.create).toContain("net.ipv4.tcp_migrate_req = 1");
+    expect(sysctl.inputs.create).toContain("sysctl -p /etc/sysctl.d/60-mai.conf");
+    expect(named("hcloud:index/server:Server", "host-server").inputs.userData).toContain("/etc/sysctl.d/60-mai.conf");
   });
 
   it("mounts the Caddyfile directory, not the file", () => {
@@ -281,8 +287,9 @@ describe("proxy", () => {
   it("renders a site per active client, a 503 page for the suspended one and no secret", async () => {
     const text = await caddyfile();
     for (const host of ["acme.mai.example.net", "chat.globex.example", "ki.umbrella.mai.example.net"]) expect(text).toContain(host);
-    expect(text).toContain("mai-acme:8080");
-    expect(text).not.toContain("mai-initech:8080");
+    // Caddy reaches each client on its loopback port (acme publishes 8080 on 127.0.0.1:8001).
+    expect(text).toContain("reverse_proxy 127.0.0.1:8001 {");
+    expect(text).not.toContain("127.0.0.1:8003");
     expect(text).toMatch(/initech\.mai\.example\.net[\s\S]*503/);
     for (const key of Object.values(FIXTURE_API_KEYS)) expect(text).not.toContain(key);
   });
@@ -297,12 +304,13 @@ describe("proxy", () => {
     expect(reload.inputs.triggers[0]).toMatch(/^[0-9a-f]{16}$/);
   });
 
-  it("joins each client network by a per-client command, not by declaring it on the container", () => {
-    const attaches = ofType("command:remote:Command").filter((c) => c.name.startsWith("proxy-attach-")).map((c) => c.name).sort();
-    expect(attaches).toEqual(["proxy-attach-acme", "proxy-attach-globex", "proxy-attach-initech", "proxy-attach-umbrella"]);
-    const acme = named("command:remote:Command", "proxy-attach-acme");
-    expect(acme.inputs.create).toContain("docker network connect mai-acme mai-proxy");
-    expect(acme.inputs.delete).toContain("docker network disconnect --force mai-acme mai-proxy");
+  it("joins no client network (nothing imperative to lose on a restart)", () => {
+    const commands = [...ofType("command:remote:Command"), ...ofType("command:remote:CopyToRemote")];
+    expect(commands.filter((c) => /network connect/.test(JSON.stringify(c.inputs)))).toEqual([]);
+    expect(commands.map((c) => c.name).filter((name) => name.startsWith("proxy-"))).toEqual(
+      expect.arrayContaining(["proxy-caddyfile", "proxy-apply-script", "proxy-caddyfile-seed", "proxy-reload"]),
+    );
+    expect(commands.filter((c) => c.name.startsWith("proxy-"))).toHaveLength(4);
   });
 });
 

@@ -24,6 +24,7 @@ export function fixtureClient(
     image: "ghcr.io/example/mai:1.0.0",
     resources: { cpus: 1, memoryMb: 2048, reservedCpus: 0.5, reservedMemoryMb: 1024 },
     env: {},
+    server: "host",
     ...overrides,
   };
 }

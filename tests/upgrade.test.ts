@@ -1,0 +1,90 @@
+/**
+ * Upgrading the production stack as it was deployed before servers and the host seam existed
+ * (commit 2000337) to this program, with that commit's Pulumi.prod.yaml and clients/: the server,
+ * its IPs, volumes, networks, DNS and keys stay untouched; the servers map itself changes nothing.
+ * Every change there is, is listed exactly below with the reason it is wanted.
+ */
+import { execFile } from "child_process";
+import * as path from "path";
+import { promisify } from "util";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const ROOT = path.join(__dirname, "..");
+/** The last commit before the host seam (the single-server layout). */
+const BEFORE_SERVERS = "2000337";
+
+interface Change {
+  op: string;
+  type: string;
+  name: string;
+  fields: string[];
+  rerun?: boolean;
+  protected?: boolean;
+}
+let changes: Change[];
+
+beforeAll(async () => {
+  let stdout: string;
+  try {
+    ({ stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", path.join(ROOT, "tests", "support", "upgradeDiff.ts"), BEFORE_SERVERS], {
+      cwd: ROOT,
+      maxBuffer: 32 * 1024 * 1024,
+    }));
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? String(error);
+    throw new Error(`cannot evaluate commit ${BEFORE_SERVERS} (a shallow clone lacks it: git fetch --unshallow): ${stderr}`);
+  }
+  changes = (JSON.parse(stdout) as { changes: Change[] }).changes;
+}, 120_000);
+
+describe("upgrading the single-server production stack", () => {
+  it("creates, replaces and deletes only what the host-network proxy implies", () => {
+    const structural = changes.filter((c) => c.op !== "update").map((c) => `${c.op} ${c.type} ${c.name}`);
+    expect(structural.sort()).toEqual(
+      [
+        // Caddy joins the host network: a new container (no ports, no networks, no sysctls of its own).
+        "replace docker:index/container:Container proxy-container",
+        // The proxy no longer joins client networks.
+        "delete command:remote:Command proxy-attach-acme",
+        "delete command:remote:Command proxy-attach-mueller-steuerberatung",
+        "delete command:remote:Command proxy-attach-nordlicht-design",
+        // tcp_migrate_req moves from the container to the host.
+        "create command:remote:Command host-sysctl",
+        // The stack-managed environment of the production guide (mai_client_<slug>, Secure/lax
+        // session cookies, organisation model access): every active client restarts once.
+        "replace docker:index/container:Container acme-container",
+        "replace docker:index/container:Container mueller-steuerberatung-container",
+        // A session secret lives as long as its client: the suspended client gets its own now.
+        "create random:index/randomPassword:RandomPassword nordlicht-design-webui-secret",
+      ].sort(),
+    );
+    const replaced = (name: string) => changes.find((c) => c.op === "replace" && c.name === name)!.fields;
+    expect(replaced("proxy-container")).toEqual(["networkMode", "networksAdvanced", "ports", "sysctls"]);
+    // Only the environment: the CPU amount "2" -> "2.0" and the health check's "120s" -> "2m0s"
+    // are the same values in the provider's read-back form, so they are no change.
+    expect(replaced("acme-container")).toEqual(["envs"]);
+    expect(replaced("mueller-steuerberatung-container")).toEqual(["envs"]);
+  });
+
+  it("only re-runs commands in place: the Caddyfile with loopback upstreams, its reload, and the fixed cloud-init wait", () => {
+    const updates = changes.filter((c) => c.op === "update").map((c) => `${c.name} ${c.fields.join(",")}${c.rerun ? " (re-run)" : ""}`);
+    expect(updates.sort()).toEqual([
+      // The OpenRouter API base URL is now a stack setting, handed to the key settings (in place).
+      "acme-openrouter-settings apiBaseUrl",
+      "host-cloud-init create",
+      "mueller-steuerberatung-openrouter-settings apiBaseUrl",
+      "nordlicht-design-openrouter-settings apiBaseUrl",
+      "proxy-apply-script source,triggers (re-run)",
+      "proxy-caddyfile source,triggers (re-run)",
+      "proxy-reload triggers (re-run)",
+    ]);
+  });
+
+  it("never touches the server, its primary IPs, a volume, a client container, a network or a DNS record", () => {
+    const untouchable = /^(hcloud:index\/(server|primaryIp|firewall|sshKey)|docker:index\/(volume|network)|cloudflare:|pulumi-nodejs:dynamic\/openrouter:Key$)/;
+    expect(changes.filter((c) => untouchable.test(c.type))).toEqual([]);
+    const containers = changes.filter((c) => c.type === "docker:index/container:Container" && c.name !== "proxy-container");
+    expect(containers.every((c) => c.op === "replace" && c.fields.join() === "envs")).toBe(true);
+    expect(changes.filter((c) => c.protected)).toEqual([]);
+  });
+});
