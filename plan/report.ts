@@ -135,7 +135,7 @@ export function describeChange(change: ResourceChange): string {
   const notes: string[] = [];
   if (change.move) notes.push(...moveNotes(change, change.move));
   else if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
-  if (change.op === "replace" && change.replaceFields) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
+  if (change.op === "replace" && change.replaceFields && !change.move) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
   if (change.op === "update" && restartingTypes.has(change.type)) notes.push("updated in place, no restart");
   if (change.op === "update") {
     for (const field of change.fields) {
@@ -167,6 +167,7 @@ function moveNotes(change: ResourceChange, move: { from: string; to: string }): 
   if (dataHoldingTypes.has(change.type) && change.op !== "delete") notes.push(`filled by the move on ${move.to}`);
   if (change.retained) notes.push(`the one on ${move.from} is kept (retained) until you delete it`);
   if (change.type === "cloudflare:index/dnsRecord:DnsRecord") notes.push(`points at ${move.to} once the client runs there`);
+  if (change.name.endsWith("-backup-timer")) notes.push(`the nightly backup runs on ${move.to}; the move disables it on ${move.from}`);
   return notes;
 }
 
