@@ -4,10 +4,13 @@
  * socket, data root, exec root, pid file and address pool, without iptables (why: see
  * tests/support/secondEngine.ts), removed afterwards.
  *
- * The move is the command the stack declares: the ClientMove component is instantiated under
- * the mock runtime with the two engines' shell prefixes, and its `create` script, interpreter
- * and environment are run as Pulumi's command provider would. The host scripts are the
- * repository's own, installed into a bin directory per engine.
+ * The moves are the commands the stack declares: the real program runs under the mock runtime
+ * for a stack of two local servers (engine A's and engine B's sockets) with the moving clients'
+ * files saying `server: engine-b` and `moveFrom: engine-a`, and each declared move command
+ * (script, interpreter, environment) is run as Pulumi's command provider would. Around it the
+ * test does what Pulumi does before (the target's volume) and after (the target container, the
+ * source container's removal). The host scripts are the repository's own, installed into each
+ * server's bin directory as the stack's host tooling does.
  */
 import { execFileSync, spawnSync } from "child_process";
 import { createHash, randomBytes } from "crypto";
@@ -19,10 +22,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { acquireEngineLock, cleanupByLabel, newRunId, requireEngine, requireImages, runLabel } from "./support/engine";
 import type { HeldLock } from "../scripts/lib/fileLock";
-import { installMocks } from "./support/programHarness";
+import { runtimeConfigFromStackFile } from "../plan/stackConfig";
+import { runProgram } from "./support/programHarness";
 import {
   dockerOkOn,
   dockerOn,
+  engineEnv,
   installMoveScripts,
   loadImageInto,
   startSecondEngine,
@@ -122,13 +127,7 @@ async function healthy(port: number): Promise<boolean> {
   return false;
 }
 
-// --- the declared move command ---------------------------------------------------------------
-
-interface Side {
-  name: string;
-  shell: string;
-  paths: { binDir: string; stateDir: string };
-}
+// --- the declared move commands --------------------------------------------------------------
 
 interface DeclaredMove {
   interpreter: string[];
@@ -136,26 +135,42 @@ interface DeclaredMove {
   environment: Record<string, string>;
 }
 
-let mocksReady: Promise<Awaited<ReturnType<typeof installMocks>>> | undefined;
-
-/** What the ClientMove component declares for this move (the inputs Pulumi would run). */
-async function declaredMove(slug: string, source: Side, target: Side): Promise<DeclaredMove> {
-  mocksReady ??= installMocks();
-  const resources = await mocksReady;
-  const { ClientMove } = await import("../components/clientMove");
-  const name = `${slug}-move-${resources.length}`;
-  new ClientMove(name, { move: { slug, from: source.name, to: target.name, suspended: false }, source, target, after: [] });
-  for (let i = 0; i < 100; i++) {
-    const found = resources.find((r) => r.type === "command:local:Command" && r.name === `${name}-run`);
-    if (found) return found.inputs as DeclaredMove;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("the ClientMove component declared no command");
+/**
+ * Runs the real program under the mock runtime for a stack of two local servers (engine A's and
+ * engine B's sockets) whose moving clients name `server: engine-b` and `moveFrom: engine-a`, and
+ * returns the move command each of them declares, by slug.
+ */
+async function declaredMoves(): Promise<Map<string, DeclaredMove>> {
+  const server = (name: string, dockerHost: string, httpPort: number) =>
+    `    ${name}:\n      kind: local\n      httpPort: ${httpPort}\n      httpsPort: ${httpPort + 1}\n      stateDir: ${path.join(work, name)}\n      dockerHost: ${dockerHost}\n`;
+  const stack = runtimeConfigFromStackFile(
+    "config:\n  mai-hosting:domain: localhost\n  mai-hosting:servers:\n" +
+      server("engine-a", "unix:///var/run/docker.sock", 18080) +
+      server("engine-b", engineB!.host, 18090) +
+      `  mai-hosting:proxyImage: mai-local/caddy:2.11.9\n  mai-hosting:defaultImage: ${WORKSPACE_IMAGE}\n`,
+    "Pulumi.move-test.yaml",
+  );
+  const clientsDir = path.join(work, "clients");
+  fs.mkdirSync(clientsDir);
+  const file = (s: string, lines: string) => fs.writeFileSync(path.join(clientsDir, `${s}.yaml`), `name: ${s}\nport: ${ports[s]}\n${lines}`);
+  file(slug, "server: engine-b\nmoveFrom: engine-a\n");
+  file(failing, "server: engine-b\nmoveFrom: engine-a\n");
+  file(bystander, "server: engine-a\n");
+  const run = await runProgram({ config: stack.values, secretKeys: stack.secretKeys, clientsDir });
+  return new Map(
+    run.resources.filter((r) => r.type === "command:local:Command" && r.name.endsWith("-move-run")).map((r) => [r.name.replace(/-move-run$/, ""), r.inputs as DeclaredMove]),
+  );
 }
 
+/**
+ * Runs a declared move as Pulumi's command provider does: the interpreter with the script, the
+ * runner's environment plus the declared one. The runner's environment points the host scripts'
+ * spool and lock directories at the test's directory (both engines share this machine).
+ */
 function runMove(move: DeclaredMove): { code: number | null; stdout: string; stderr: string } {
   const [shell, ...flags] = move.interpreter;
-  const result = spawnSync(shell, [...flags, move.create], { env: { ...process.env, ...move.environment }, encoding: "utf8", timeout: 300_000 });
+  const env = { ...engineEnv(undefined), MAI_EXPORT_ROOT: path.join(work, "exports"), MAI_LOCK_DIR: path.join(work, "lock"), ...move.environment };
+  const result = spawnSync(shell, [...flags, move.create], { env, encoding: "utf8", timeout: 300_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -164,12 +179,13 @@ function runMove(move: DeclaredMove): { code: number | null; stdout: string; std
 let lock: HeldLock | undefined;
 let engineB: SecondEngine | undefined;
 let work: string;
-let sideA: Side;
-let sideB: Side;
+let moves: Map<string, DeclaredMove>;
 const slug = `${RUN_ID}-acme`;
 const bystander = `${RUN_ID}-other`;
 const failing = `${RUN_ID}-beta`;
 const ports: Record<string, number> = {};
+const binDirOf = (server: string) => path.join(work, server, "bin");
+const stateDirOf = (server: string) => path.join(work, server, "state");
 
 beforeAll(async () => {
   requireEngine();
@@ -178,24 +194,12 @@ beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-move-test-"));
   engineB = await startSecondEngine();
   loadImageInto(engineB, WORKSPACE_IMAGE);
+  for (const s of [slug, bystander, failing]) ports[s] = await freePort();
 
-  const side = (name: string, dockerHost: string | undefined): Side => {
-    const binDir = path.join(work, name, "bin");
-    installMoveScripts(ROOT, binDir);
-    const env = dockerHost ? `DOCKER_HOST=${dockerHost}` : "-u DOCKER_HOST";
-    return {
-      name,
-      shell: `env ${env} MAI_LOCK_DIR=${path.join(work, name, "lock")} MAI_EXPORT_ROOT=${path.join(work, name, "exports")} bash -c`,
-      paths: { binDir, stateDir: path.join(work, name, "state") },
-    };
-  };
-  sideA = side("engine-a", undefined);
-  sideB = side("engine-b", engineB.host);
-
-  for (const s of [slug, bystander, failing]) {
-    ports[s] = await freePort();
-    runClient(undefined, s, ports[s]);
-  }
+  moves = await declaredMoves();
+  // What the stack's host tooling puts on each server.
+  for (const server of ["engine-a", "engine-b"]) installMoveScripts(ROOT, binDirOf(server));
+  for (const s of [slug, bystander, failing]) runClient(undefined, s, ports[s]);
 }, 11 * 60_000);
 
 afterAll(async () => {
@@ -223,7 +227,7 @@ describe("moving a client between two engines", () => {
     docker(engineB!.host, ["volume", "create", "--label", LABEL, `mai-${slug}-data`]);
     docker(engineB!.host, ["network", "create", "--label", LABEL, `mai-${slug}`]);
 
-    const result = runMove(await declaredMove(slug, sideA, sideB));
+    const result = runMove(moves.get(slug)!);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`moved from engine-a to engine-b`);
@@ -231,7 +235,7 @@ describe("moving a client between two engines", () => {
     // The move stopped the source itself; Pulumi removes the container after the target runs.
     expect(containerState(undefined, `mai-${slug}`)).toMatchObject({ running: false });
     expect(readClient(engineB!.host, slug)).toEqual(data);
-    expect(fs.readFileSync(path.join(sideA.paths.stateDir, "moved", slug), "utf8")).toMatch(/^to engine-b at \d{4}-/);
+    expect(fs.readFileSync(path.join(stateDirOf("engine-a"), "moved", slug), "utf8")).toMatch(/^to engine-b at \d{4}-/);
 
     // What Pulumi does after the move: the target container (same port), then the source's removal.
     docker(engineB!.host, [
@@ -250,7 +254,7 @@ describe("moving a client between two engines", () => {
 
   it("refuses to move again from the source's old copy, changing nothing", async () => {
     const before = readClient(engineB!.host, slug);
-    const result = runMove(await declaredMove(slug, sideA, sideB));
+    const result = runMove(moves.get(slug)!);
     expect(result.code).toBe(4);
     expect(result.stderr).toContain("a move never runs two copies");
     expect(containerState(engineB!.host, `mai-${slug}`)).toMatchObject({ running: true });
@@ -260,25 +264,30 @@ describe("moving a client between two engines", () => {
   it("a move whose stream arrives corrupted leaves the client running on the source", async () => {
     const data = await seedClient(failing);
     const other = containerState(undefined, `mai-${bystander}`)!;
-    // The source's export passes through a filter that flips one byte in the stream's second block.
-    const corruptBin = path.join(work, "engine-a", "corrupt-bin");
-    fs.mkdirSync(corruptBin, { recursive: true });
+    // For this move, engine A's mai-export passes its stream through a filter that flips one byte
+    // in the second block; the declared command itself is unchanged.
+    const bin = binDirOf("engine-a");
+    fs.renameSync(path.join(bin, "mai-export"), path.join(bin, "mai-export.real"));
     fs.writeFileSync(
-      path.join(corruptBin, "mai-export"),
-      `#!/usr/bin/env bash\n"${path.join(sideA.paths.binDir, "mai-export")}" "$@" | perl -e 'binmode STDIN; binmode STDOUT; my $n = 0; while (read(STDIN, my $b, 65536)) { substr($b, 100, 1) = chr(ord(substr($b, 100, 1)) ^ 0xff) if $n++ == 1 && length($b) > 100; print $b }'\n`,
+      path.join(bin, "mai-export"),
+      `#!/usr/bin/env bash\n"${path.join(bin, "mai-export.real")}" "$@" | perl -e 'binmode STDIN; binmode STDOUT; my $n = 0; while (read(STDIN, my $b, 65536)) { substr($b, 100, 1) = chr(ord(substr($b, 100, 1)) ^ 0xff) if $n++ == 1 && length($b) > 100; print $b }'\n`,
       { mode: 0o755 },
     );
-    fs.copyFileSync(path.join(sideA.paths.binDir, "mai-import"), path.join(corruptBin, "mai-import"));
     docker(engineB!.host, ["volume", "create", "--label", LABEL, `mai-${failing}-data`]);
 
-    const result = runMove(await declaredMove(failing, { ...sideA, paths: { ...sideA.paths, binDir: corruptBin } }, sideB));
+    let result: ReturnType<typeof runMove>;
+    try {
+      result = runMove(moves.get(failing)!);
+    } finally {
+      fs.renameSync(path.join(bin, "mai-export.real"), path.join(bin, "mai-export"));
+    }
     expect(result.code).toBe(5);
     expect(result.stderr).toContain("mai-import on engine-b failed");
     expect(result.stderr).toContain(`mai-${failing} is running on engine-a again`);
     expect(containerState(undefined, `mai-${failing}`)).toMatchObject({ running: true });
     expect(containerState(engineB!.host, `mai-${failing}`)).toBeUndefined();
     expect(readClient(undefined, failing)).toEqual(data);
-    expect(fs.existsSync(path.join(sideA.paths.stateDir, "moved", failing))).toBe(false);
+    expect(fs.existsSync(path.join(stateDirOf("engine-a"), "moved", failing))).toBe(false);
     expect(containerState(undefined, `mai-${bystander}`)).toEqual(other);
   }, 300_000);
 });
