@@ -26,9 +26,10 @@ export interface BackupToolingArgs {
 }
 
 /**
- * Host-level backup tooling: `mai-backup`, `mai-restore`, the `mai-backup@` service and timer
- * templates (where systemd runs), and `backup.env` in the host's config directory. Re-installed
- * whenever any of their content changes. Deleting it leaves the files and every backup on the host.
+ * Host-level backup tooling: `mai-backup`, `mai-restore`, `mai-export`, `mai-import`, their shared
+ * `mai-lib.sh`, the `mai-backup@` service and timer templates (where systemd runs), and
+ * `backup.env` in the host's config directory. Re-installed whenever any of their content
+ * changes. Deleting it leaves the files and every backup on the host.
  */
 export class BackupTooling extends pulumi.ComponentResource {
   /** sha256 of everything installed; changes exactly when the install runs again. */

@@ -116,4 +116,20 @@ export interface StackSettings {
    * `parseStackSettings`; absent only in hand-built settings, meaning https://openrouter.ai/api/v1.
    */
   openrouterApiBaseUrl?: string;
+  /** What `npm run invoice` charges; absent: the invoice shows usage only. */
+  pricing?: PricingSpec;
+}
+
+/** Monthly prices per client (stack config `pricing`). */
+export interface PricingSpec {
+  /** ISO 4217 code of the amounts, e.g. `EUR`. */
+  currency: string;
+  /** Fixed monthly fee per client. */
+  baseFeePerClient: number;
+  /** Monthly fee per active (not pending) user. */
+  feePerActiveUser: number;
+  /** Added to the OpenRouter spend, in percent. */
+  usageMarkupPercent: number;
+  /** Value of 1 USD in `currency` (1 when the currency is USD). */
+  usdExchangeRate: number;
 }

@@ -212,6 +212,39 @@ const objectSetting = <T extends z.ZodType>(schema: T) => z.preprocess((value) =
 const listSetting = <T extends z.ZodType>(schema: T) => z.preprocess(fromConfigString("list"), schema);
 const numberSetting = <T extends z.ZodType>(schema: T) => z.preprocess(fromConfigString("number"), schema);
 
+/** A money amount or rate: a number from 0 to `max`, at most 4 decimals. */
+function amountIn(max: number, what: string) {
+  const error = expecting(`${what}: a number from 0 to ${max}, like 12.5`, (input) =>
+    typeof input === "string" && /^\d+(\.\d+)?$/.test(input.trim()) ? "remove the quotes" : undefined,
+  );
+  return z.number({ error }).min(0, { error }).max(max, { error });
+}
+
+/** `pricing`: what `npm run invoice` charges per client (optional; without it the invoice shows no amounts). */
+const pricingSchema = mapping(
+  {
+    currency: checkedString('a currency code like "EUR"', (value) =>
+      /^[A-Z]{3}$/.test(value) ? undefined : `expected a three-letter currency code like "EUR", got ${describeValue(value)}`,
+    ).default("EUR"),
+    baseFeePerClient: amountIn(1_000_000, "a monthly fee per client").default(0),
+    feePerActiveUser: amountIn(100_000, "a monthly fee per active user").default(0),
+    usageMarkupPercent: amountIn(1000, "a markup in percent on OpenRouter spend").default(0),
+    usdExchangeRate: amountIn(1000, "the value of 1 USD in the pricing currency (OpenRouter bills in USD)").optional(),
+  },
+  "a mapping with currency, baseFeePerClient, feePerActiveUser, usageMarkupPercent, usdExchangeRate",
+).check(
+  z.superRefine((value, ctx) => {
+    if (/^[A-Z]{3}$/.test(value.currency) && value.currency !== "USD" && value.usdExchangeRate === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["usdExchangeRate"],
+        message: `missing; expected the value of 1 USD in ${value.currency} (OpenRouter bills in USD), or currency: USD`,
+        input: undefined,
+      });
+    }
+  }),
+);
+
 /** Schema of the non-secret `mai-hosting:*` config values (strict: unknown keys are errors). */
 export const stackSettingsSchema = mapping(
   {
@@ -276,6 +309,7 @@ export const stackSettingsSchema = mapping(
             /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value) ? "a URL with credentials (not shown)" : describeValue(value)
           }: ${problem}`;
     }).default(DEFAULT_OPENROUTER_API_BASE_URL),
+    pricing: objectSetting(pricingSchema).optional(),
   },
   "a mapping of stack settings",
 );
@@ -393,6 +427,7 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
       proxyImage: input.proxyImage,
       backupRetentionDays: input.backupRetentionDays,
       openrouterApiBaseUrl: normalizeApiBaseUrl(input.openrouterApiBaseUrl),
+      ...(input.pricing === undefined ? {} : { pricing: { ...input.pricing, usdExchangeRate: input.pricing.usdExchangeRate ?? 1 } }),
     },
   };
 }

@@ -7,7 +7,8 @@
 # Steps: lock (one run per client) -> snapshot with `VACUUM INTO` (one read transaction, so the
 # copy is a consistent point in time while the app keeps writing) -> `PRAGMA integrity_check`
 # on the copy -> zstd -> `zstd -t` -> rename into place (a crash never leaves a file with the
-# final name) -> prune -> off-host rsync.
+# final name) -> usage snapshot for the invoice (usage-YYYY-MM-DD.json: active users, volume and
+# database bytes; kept, they are tiny) -> prune -> off-host rsync.
 #
 # Exit codes (also written to the log):
 #   0 backup written (and copied off the host when configured)
@@ -30,22 +31,12 @@ umask 077
 
 readonly PROG=mai-backup
 readonly EX_USAGE=2 EX_OFFSITE=3 EX_NOINPUT=4 EX_FAILED=5 EX_CONFIG=6 EX_BUSY=7
+# shellcheck source=mai-lib.sh
+source "${MAI_LIB:-$(dirname -- "${BASH_SOURCE[0]}")/mai-lib.sh}" 2>/dev/null ||
+  { echo "$PROG: ERROR: mai-lib.sh not found" >&2; exit 6; }
 
 CONFIG_DIR=${MAI_CONFIG_DIR:-/etc/mai}
 BACKUP_ROOT=${MAI_BACKUP_ROOT:-/srv/mai/backups}
-LOCK_DIR=${MAI_LOCK_DIR:-/run/lock}
-DOCKER=${MAI_DOCKER:-docker}
-
-# Every line names the client: the journal of 20 clients' runs stays readable with `-t mai-backup`.
-log() { printf '%s: %s\n' "${SLUG:-$PROG}" "$*"; }
-fail() { # fail <exit code> <message>
-  printf '%s: ERROR: %s\n' "${SLUG:-$PROG}" "$2" >&2
-  exit "$1"
-}
-
-# sqlite3 without ~/.sqliterc and never interactive: on a terminal it would print banners
-# into the output that the checks compare with "ok".
-sq() { sqlite3 -batch -init /dev/null "$@" </dev/null; }
 
 usage() {
   cat <<EOF
@@ -58,8 +49,7 @@ case "${1:-}" in
   -h | --help) usage; exit 0 ;;
 esac
 [[ $# -eq 1 ]] || { usage >&2; exit "$EX_USAGE"; }
-[[ $1 =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
-  fail "$EX_USAGE" "'$1' is not a client slug (lowercase letters, digits and inner hyphens)"
+require_slug "$1" "$EX_USAGE"
 SLUG=$1
 
 # --- configuration ---------------------------------------------------------------------------
@@ -81,18 +71,14 @@ done
 [[ $OFFSITE_MIRROR == yes || $OFFSITE_MIRROR == no ]] ||
   fail "$EX_CONFIG" "OFFSITE_MIRROR must be 'yes' or 'no' (got '$OFFSITE_MIRROR')"
 
-for tool in sqlite3 zstd flock; do
-  command -v "$tool" >/dev/null || fail "$EX_CONFIG" "'$tool' is not installed"
-done
+require_tools "$EX_CONFIG" sqlite3 zstd flock
 
-# --- one run per client: backups and restores of a client share this lock ----------------------
-mkdir -p "$LOCK_DIR" || fail "$EX_CONFIG" "cannot create lock directory $LOCK_DIR"
-exec 9>"$LOCK_DIR/mai-backup-$SLUG.lock" || fail "$EX_CONFIG" "cannot open lock file in $LOCK_DIR"
-flock -n 9 || fail "$EX_BUSY" "another backup or restore of '$SLUG' is running; nothing done"
+# --- one run per client (shared with restores, exports and imports) ----------------------------
+lock_client "$SLUG" 0 "$EX_BUSY" "another backup, restore, export or import of '$SLUG' is running; nothing done"
 
 # --- locate the database -----------------------------------------------------------------------
 VOLUME="mai-$SLUG-data"
-DATA_DIR=$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "$VOLUME" 2>/dev/null) ||
+DATA_DIR=$(volume_dir "$SLUG") ||
   fail "$EX_NOINPUT" "Docker volume $VOLUME not found; is '$SLUG' a client on this host?"
 DB="$DATA_DIR/webui.db"
 [[ -f $DB ]] || fail "$EX_NOINPUT" "no database at $DB (volume $VOLUME)"
@@ -119,16 +105,9 @@ log "backing up $DB"
 
 # --- snapshot + verify + compress ----------------------------------------------------------------
 SNAPSHOT="$WORK/webui.db"
-sql_path=${SNAPSHOT//\'/\'\'}
-# .timeout: wait for a writer's lock instead of failing at once (rollback-journal databases).
-if ! err=$(sq -bail -cmd ".timeout 60000" "$DB" "VACUUM INTO '$sql_path';" 2>&1); then
-  fail "$EX_FAILED" "snapshot of $DB failed: $err"
+if ! err=$(snapshot_db "$DB" "$SNAPSHOT"); then
+  fail "$EX_FAILED" "$err; nothing kept"
 fi
-check=$(sq "$SNAPSHOT" "PRAGMA integrity_check;" 2>&1)
-[[ $check == ok ]] || fail "$EX_FAILED" "the snapshot failed PRAGMA integrity_check; nothing kept: ${check:0:500}"
-# A restored file must not expect a -wal next to it: store it in rollback-journal mode.
-sq "$SNAPSHOT" "PRAGMA journal_mode=DELETE;" >/dev/null 2>&1 ||
-  fail "$EX_FAILED" "cannot normalise the journal mode of the snapshot"
 
 PART="$WORK/$NAME"
 # Default level, two threads: the clients share these CPUs at night too.
@@ -143,6 +122,34 @@ sync "$DEST_DIR" 2>/dev/null || true
 
 size=$(stat -c %s "$DEST_DIR/$NAME")
 log "wrote $DEST_DIR/$NAME ($size bytes, integrity ok) in $((SECONDS - started))s"
+
+# --- usage snapshot for the invoice (npm run invoice); never fails the backup ---------------------
+# Active users: Open WebUI's `user` table holds every account; role 'pending' is a sign-up not yet
+# approved by the client's admin, removed users are deleted. Sizes as the host sees them.
+usage_snapshot() {
+  local users=null tables volume_bytes db_bytes=0 size
+  command -v jq >/dev/null || return 1
+  tables=$(sq "$SNAPSHOT" "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='user';" 2>/dev/null) || return 1
+  if [[ $tables == 1 ]]; then
+    users=$(sq "$SNAPSHOT" "SELECT count(*) FROM \"user\" WHERE role IS NOT 'pending';" 2>/dev/null) || return 1
+  fi
+  # The workspace keeps writing: files (a -wal) may vanish while they are measured, which du and
+  # stat report as errors; what they could measure is what counts.
+  volume_bytes=$(du -sb -- "$DATA_DIR" 2>/dev/null | cut -f1)
+  [[ $volume_bytes =~ ^[0-9]+$ ]] || return 1
+  for size in $(stat -c %s -- "$DB" "$DB-wal" 2>/dev/null); do
+    db_bytes=$((db_bytes + size))
+  done
+  jq -n --arg slug "$SLUG" --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --argjson users "$users" \
+    --argjson volume "$volume_bytes" --argjson db "$db_bytes" \
+    '{slug: $slug, takenAt: $at, activeUsers: $users, volumeBytes: $volume, databaseBytes: $db}' >"$WORK/usage.json" &&
+    chmod 0640 "$WORK/usage.json" && mv -f "$WORK/usage.json" "$DEST_DIR/usage-$(date -u +%Y-%m-%d).json"
+}
+if usage_snapshot; then
+  log "usage snapshot written (usage-$(date -u +%Y-%m-%d).json)"
+else
+  warn "could not write the usage snapshot for invoicing; the backup is fine"
+fi
 
 # --- retention: this client's own backups only, by the time in their name -----------------------
 cutoff=$(date -u -d "@$(($(date -u +%s) - RETENTION_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
@@ -164,7 +171,7 @@ if [[ -n $OFFSITE_TARGET ]]; then
   ssh_cmd="ssh -p $OFFSITE_SSH_PORT -o BatchMode=yes -o ConnectTimeout=30"
   [[ -n $OFFSITE_SSH_KEY ]] && ssh_cmd+=" -i $OFFSITE_SSH_KEY"
   rsync_args=(-rt --partial-dir=.rsync-partial -e "$ssh_cmd"
-    --include="$SLUG-*.db.zst" --include="$SLUG-*.db.gz" --exclude='*')
+    --include="$SLUG-*.db.zst" --include="$SLUG-*.db.gz" --include='usage-*.json' --exclude='*')
   [[ $OFFSITE_MIRROR == yes ]] && rsync_args+=(--delete)
   if out=$(rsync "${rsync_args[@]}" "$DEST_DIR/" "${OFFSITE_TARGET%/}/$SLUG/" 2>&1); then
     log "copied backups of '$SLUG' to ${OFFSITE_TARGET%/}/$SLUG/"

@@ -32,19 +32,11 @@ umask 077
 readonly PROG=mai-restore
 readonly EX_USAGE=2 EX_NOINPUT=4 EX_REFUSED=5 EX_CONFIG=6 EX_BUSY=7 EX_ROLLED_BACK=8 EX_ATTENTION=9
 
+# shellcheck source=mai-lib.sh
+source "${MAI_LIB:-$(dirname -- "${BASH_SOURCE[0]}")/mai-lib.sh}" 2>/dev/null ||
+  { echo "$PROG: ERROR: mai-lib.sh not found" >&2; exit 6; }
+
 BACKUP_ROOT=${MAI_BACKUP_ROOT:-/srv/mai/backups}
-LOCK_DIR=${MAI_LOCK_DIR:-/run/lock}
-DOCKER=${MAI_DOCKER:-docker}
-
-log() { printf '%s: %s\n' "${SLUG:-$PROG}" "$*"; }
-fail() { # fail <exit code> <message>
-  printf '%s: ERROR: %s\n' "${SLUG:-$PROG}" "$2" >&2
-  exit "$1"
-}
-
-# sqlite3 without ~/.sqliterc and never interactive: on a terminal it would print banners
-# into the output that the checks compare with "ok".
-sq() { sqlite3 -batch -init /dev/null "$@" </dev/null; }
 
 usage() {
   cat <<EOF
@@ -67,8 +59,7 @@ for arg in "$@"; do
   esac
 done
 [[ ${#args[@]} -ge 1 && ${#args[@]} -le 2 ]] || { usage >&2; exit "$EX_USAGE"; }
-[[ ${args[0]} =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
-  fail "$EX_USAGE" "'${args[0]}' is not a client slug (lowercase letters, digits and inner hyphens)"
+require_slug "${args[0]}" "$EX_USAGE"
 SLUG=${args[0]}
 BACKUP_DIR="$BACKUP_ROOT/$SLUG"
 
@@ -111,17 +102,13 @@ case "$base" in
   *) fail "$EX_REFUSED" "$base: expected a .db.zst, .db.gz, .db or webui.db.pre-restore-<time> file; nothing changed" ;;
 esac
 
-for tool in sqlite3 flock "$DECOMPRESS"; do
-  command -v "$tool" >/dev/null || fail "$EX_CONFIG" "'$tool' is not installed"
-done
+require_tools "$EX_CONFIG" sqlite3 flock "$DECOMPRESS"
 
 # --- same lock as mai-backup: no backup reads the database while it is swapped ------------------
-mkdir -p "$LOCK_DIR" || fail "$EX_CONFIG" "cannot create lock directory $LOCK_DIR"
-exec 9>"$LOCK_DIR/mai-backup-$SLUG.lock" || fail "$EX_CONFIG" "cannot open lock file in $LOCK_DIR"
-flock -n 9 || fail "$EX_BUSY" "a backup or restore of '$SLUG' is running; nothing changed"
+lock_client "$SLUG" 0 "$EX_BUSY" "a backup, restore, export or import of '$SLUG' is running; nothing changed"
 
 VOLUME="mai-$SLUG-data"
-DATA_DIR=$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "$VOLUME" 2>/dev/null) ||
+DATA_DIR=$(volume_dir "$SLUG") ||
   fail "$EX_NOINPUT" "Docker volume $VOLUME not found; is '$SLUG' a client on this host?"
 [[ -d $DATA_DIR ]] || fail "$EX_NOINPUT" "data directory $DATA_DIR of volume $VOLUME does not exist"
 DB="$DATA_DIR/webui.db"
@@ -131,16 +118,6 @@ CONTAINER="mai-$SLUG"
 STAGE=$(mktemp "$DATA_DIR/.webui.db.restore.XXXXXX") || fail "$EX_REFUSED" "cannot create a temp file in $DATA_DIR"
 remove_stage() { rm -f -- "$STAGE" "$STAGE-wal" "$STAGE-shm" "$STAGE-journal"; }
 trap remove_stage EXIT
-
-# Prints "ok" when the file is a sound SQLite database with at least one table.
-verify_db() {
-  local check tables
-  check=$(sq "$1" "PRAGMA integrity_check;" 2>&1) || check=${check:-unreadable}
-  [[ $check == ok ]] || { printf '%s' "${check:0:300}"; return 1; }
-  tables=$(sq "$1" "SELECT count(*) FROM sqlite_master WHERE type='table';" 2>&1)
-  [[ $tables =~ ^[1-9][0-9]*$ ]] || { printf 'no tables (an empty database)'; return 1; }
-  printf 'ok'
-}
 
 # Writes the backup's database into the (empty) staging file.
 unpack() {

@@ -31,8 +31,8 @@ export const PRODUCTION_BACKUP_TARGET: BackupTarget = { paths: HOST_PATHS, syste
 export function installTarget(file: BackupHostFile, target: BackupTarget): string {
   return file.target.startsWith("/etc/systemd/") ? file.target : `${target.paths.binDir}/${baseName(file.target)}`;
 }
-/** Host tools the scripts call; cloud-init installs them (Debian/Ubuntu packages sqlite3, zstd, util-linux). */
-export const BACKUP_REQUIRED_TOOLS = ["sqlite3", "zstd", "flock"] as const;
+/** Host tools the scripts call; cloud-init installs them (Debian/Ubuntu packages sqlite3, zstd, jq; tar and util-linux are in every image). */
+export const BACKUP_REQUIRED_TOOLS = ["sqlite3", "zstd", "flock", "jq", "tar"] as const;
 
 /** One file of the tooling: a repository file installed at a fixed host path. */
 export interface BackupHostFile {
@@ -44,10 +44,16 @@ export interface BackupHostFile {
   mode: "0755" | "0644";
 }
 
-/** The scripts and systemd units, in install order. */
+/**
+ * The scripts and systemd units, in install order: the library the scripts source comes first
+ * (installed beside them, where they look for it first).
+ */
 export const BACKUP_HOST_FILES: readonly BackupHostFile[] = [
+  { source: "host/mai-lib.sh", target: "/usr/local/sbin/mai-lib.sh", mode: "0644" },
   { source: "host/mai-backup.sh", target: "/usr/local/sbin/mai-backup", mode: "0755" },
   { source: "host/mai-restore.sh", target: "/usr/local/sbin/mai-restore", mode: "0755" },
+  { source: "host/mai-export.sh", target: "/usr/local/sbin/mai-export", mode: "0755" },
+  { source: "host/mai-import.sh", target: "/usr/local/sbin/mai-import", mode: "0755" },
   { source: "host/mai-backup@.service", target: "/etc/systemd/system/mai-backup@.service", mode: "0644" },
   { source: "host/mai-backup@.timer", target: "/etc/systemd/system/mai-backup@.timer", mode: "0644" },
 ];
@@ -151,7 +157,7 @@ function renderInstallCommand(uploads: readonly BackupUpload[], contentHash: str
   const tools = BACKUP_REQUIRED_TOOLS.join(" ");
   // Without systemd nothing runs the scripts on a schedule: a missing tool is only worth a warning.
   const missingTool = target.systemd
-    ? `{ echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd)" >&2; exit 1; }`
+    ? `{ echo "mai backups: '$tool' is not installed on the host (apt-get install sqlite3 zstd jq)" >&2; exit 1; }`
     : `echo "mai backups: '$tool' is not installed here; mai-backup cannot run until it is" >&2`;
   return [
     "set -eu",

@@ -356,13 +356,7 @@ export async function runUsage(
       io.stdout(USAGE_HELP);
       return 0;
     }
-    const provisioningKey = env.OPENROUTER_PROVISIONING_KEY?.trim() ?? "";
-    if (provisioningKey === "") {
-      throw new UsageInputError(
-        "OPENROUTER_PROVISIONING_KEY is not set. Take it from the stack config:\n" +
-          "  OPENROUTER_PROVISIONING_KEY=$(pulumi config get openrouterProvisioningKey) npm run usage",
-      );
-    }
+    const provisioningKey = provisioningKeyFrom(env, "usage");
     const clients = readClientNames(options.clientsDir, options.clientsDirGiven);
     const apiBaseUrl = resolveApiBaseUrl(options, env, cwd).url;
     const api = createOpenRouterClient({ provisioningKey, apiBaseUrl, retry });
@@ -382,21 +376,42 @@ export async function runUsage(
     );
     return 0;
   } catch (error) {
-    if (error instanceof UsageInputError) {
-      io.stderr(`usage: ${error.message}\n\n${USAGE_HELP}`);
-      return 2;
-    }
-    if (isOpenRouterApiError(error)) {
-      const hint =
-        error.kind === "unauthorized" || error.kind === "forbidden"
-          ? "\nCheck OPENROUTER_PROVISIONING_KEY: it must be the provisioning key from `pulumi config get openrouterProvisioningKey`."
-          : "";
-      io.stderr(`usage: ${error.message}${hint}\n`);
-      return 1;
-    }
-    io.stderr(`usage: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`);
+    return reportFailure(error, "usage", USAGE_HELP, io);
+  }
+}
+
+/**
+ * Prints a failure of a command that reads the OpenRouter API (`usage`, `invoice`) and returns its
+ * exit code: 2 for a usage mistake (with the help), 1 for an API or other failure. Never prints a
+ * key or a stack trace.
+ */
+export function reportFailure(error: unknown, command: string, help: string, io: UsageIo): number {
+  if (error instanceof UsageInputError) {
+    io.stderr(`${command}: ${error.message}\n\n${help}`);
+    return 2;
+  }
+  if (isOpenRouterApiError(error)) {
+    const hint =
+      error.kind === "unauthorized" || error.kind === "forbidden"
+        ? "\nCheck OPENROUTER_PROVISIONING_KEY: it must be the provisioning key from `pulumi config get openrouterProvisioningKey`."
+        : "";
+    io.stderr(`${command}: ${error.message}${hint}\n`);
     return 1;
   }
+  io.stderr(`${command}: unexpected failure: ${error instanceof Error ? error.message : String(error)}\n`);
+  return 1;
+}
+
+/** The provisioning key from the environment, or a usage mistake saying where to get it. */
+export function provisioningKeyFrom(env: NodeJS.ProcessEnv, command: string): string {
+  const key = env.OPENROUTER_PROVISIONING_KEY?.trim() ?? "";
+  if (key === "") {
+    throw new UsageInputError(
+      "OPENROUTER_PROVISIONING_KEY is not set. Take it from the stack config:\n" +
+        `  OPENROUTER_PROVISIONING_KEY=$(pulumi config get openrouterProvisioningKey) npm run ${command}`,
+    );
+  }
+  return key;
 }
 
 if (require.main === module) {

@@ -66,13 +66,16 @@ describe("BackupTooling", () => {
   it("uploads the repository's scripts and units byte for byte, and the retention, to a staging dir", async () => {
     const copies = declared.filter((r) => r.type === "command:remote:CopyToRemote");
     expect(copies.map((c) => c.name)).toEqual([
+      "backup-tooling-mai-lib.sh",
       "backup-tooling-mai-backup.sh",
       "backup-tooling-mai-restore.sh",
+      "backup-tooling-mai-export.sh",
+      "backup-tooling-mai-import.sh",
       "backup-tooling-mai-backup@.service",
       "backup-tooling-mai-backup@.timer",
       "backup-tooling-backup.env",
     ]);
-    for (const file of ["mai-backup.sh", "mai-restore.sh", "mai-backup@.service", "mai-backup@.timer"]) {
+    for (const file of ["mai-lib.sh", "mai-backup.sh", "mai-restore.sh", "mai-export.sh", "mai-import.sh", "mai-backup@.service", "mai-backup@.timer"]) {
       const copy = byName(`backup-tooling-${file}`);
       expect(await assetText(copy.inputs.source)).toBe(fs.readFileSync(path.join(HOST_DIR, file), "utf8"));
       expect(copy.inputs.remotePath).toBe(`/var/lib/mai/staging/backup/${file}`);
@@ -88,6 +91,12 @@ describe("BackupTooling", () => {
     const create: string = install.inputs.create;
     expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-backup.sh /usr/local/sbin/mai-backup.new");
     expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-restore.sh /usr/local/sbin/mai-restore.new");
+    expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-export.sh /usr/local/sbin/mai-export.new");
+    expect(create).toContain("install -m 0755 -T /var/lib/mai/staging/backup/mai-import.sh /usr/local/sbin/mai-import.new");
+    // The library the scripts source is in place before any script that needs it.
+    expect(create).toContain("install -m 0644 -T /var/lib/mai/staging/backup/mai-lib.sh /usr/local/sbin/mai-lib.sh.new");
+    expect(create.indexOf("/usr/local/sbin/mai-lib.sh.new")).toBeLessThan(create.indexOf("/usr/local/sbin/mai-backup.new"));
+    expect(create).toMatch(/for tool in sqlite3 zstd flock jq tar; do/);
     expect(create).toContain("/etc/systemd/system/mai-backup@.timer.new && mv -f");
     expect(create).toContain("install -m 0644 -T /var/lib/mai/staging/backup/backup.env /etc/mai/backup.env.new");
     expect(create.indexOf("systemctl daemon-reload")).toBeGreaterThan(create.lastIndexOf("install -m"));
@@ -122,7 +131,7 @@ describe("BackupTooling", () => {
     for (const bad of [0, -1, 2.5, Number.NaN, 5000]) {
       expect(() => plan.planBackupTooling(sources, bad)).toThrow(/^backupRetentionDays: expected a whole number of days from 1 to 3650/);
     }
-    expect(() => plan.planBackupTooling({}, 30)).toThrow("missing repository file(s) host/mai-backup.sh");
+    expect(() => plan.planBackupTooling({}, 30)).toThrow("missing repository file(s) host/mai-lib.sh, host/mai-backup.sh");
   });
 });
 
@@ -156,9 +165,16 @@ describe("ClientBackup", () => {
 describe("BackupTooling on a local engine", () => {
   it("writes the scripts and env file under the state directory with local commands, and no systemd units", async () => {
     const writes = declared.filter((r) => r.name.startsWith("local-tooling-") && r.type === "command:local:Command" && r.inputs.stdin !== undefined);
-    expect(writes.map((w) => w.name)).toEqual(["local-tooling-mai-backup.sh", "local-tooling-mai-restore.sh", "local-tooling-backup.env"]);
-    expect(writes[0].inputs.create).toContain("/var/tmp/mai-test/state/staging/backup/mai-backup.sh");
-    expect(await writes[0].inputs.stdin).toBe(fs.readFileSync(path.join(HOST_DIR, "mai-backup.sh"), "utf8"));
+    expect(writes.map((w) => w.name)).toEqual([
+      "local-tooling-mai-lib.sh",
+      "local-tooling-mai-backup.sh",
+      "local-tooling-mai-restore.sh",
+      "local-tooling-mai-export.sh",
+      "local-tooling-mai-import.sh",
+      "local-tooling-backup.env",
+    ]);
+    expect(writes[1].inputs.create).toContain("/var/tmp/mai-test/state/staging/backup/mai-backup.sh");
+    expect(await writes[1].inputs.stdin).toBe(fs.readFileSync(path.join(HOST_DIR, "mai-backup.sh"), "utf8"));
     const install: string = byName("local-tooling-install").inputs.create;
     expect(install).toContain("/var/tmp/mai-test/bin/mai-backup.new");
     expect(install).toContain("/var/tmp/mai-test/etc/backup.env.new");

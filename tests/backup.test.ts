@@ -95,9 +95,15 @@ function makeClientDb(slug: string, rows: number, journalMode: "wal" | "delete" 
   );
 }
 
+/** The client's backup directory without the daily usage snapshots (`usage-YYYY-MM-DD.json`). */
 function backupFiles(slug: string): string[] {
   if (!fs.existsSync(backupDir(slug))) return [];
-  return fs.readdirSync(backupDir(slug)).sort();
+  return fs.readdirSync(backupDir(slug)).filter((f) => !/^usage-\d{4}-\d{2}-\d{2}\.json$/.test(f)).sort();
+}
+
+function usageSnapshots(slug: string): string[] {
+  if (!fs.existsSync(backupDir(slug))) return [];
+  return fs.readdirSync(backupDir(slug)).filter((f) => /^usage-\d{4}-\d{2}-\d{2}\.json$/.test(f)).sort();
 }
 
 function stamp(daysAgo: number): string {
@@ -149,6 +155,37 @@ describe("mai-backup", () => {
     decompressTo(path.join(backupDir("acme"), files[0]), copy);
     expect(sql(copy, "PRAGMA integrity_check; PRAGMA journal_mode; SELECT count(*) FROM a;")).toBe("ok\ndelete\n50");
     expect(dockerCalls()).toEqual(["volume inspect -f {{.Mountpoint}} mai-acme-data"]);
+  });
+
+  it("writes the day's usage snapshot for the invoice: active users (pending excluded), volume and database bytes", () => {
+    makeClientDb("acme", 5);
+    // Open WebUI's user table: 'pending' is a sign-up the client's admin has not approved yet.
+    sql(
+      liveDb("acme"),
+      `CREATE TABLE user(id TEXT PRIMARY KEY, name TEXT, email TEXT, role TEXT);
+       INSERT INTO user VALUES ('1', 'Ada', 'ada@acme.test', 'admin'), ('2', 'Bo', 'bo@acme.test', 'user'),
+         ('3', 'Cy', 'cy@acme.test', 'user'), ('4', 'Di', 'di@acme.test', 'pending');`,
+    );
+    fs.mkdirSync(path.join(dataDir("acme"), "uploads"));
+    fs.writeFileSync(path.join(dataDir("acme"), "uploads", "report.pdf"), Buffer.alloc(50_000, 1));
+    const r = run(BACKUP, ["acme"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const today = new Date().toISOString().slice(0, 10);
+    expect(usageSnapshots("acme")).toEqual([`usage-${today}.json`]);
+    const snapshot = JSON.parse(fs.readFileSync(path.join(backupDir("acme"), `usage-${today}.json`), "utf8"));
+    expect(snapshot).toMatchObject({ slug: "acme", activeUsers: 3, databaseBytes: fs.statSync(liveDb("acme")).size });
+    expect(snapshot.volumeBytes).toBeGreaterThan(50_000 + snapshot.databaseBytes - 1);
+    expect(snapshot.takenAt.slice(0, 10)).toBe(today);
+
+    // A second run the same day replaces the day's snapshot; a database without users reports null.
+    sql(liveDb("acme"), "DELETE FROM user WHERE id = '3';");
+    expect(run(BACKUP, ["acme"]).code).toBe(0);
+    expect(usageSnapshots("acme")).toHaveLength(1);
+    expect(JSON.parse(fs.readFileSync(path.join(backupDir("acme"), `usage-${today}.json`), "utf8")).activeUsers).toBe(2);
+    makeClientDb("beta", 1);
+    expect(run(BACKUP, ["beta"]).code).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(backupDir("beta"), `usage-${today}.json`), "utf8")).activeUsers).toBeNull();
   });
 
   it("names a missing volume, a missing database and a bad slug with distinct exit codes", () => {
@@ -285,7 +322,7 @@ describe("mai-backup", () => {
       const started = Date.now();
       const r = run(BACKUP, ["acme"]);
       expect(r.code).toBe(7);
-      expect(r.stderr).toContain("another backup or restore of 'acme' is running");
+      expect(r.stderr).toContain("another backup, restore, export or import of 'acme' is running");
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(backupFiles("acme")).toEqual([]);
       const restore = run(RESTORE, ["--yes", "acme", "latest"]);
@@ -307,7 +344,7 @@ describe("mai-backup", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const local = backupFiles("acme").filter((f) => f.endsWith(".db.zst"));
-    expect(fs.readdirSync(path.join(offsite, "acme"))).toEqual(local);
+    expect(fs.readdirSync(path.join(offsite, "acme")).sort()).toEqual([...local, ...usageSnapshots("acme")].sort());
     expect(r.stdout).toContain(`copied backups of 'acme' to ${offsite}/acme/`);
   });
 

@@ -56,6 +56,10 @@ describe("upgrading the single-server production stack", () => {
         "replace docker:index/container:Container mueller-steuerberatung-container",
         // A session secret lives as long as its client: the suspended client gets its own now.
         "create random:index/randomPassword:RandomPassword nordlicht-design-webui-secret",
+        // Export and import (offboarding, moves) join the host tools, with the library they share.
+        "create command:remote:CopyToRemote backup-tooling-mai-export.sh",
+        "create command:remote:CopyToRemote backup-tooling-mai-import.sh",
+        "create command:remote:CopyToRemote backup-tooling-mai-lib.sh",
       ].sort(),
     );
     const replaced = (name: string) => changes.find((c) => c.op === "replace" && c.name === name)!.fields;
@@ -71,6 +75,13 @@ describe("upgrading the single-server production stack", () => {
     expect(updates.sort()).toEqual([
       // The OpenRouter API base URL is now a stack setting, handed to the key settings (in place).
       "acme-openrouter-settings apiBaseUrl",
+      // The host tools are installed again (new scripts, a usage snapshot after each backup).
+      "backup-tooling-backup.env triggers (re-run)",
+      "backup-tooling-install create,triggers (re-run)",
+      "backup-tooling-mai-backup.sh source,triggers (re-run)",
+      "backup-tooling-mai-backup@.service triggers (re-run)",
+      "backup-tooling-mai-backup@.timer triggers (re-run)",
+      "backup-tooling-mai-restore.sh source,triggers (re-run)",
       "host-cloud-init create",
       "mueller-steuerberatung-openrouter-settings apiBaseUrl",
       "nordlicht-design-openrouter-settings apiBaseUrl",
