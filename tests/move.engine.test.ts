@@ -164,12 +164,12 @@ async function declaredMoves(): Promise<Map<string, DeclaredMove>> {
 
 /**
  * Runs a declared move as Pulumi's command provider does: the interpreter with the script, the
- * runner's environment plus the declared one. The runner's environment points the host scripts'
- * spool and lock directories at the test's directory (both engines share this machine).
+ * runner's environment plus the declared one (each local server's shell prefix points the host
+ * scripts at its own lock and spool directories).
  */
 function runMove(move: DeclaredMove): { code: number | null; stdout: string; stderr: string } {
   const [shell, ...flags] = move.interpreter;
-  const env = { ...engineEnv(undefined), MAI_EXPORT_ROOT: path.join(work, "exports"), MAI_LOCK_DIR: path.join(work, "lock"), ...move.environment };
+  const env = { ...engineEnv(undefined), ...move.environment };
   const result = spawnSync(shell, [...flags, move.create], { env, encoding: "utf8", timeout: 300_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }

@@ -118,7 +118,6 @@ export function installMoveScripts(repoRoot: string, binDir: string): void {
     fs.chmodSync(path.join(binDir, name), 0o755);
   }
   // The scripts source their shared library from their own directory.
-  const lib = path.join(repoRoot, "host", "mai-lib.sh");
-  if (fs.existsSync(lib)) fs.copyFileSync(lib, path.join(binDir, "mai-lib.sh"));
+  fs.copyFileSync(path.join(repoRoot, "host", "mai-lib.sh"), path.join(binDir, "mai-lib.sh"));
 }
 
