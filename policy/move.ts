@@ -31,7 +31,8 @@
  *      what guarantees that two copies never run;
  *   3. streams `mai-export <slug> -` (source shell) into `mai-import <slug> -` (target shell)
  *      with pipefail: the import verifies the archive before it writes anything;
- *   4. checks the database on the target and records the move on the source host;
+ *   4. checks the database on the target, records the move on the source host (a later move
+ *      from that stale copy is refused) and disables the client's backup timer there;
  *   5. on any failure starts the source container again and exits non-zero with a message
  *      naming the step: Pulumi stops, so the target container is never created, DNS keeps
  *      pointing at the source and the source proxy keeps its route.
@@ -125,7 +126,7 @@ export function moveSteps(move: Pick<ClientMoveSpec, "slug" | "from" | "to" | "s
       ? `${slug} is suspended: no container to stop on ${from}`
       : `stop ${container} on ${from} (the workspace goes offline)`,
     `stream \`mai-export ${slug} -\` on ${from} through the machine running Pulumi into \`mai-import ${slug} -\` on ${to}; the import verifies the archive before writing`,
-    `check the database on ${to}, record the move on ${from}`,
+    `check the database on ${to}; record the move on ${from} and stop its nightly backup of the old copy there`,
     move.suspended
       ? `no container on ${to} while suspended; DNS records point at ${to}`
       : `start ${container} on ${to}, then point its DNS records at ${to}; Caddy on ${to} obtains the certificate once DNS answers with ${to}`,
