@@ -340,13 +340,6 @@ export const clientFileSchema = mapping(
       .enum(["active", "suspended"], { error: expecting('"active" or "suspended"') })
       .default("active")
       .describe("active: the workspace runs. suspended: the container is removed, data and DNS are kept, visitors get a 503 page."),
-    moveFrom: checkedString('the name of the server the client leaves, like "nbg1-a"', (value) =>
-      value.length <= 63 && SLUG_PATTERN.test(value) ? undefined : `expected the name of the server the client leaves (a DNS label like "nbg1-a"), got "${value.slice(0, 64)}"`,
-    )
-      .describe(
-        "Only for the deployment that moves the client to another server: the server it leaves. `pulumi up` then stops the client there, carries its whole volume to `server` and starts it there. Remove it after the move.",
-      )
-      .optional(),
     image: checkedString(`a container image with a pinned version, like "${IMAGE_EXAMPLE}"`, imageProblem)
       .describe("Container image override; defaults to the stack's defaultImage. Must pin a version (no :latest).")
       .optional(),
@@ -359,6 +352,13 @@ export const clientFileSchema = mapping(
     server: checkedString('a server name of the stack, like "nbg1-a"', serverNameProblem)
       .describe(
         "Server the client runs on: a name from the stack's servers (mai-hosting:servers in Pulumi.<stack>.yaml); defaults to the stack's first server. A stack of local servers only runs a client whose server it does not have on its first server.",
+      )
+      .optional(),
+    moveFrom: checkedString('the name of the server the client leaves, like "nbg1-a"', (value) =>
+      value.length <= 63 && SLUG_PATTERN.test(value) ? undefined : `expected the name of the server the client leaves (a DNS label like "nbg1-a"), got "${value.slice(0, 64)}"`,
+    )
+      .describe(
+        "Only for the deployment that moves the client to another server: the server it leaves. `pulumi up` then stops the client there, carries its whole volume to `server` and starts it there. Remove it after the move.",
       )
       .optional(),
     openrouter: mapping(
