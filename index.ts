@@ -14,6 +14,7 @@ import type { Host } from "./components/hosts/host";
 import { HetznerHost } from "./components/hosts/hetzner";
 import { LocalHost } from "./components/hosts/local";
 import { openRouterKeyName } from "./components/openrouter/key";
+import { MonitoringTooling } from "./components/monitoring";
 import { Proxy } from "./components/proxy";
 import { loadProgramConfig } from "./config/programConfig";
 import { DEFAULT_SERVER_NAME } from "./config/servers";
@@ -54,7 +55,10 @@ const toolingByHost = new Map(
     // The proxy runs on the host network now; the shared network stays for host-level tools and so
     // that existing servers keep it.
     new docker.Network(names.network, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
-    return [host.name, new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays })] as const;
+    const backupTooling = new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays });
+    // mai-status, the per-minute sampler and the alerts (README, "The operator's view").
+    new MonitoringTooling(names.monitoring, { host, alertWebhookUrl: config.alertWebhookUrl });
+    return [host.name, backupTooling] as const;
   }),
 );
 const hostNamed = (name: string) => hosts.find((host) => host.name === name)!;

@@ -7,6 +7,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import type { Configuration } from "./configuration";
 import { clientKeyCommand, keysOptional, localMissingKeyWarning, missingClientKeys, readClientSources, resolveConfiguration } from "./configuration";
+import { ALERT_WEBHOOK_CONFIG_KEY, webhookUrlProblem } from "./alerts";
 import { ConfigError, formatIssue } from "./configIssues";
 import { PROJECT, SECRET_CONFIG_KEYS } from "./stackSettings";
 
@@ -22,6 +23,8 @@ export interface ProgramConfig extends Configuration {
   openrouterProvisioningKey?: pulumi.Output<string>;
   /** Private key for SSH to the host, when set (otherwise the SSH agent is used). */
   sshPrivateKey?: pulumi.Output<string>;
+  /** Webhook the hosts post alerts to, when set (otherwise no alert is sent). */
+  alertWebhookUrl?: pulumi.Output<string>;
 }
 
 /** Non-secret config of this project as plain values (objects arrive as JSON strings). */
@@ -70,15 +73,21 @@ export function loadProgramConfig(): ProgramConfig {
   }
 
   const missing = missingClientKeys(configuration.clients, presentSecretPaths());
+  const lines: string[] = [];
   if (missing.length > 0 && keysOptional(configuration.settings)) {
     // A local stack is for trying things out: the workspace runs, only the model connection is empty.
     for (const slug of missing) pulumi.log.warn(localMissingKeyWarning(slug, pulumi.getStack()));
-  } else if (missing.length > 0) {
-    const lines = missing.map(
-      (slug) => formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug, pulumi.getStack())}` }),
-    );
-    throw new pulumi.RunError(`invalid configuration:\n${lines.join("\n")}`);
+  } else {
+    for (const slug of missing) {
+      lines.push(formatIssue({ file: stackFile, path: `${PROJECT}:openrouterApiKeys.${slug}`, message: `no OpenRouter key for client "${slug}"; set it with: ${clientKeyCommand(slug, pulumi.getStack())}` }));
+    }
   }
+  const webhookUrl = pulumi.runtime.allConfig()[`${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`];
+  const webhookProblem = webhookUrl === undefined || webhookUrl === "" ? undefined : webhookUrlProblem(webhookUrl);
+  if (webhookProblem !== undefined) {
+    lines.push(formatIssue({ file: stackFile, path: `${PROJECT}:${ALERT_WEBHOOK_CONFIG_KEY}`, message: webhookProblem }));
+  }
+  if (lines.length > 0) throw new pulumi.RunError(`invalid configuration:\n${lines.join("\n")}`);
 
   for (const warning of configuration.warnings) pulumi.log.warn(warning);
 
@@ -89,5 +98,6 @@ export function loadProgramConfig(): ProgramConfig {
     openrouterApiKeys: config.getSecretObject<Record<string, string>>("openrouterApiKeys") ?? pulumi.secret<Record<string, string>>({}),
     openrouterProvisioningKey: secretOrUndefined("openrouterProvisioningKey"),
     sshPrivateKey: secretOrUndefined("sshPrivateKey"),
+    alertWebhookUrl: secretOrUndefined(ALERT_WEBHOOK_CONFIG_KEY),
   };
 }

@@ -31,7 +31,7 @@ import { type FieldPath, formatPath } from "./yamlSource";
 export const PROJECT = "mai-hosting";
 
 /** Secret config keys: set with `pulumi config set --secret`, never part of `StackSettings`. */
-export const SECRET_CONFIG_KEYS = ["openrouterApiKeys", "openrouterProvisioningKey", "sshPrivateKey"] as const;
+export const SECRET_CONFIG_KEYS = ["openrouterApiKeys", "openrouterProvisioningKey", "sshPrivateKey", "alertWebhookUrl"] as const;
 
 /** Resources a client gets for every value its file leaves out, unless the stack overrides them. */
 export const DEFAULT_RESOURCES: ResourceSpec = { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048 };

@@ -25,7 +25,11 @@
 #                                     OFFSITE_SSH_KEY, OFFSITE_MIRROR (see README, "Backups")
 # Host paths, each overridable from the environment (the tests run this very script on temp dirs):
 #   MAI_CONFIG_DIR (/etc/mai), MAI_BACKUP_ROOT (/srv/mai/backups), MAI_LOCK_DIR (/run/lock),
-#   MAI_DOCKER (docker)
+#   MAI_DOCKER (docker), MAI_STATE_DIR (/var/lib/mai)
+#
+# Every run except a busy one (exit 7) records its outcome in $MAI_STATE_DIR/backup/<slug>.json
+# ({"time","result":"ok"|"failed"|"offsite-failed","exitCode","file","sizeBytes","message"}),
+# which mai-status reports and mai-alert alerts on.
 set -uo pipefail
 umask 077
 
@@ -37,6 +41,26 @@ source "${MAI_LIB:-$(dirname -- "${BASH_SOURCE[0]}")/mai-lib.sh}" 2>/dev/null ||
 
 CONFIG_DIR=${MAI_CONFIG_DIR:-/etc/mai}
 BACKUP_ROOT=${MAI_BACKUP_ROOT:-/srv/mai/backups}
+STATE_DIR=${MAI_STATE_DIR:-/var/lib/mai}
+
+# The outcome of this run for mai-status; written on exit, never fails the backup itself.
+RECORD_FILE= RECORD_SIZE=
+record_run() {
+  local code=$1 result=failed dir="$STATE_DIR/backup"
+  [[ $code -eq $EX_BUSY ]] && return 0
+  [[ $code -eq 0 ]] && result=ok
+  [[ $code -eq $EX_OFFSITE ]] && result=offsite-failed
+  mkdir -p "$dir" 2>/dev/null || return 0
+  local message=${LAST_ERROR:0:300} file=null
+  message=${message//\\/\\\\}
+  message=${message//\"/\\\"}
+  message=${message//[$'\001'-$'\037']/ }
+  [[ -n $RECORD_FILE ]] && file="\"$RECORD_FILE\""
+  printf '{"time":"%s","result":"%s","exitCode":%d,"file":%s,"sizeBytes":%s,"message":"%s"}\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$result" "$code" "$file" "${RECORD_SIZE:-null}" "$message" \
+    >"$dir/.$SLUG.json.tmp" 2>/dev/null && mv -f "$dir/.$SLUG.json.tmp" "$dir/$SLUG.json" 2>/dev/null
+  return 0
+}
 
 usage() {
   cat <<EOF
@@ -51,6 +75,7 @@ esac
 [[ $# -eq 1 ]] || { usage >&2; exit "$EX_USAGE"; }
 require_slug "$1" "$EX_USAGE"
 SLUG=$1
+trap 'record_run $?' EXIT
 
 # --- configuration ---------------------------------------------------------------------------
 RETENTION_DAYS=30
@@ -90,7 +115,7 @@ chmod 0750 "$DEST_DIR" 2>/dev/null || true
 # Leftovers of a run that crashed (we hold the lock, so nobody else is using them).
 rm -rf "$DEST_DIR"/.mai-backup-tmp.* 2>/dev/null
 WORK=$(mktemp -d "$DEST_DIR/.mai-backup-tmp.XXXXXX") || fail "$EX_FAILED" "cannot create a temp dir in $DEST_DIR"
-trap 'rm -rf "$WORK"' EXIT
+trap 'code=$?; rm -rf "$WORK"; record_run $code' EXIT
 
 # Names sort by time; two runs in the same second would collide, so wait for the next second.
 while :; do
@@ -121,6 +146,7 @@ fi
 sync "$DEST_DIR" 2>/dev/null || true
 
 size=$(stat -c %s "$DEST_DIR/$NAME")
+RECORD_FILE=$NAME RECORD_SIZE=$size
 log "wrote $DEST_DIR/$NAME ($size bytes, integrity ok) in $((SECONDS - started))s"
 
 # --- usage snapshot for the invoice (npm run invoice); never fails the backup ---------------------

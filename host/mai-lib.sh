@@ -14,7 +14,9 @@ MAI_LOG_FD=${MAI_LOG_FD:-1}
 # Every line names the client: the journal of 20 clients' runs stays readable with `-t <prog>`.
 log() { printf '%s: %s\n' "${SLUG:-$PROG}" "$*" >&"$MAI_LOG_FD"; }
 warn() { printf '%s: WARNING: %s\n' "${SLUG:-$PROG}" "$*" >&2; }
-fail() { # fail <exit code> <message>
+LAST_ERROR=
+fail() { # fail <exit code> <message>; the message stays in LAST_ERROR for an exit trap
+  LAST_ERROR=$2
   printf '%s: ERROR: %s\n' "${SLUG:-$PROG}" "$2" >&2
   exit "$1"
 }

@@ -16,7 +16,7 @@ export function resourceServers(
   const rootNames = new Map<string, string>();
   for (const server of servers) {
     const names = serverResourceNames(server);
-    for (const name of [names.network, names.backupTooling, names.proxy]) rootNames.set(name, server);
+    for (const name of Object.values(names)) rootNames.set(name, server);
   }
   const result = new Map<string, string>();
   for (const resource of resources) {

@@ -16,11 +16,19 @@ export interface ServerResourceNames {
   backupTooling: string;
   /** The proxy component. */
   proxy: string;
+  /** The monitoring tooling component (status, sampler, alerts). */
+  monitoring: string;
 }
 
 export function serverResourceNames(server: string): ServerResourceNames {
   if (server === DEFAULT_SERVER_NAME) {
-    return { host: server, network: "mai-network", backupTooling: "backup-tooling", proxy: "proxy" };
+    return { host: server, network: "mai-network", backupTooling: "backup-tooling", proxy: "proxy", monitoring: "monitoring" };
   }
-  return { host: server, network: `${server}-shared-network`, backupTooling: `${server}-backup-tooling`, proxy: `${server}-proxy` };
+  return {
+    host: server,
+    network: `${server}-shared-network`,
+    backupTooling: `${server}-backup-tooling`,
+    proxy: `${server}-proxy`,
+    monitoring: `${server}-monitoring`,
+  };
 }

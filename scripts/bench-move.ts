@@ -15,15 +15,8 @@ import { readMoveScript } from "../components/clientMove";
 import { moveEnvironment } from "../policy/move";
 import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { acquireEngineLock } from "../tests/support/engine";
-import {
-  dockerOkOn,
-  dockerOn,
-  installMoveScripts,
-  loadImageInto,
-  startSecondEngine,
-  stopSecondEngine,
-  type SecondEngine,
-} from "../tests/support/secondEngine";
+import { dockerOkOn, dockerOn, installMoveScripts } from "../tests/support/moveHosts";
+import { startSecondEngine, type SecondEngine } from "../tests/support/secondEngine";
 
 const ROOT = path.join(__dirname, "..");
 const IMAGE = LOCAL_WORKSPACE_IMAGE;
@@ -68,7 +61,7 @@ export async function runMoveBench(): Promise<string[]> {
   let engine: SecondEngine | undefined;
   try {
     engine = await startSecondEngine();
-    loadImageInto(engine, IMAGE);
+    engine.loadImages([IMAGE]);
     const side = (name: string, host: string | undefined) => {
       const binDir = path.join(work, name, "bin");
       installMoveScripts(ROOT, binDir);
@@ -104,7 +97,7 @@ export async function runMoveBench(): Promise<string[]> {
     spawnSync("docker", ["rm", "-f", `mai-${slug}`], { stdio: "ignore" });
     spawnSync("docker", ["network", "rm", `mai-${slug}`], { stdio: "ignore" });
     spawnSync("docker", ["volume", "rm", `mai-${slug}-data`], { stdio: "ignore" });
-    if (engine) await stopSecondEngine(engine);
+    if (engine) await engine.remove();
     fs.rmSync(work, { recursive: true, force: true });
     await lock.release();
   }

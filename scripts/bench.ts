@@ -2,9 +2,12 @@
  * `npm run bench`: wall time of the plan (the real program under the mock runtime, as a
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11). Then 200
- * clients over 10 servers (goal <= 5 s on 2 cores), the move benchmark (scripts/bench-move.ts)
- * and the proxy benchmark of scripts/bench-proxy.ts when that file exists.
- * A benchmark, not a test: it prints figures and never fails on them.
+ * clients over 10 servers (goal <= 5 s on 2 cores). Then `npm run status` over 20 and 100
+ * containers and the sampler's cost (scripts/bench-status.ts), the move benchmark
+ * (scripts/bench-move.ts).
+ * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
+ * benchmark of scripts/bench-proxy.ts when that file exists, and the real-engine benchmark of
+ * scripts/bench-engine.ts.
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -126,6 +129,13 @@ async function main(): Promise<void> {
       else if (typeof lines === "string") console.log(lines);
     }
   }
+
+  // The operator's view on the local engine (status over 20/100 clients, sampler cost).
+  const { runStatusBench } = await import("./bench-status");
+  for (const line of await runStatusBench()) console.log(line);
+  // On the real Docker Engine: start time, idle memory, noisy neighbour (scripts/bench-engine.ts).
+  const { runEngineBench } = require(path.join(__dirname, "bench-engine.ts")) as { runEngineBench: () => Promise<string[]> };
+  for (const line of await runEngineBench()) console.log(line);
 }
 
 if (require.main === module) {

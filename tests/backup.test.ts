@@ -130,6 +130,7 @@ beforeEach(() => {
     MAI_BACKUP_ROOT: path.join(root, "backups"),
     MAI_LOCK_DIR: path.join(root, "lock"),
     MAI_CONFIG_DIR: path.join(root, "config"),
+    MAI_STATE_DIR: path.join(root, "state"),
     FAKE_DOCKER_LOG: path.join(root, "docker.log"),
     FAKE_DOCKER_VOLUMES: path.join(root, "volumes"),
   };

@@ -24,16 +24,8 @@ import { acquireEngineLock, cleanupByLabel, newRunId, requireEngine, requireImag
 import type { HeldLock } from "../scripts/lib/fileLock";
 import { runtimeConfigFromStackFile } from "../plan/stackConfig";
 import { runProgram } from "./support/programHarness";
-import {
-  dockerOkOn,
-  dockerOn,
-  engineEnv,
-  installMoveScripts,
-  loadImageInto,
-  startSecondEngine,
-  stopSecondEngine,
-  type SecondEngine,
-} from "./support/secondEngine";
+import { dockerOkOn, dockerOn, engineEnv, installMoveScripts } from "./support/moveHosts";
+import { startSecondEngine, type SecondEngine } from "./support/secondEngine";
 
 const ROOT = path.join(__dirname, "..");
 /** The workspace stand-in built by `npm run local:images`. */
@@ -193,7 +185,7 @@ beforeAll(async () => {
   lock = await acquireEngineLock();
   work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-move-test-"));
   engineB = await startSecondEngine();
-  loadImageInto(engineB, WORKSPACE_IMAGE);
+  engineB.loadImages([WORKSPACE_IMAGE]);
   for (const s of [slug, bystander, failing]) ports[s] = await freePort();
 
   moves = await declaredMoves();
@@ -205,7 +197,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!lock) return; // never reached the engine: nothing of ours is on it
   try {
-    if (engineB) await stopSecondEngine(engineB);
+    if (engineB) await engineB.remove();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   } finally {
     try {

@@ -60,6 +60,19 @@ describe("upgrading the single-server production stack", () => {
         "create command:remote:CopyToRemote backup-tooling-mai-export.sh",
         "create command:remote:CopyToRemote backup-tooling-mai-import.sh",
         "create command:remote:CopyToRemote backup-tooling-mai-lib.sh",
+        // The operator's view: mai-status, the sampler and the alerts, with their timers.
+        "create mai:index:MonitoringTooling monitoring",
+        "create command:remote:Command monitoring-staging",
+        "create command:remote:Command monitoring-alerts-env",
+        "create command:remote:Command monitoring-install",
+        "create command:remote:CopyToRemote monitoring-mai-alert",
+        "create command:remote:CopyToRemote monitoring-mai-alert.service",
+        "create command:remote:CopyToRemote monitoring-mai-alert.timer",
+        "create command:remote:CopyToRemote monitoring-mai-sample",
+        "create command:remote:CopyToRemote monitoring-mai-sample.service",
+        "create command:remote:CopyToRemote monitoring-mai-sample.timer",
+        "create command:remote:CopyToRemote monitoring-mai-status",
+        "create command:remote:CopyToRemote monitoring-status.env",
       ].sort(),
     );
     const replaced = (name: string) => changes.find((c) => c.op === "replace" && c.name === name)!.fields;

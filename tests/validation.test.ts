@@ -653,7 +653,7 @@ describe("stack settings", () => {
 
   it("exports the project name and the secret keys", () => {
     expect(PROJECT).toBe("mai-hosting");
-    expect([...SECRET_CONFIG_KEYS]).toEqual(["openrouterApiKeys", "openrouterProvisioningKey", "sshPrivateKey"]);
+    expect([...SECRET_CONFIG_KEYS]).toEqual(["openrouterApiKeys", "openrouterProvisioningKey", "sshPrivateKey", "alertWebhookUrl"]);
     expect(findServerType("ccx53")).toEqual({ name: "ccx53", cpus: 32, memoryMb: 131072 });
   });
 });

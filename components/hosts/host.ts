@@ -33,6 +33,10 @@ export interface HostCommandArgs {
   delete?: pulumi.Input<string>;
   /** Any change replaces the resource, which runs `create` again. */
   triggers?: pulumi.Input<unknown>[];
+  /** Standard input of the commands (e.g. a secret that must not appear on a command line). */
+  stdin?: pulumi.Input<string>;
+  /** What of the commands' output is logged; "none" for commands that handle secrets. */
+  logging?: "none";
 }
 
 /** What a host command resource offers its dependants. */
@@ -93,5 +97,7 @@ export function commandFields(args: HostCommandArgs): HostCommandArgs {
     ...(args.update === undefined ? {} : { update: args.update }),
     ...(args.delete === undefined ? {} : { delete: args.delete }),
     ...(args.triggers === undefined ? {} : { triggers: args.triggers }),
+    ...(args.stdin === undefined ? {} : { stdin: args.stdin }),
+    ...(args.logging === undefined ? {} : { logging: args.logging }),
   };
 }

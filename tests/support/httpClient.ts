@@ -194,7 +194,13 @@ export interface StreamTimings {
 }
 
 /** Requests a streamed response and records when each piece of it arrives. */
-export function timeStream(target: Target, path: string, headers: Record<string, string> = {}): Promise<StreamTimings> {
+export function timeStream(
+  target: Target,
+  path: string,
+  headers: Record<string, string> = {},
+  /** Called once, when the first chunk of the body arrives (the stream is established). */
+  onFirstChunk?: () => void,
+): Promise<StreamTimings> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const arrivalsMs: number[] = [];
@@ -209,6 +215,7 @@ export function timeStream(target: Target, path: string, headers: Record<string,
     };
     const onResponse = (response: http.IncomingMessage): void => {
       response.on("data", (chunk: Buffer) => {
+        if (arrivalsMs.length === 0) onFirstChunk?.();
         arrivalsMs.push(performance.now() - started);
         chunks.push(chunk);
       });
