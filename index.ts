@@ -47,20 +47,25 @@ const hosts: Host[] = settings.servers.map((server) => {
   return new HetznerHost(names.host, { server, settings, sshPrivateKey: config.sshPrivateKey, sshKeys });
 });
 
-const clients = hosts.flatMap((host) => {
-  const names = serverResourceNames(host.name);
-  const onHost = { providers: { docker: host.docker } };
+// Per server: the shared network and the host tools, before any client (a moving client's data
+// needs the tools on both of its servers).
+const toolingByHost = new Map(
+  hosts.map((host) => {
+    const names = serverResourceNames(host.name);
+    // The proxy runs on the host network now; the shared network stays for host-level tools and so
+    // that existing servers keep it.
+    new docker.Network(names.network, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
+    const backupTooling = new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays });
+    // mai-status, the per-minute sampler and the alerts (README, "The operator's view").
+    new MonitoringTooling(names.monitoring, { host, alertWebhookUrl: config.alertWebhookUrl });
+    return [host.name, backupTooling] as const;
+  }),
+);
+const hostNamed = (name: string) => hosts.find((host) => host.name === name)!;
 
-  // The proxy runs on the host network now; the shared network stays for host-level tools and so
-  // that existing servers keep it.
-  new docker.Network(names.network, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
-
-  const backupTooling = new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays });
-  // mai-status, the per-minute sampler and the alerts (README, "The operator's view").
-  new MonitoringTooling(names.monitoring, { host, alertWebhookUrl: config.alertWebhookUrl });
-
-  const pinned = config.clients.filter((client) => client.server === host.name);
-  const instances = pinned.map(
+const pinnedByHost = new Map(hosts.map((host) => [host.name, config.clients.filter((client) => client.server === host.name)]));
+const clients = hosts.flatMap((host) =>
+  pinnedByHost.get(host.name)!.map(
     (client) =>
       new ClientInstance(
         client.slug,
@@ -69,25 +74,37 @@ const clients = hosts.flatMap((host) => {
           host,
           domain: settings.domain,
           cloudflareZoneId: settings.cloudflareZoneId,
-          backupTooling,
+          backupTooling: toolingByHost.get(host.name)!,
           openrouterApiKey: config.openrouterApiKeys.apply((keys) => keys[client.slug] ?? ""),
           managedKey: config.openrouterProvisioningKey && {
             provisioningKey: config.openrouterProvisioningKey,
             keyName: openRouterKeyName(client.slug, pulumi.getStack()),
             apiBaseUrl: settings.openrouterApiBaseUrl,
           },
+          // `moveFrom`: the client's data comes from that server in this deployment (policy/move.ts).
+          ...(client.moveFrom && client.moveFrom !== client.server
+            ? { move: { source: hostNamed(client.moveFrom), after: [toolingByHost.get(client.moveFrom)!, toolingByHost.get(host.name)!] } }
+            : {}),
         },
-        onHost,
+        { providers: { docker: host.docker } },
       ),
-  );
+  ),
+);
 
+for (const host of hosts) {
+  const pinned = pinnedByHost.get(host.name)!;
+  const leaving = clients.filter((instance) => instance.move && instance.client.moveFrom === host.name).map((instance) => instance.move!);
   new Proxy(
-    names.proxy,
-    { host, caddyfile: renderCaddyfile(pinned, caddyfileOptionsFor(host.proxy, settings.acmeEmail)), image: settings.proxyImage },
-    onHost,
+    serverResourceNames(host.name).proxy,
+    {
+      host,
+      caddyfile: renderCaddyfile(pinned, caddyfileOptionsFor(host.proxy, settings.acmeEmail)),
+      image: settings.proxyImage,
+      reloadAfter: leaving,
+    },
+    { providers: { docker: host.docker } },
   );
-  return instances;
-});
+}
 
 const firstPublic = hosts.find((host) => host.ipv4Address !== undefined);
 /** Addresses of the first Hetzner server (the only one of a single-server stack). */

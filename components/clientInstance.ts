@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as random from "@pulumi/random";
 import { ClientBackup } from "./backups";
+import { ClientMove } from "./clientMove";
 import type { ClientSpec } from "../config/model";
 import {
   CLIENT_HEALTHCHECK,
@@ -32,6 +33,16 @@ export interface ClientInstanceArgs {
   openrouterApiKey: pulumi.Input<string>;
   /** The host's backup tooling; the client's nightly timer is enabled after it is installed. */
   backupTooling: pulumi.Resource;
+  /**
+   * When the client moves here in this deployment (`moveFrom` in its file): the server it leaves,
+   * and what must be in place before its data moves (the host tools on both servers).
+   */
+  move?: {
+    /** The server the client leaves. */
+    source: Host;
+    /** Resources the move waits for besides the client's own volume and network on this host. */
+    after: pulumi.Resource[];
+  };
   /** When set and the client file has `openrouter.monthlyLimitUsd`, the stack creates the key itself. */
   managedKey?: {
     /** OpenRouter provisioning key (secret). */
@@ -57,6 +68,8 @@ export class ClientInstance extends pulumi.ComponentResource {
   public readonly container?: docker.Container;
   /** The stack-managed OpenRouter key, when the client has one. */
   public readonly openrouterKey?: OpenRouterKey;
+  /** The move of the client's data from the server it leaves, in the deployment that moves it. */
+  public readonly move?: ClientMove;
   /** Where the workspace answers, with the port when the host's proxy is not on 443. */
   public readonly url: string;
   /** The validated client this instance declares. */
@@ -81,6 +94,21 @@ export class ClientInstance extends pulumi.ComponentResource {
       { name: names.network, driver: "bridge", labels: [{ label: "mai.client", value: client.slug }] },
       child,
     );
+
+    // A move fills the new (empty) volume before anything starts here; see policy/move.ts.
+    if (args.move) {
+      this.move = new ClientMove(
+        `${name}-move`,
+        {
+          move: { slug: client.slug, from: args.move.source.name, to: args.host.name, suspended: client.status === "suspended" },
+          source: args.move.source,
+          target: args.host,
+          after: [this.dataVolume, this.network, ...args.move.after],
+        },
+        child,
+      );
+    }
+    const afterMove = this.move ? [this.move] : [];
 
     // A suspended client keeps its key (resuming keeps the same key) but cannot spend with it.
     const limitUsd = client.openrouter?.monthlyLimitUsd;
@@ -127,7 +155,7 @@ export class ClientInstance extends pulumi.ComponentResource {
           logOpts: CONTAINER_LOG_OPTS,
           labels: clientLabels(client),
         },
-        { ...child, ...lifecycle.container },
+        { ...child, ...lifecycle.container, dependsOn: afterMove },
       );
     }
 
@@ -154,7 +182,8 @@ export class ClientInstance extends pulumi.ComponentResource {
           proxied: false,
           comment: `mAI client ${client.slug} (managed by Pulumi)`,
         },
-        child,
+        // After a move, DNS switches only once the workspace runs here.
+        { ...child, dependsOn: this.container ? [this.container, ...afterMove] : afterMove },
       );
     }
 

@@ -26,6 +26,11 @@ export interface ProxyArgs {
   caddyfile: string;
   /** Caddy image (stack `proxyImage`). */
   image: string;
+  /**
+   * What the reload waits for: the moves of clients leaving this host, so that a failed move
+   * leaves their route in place (the client keeps running here).
+   */
+  reloadAfter?: pulumi.Resource[];
 }
 
 /**
@@ -91,7 +96,7 @@ export class Proxy extends pulumi.ComponentResource {
     host.runCommand(
       `${name}-reload`,
       { create: proxyApplyCommand(host.paths, args.image), triggers: [this.caddyfileHash, scriptHash] },
-      { ...child, dependsOn: [upload, applyScript, this.container] },
+      { ...child, dependsOn: [upload, applyScript, this.container, ...(args.reloadAfter ?? [])] },
     );
 
     this.registerOutputs({ containerName: this.container.name, caddyfileHash: this.caddyfileHash });

@@ -354,6 +354,13 @@ export const clientFileSchema = mapping(
         "Server the client runs on: a name from the stack's servers (mai-hosting:servers in Pulumi.<stack>.yaml); defaults to the stack's first server. A stack of local servers only runs a client whose server it does not have on its first server.",
       )
       .optional(),
+    moveFrom: checkedString('the name of the server the client leaves, like "nbg1-a"', (value) =>
+      value.length <= 63 && SLUG_PATTERN.test(value) ? undefined : `expected the name of the server the client leaves (a DNS label like "nbg1-a"), got "${value.slice(0, 64)}"`,
+    )
+      .describe(
+        "Only for the deployment that moves the client to another server: the server it leaves. `pulumi up` then stops the client there, carries its whole volume to `server` and starts it there. Remove it after the move.",
+      )
+      .optional(),
     openrouter: mapping(
       {
         monthlyLimitUsd: z

@@ -9,6 +9,7 @@ import { assessCapacity, type CapacityReport } from "../policy/capacity";
 import { type ValidClientFile, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
 import { type ConfigIssue, ConfigError } from "./configIssues";
 import type { ClientSpec, ServerSpec, StackSettings } from "./model";
+import { checkMoveFields } from "../policy/move";
 import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "./stackSettings";
 import { formatMemory, memoryMb } from "./units";
 import { type FieldPath, formatPath, parseYamlMapping, readYamlFile } from "./yamlSource";
@@ -194,6 +195,11 @@ function resolveClient(
     );
   }
   const server = settings.servers.find((candidate) => candidate.name === placement.server)!;
+  if (content.moveFrom !== undefined && placement.unknown === undefined) {
+    for (const problem of checkMoveFields([{ slug: client.slug, server: placement.server, moveFrom: content.moveFrom, status: content.status }], settings.servers.map((s) => s.name))) {
+      issues.push({ file: client.file, line: client.lineOf(["moveFrom"]), path: "moveFrom", message: problem.message });
+    }
+  }
 
   const resources = {
     cpus: given.cpus ?? defaults.cpus,
@@ -247,6 +253,7 @@ function resolveClient(
     hostname: content.hostname ?? defaultHostname,
     defaultHostname,
     status: content.status,
+    ...(content.moveFrom === undefined ? {} : { moveFrom: content.moveFrom }),
     image: content.image ?? settings.defaultImage,
     resources,
     env: { ...(content.env ?? {}) },

@@ -35,6 +35,8 @@ export interface ClientSpec {
   defaultHostname: string;
   /** active: container runs and Caddy proxies; suspended: no container, data kept, 503 page. */
   status: ClientStatus;
+  /** Server the client leaves in this deployment (a move); absent otherwise. */
+  moveFrom?: string;
   /** Container image reference (the client's override or the stack default). */
   image: string;
   /** Limits and reservations after stack defaults are applied. */

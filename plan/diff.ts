@@ -127,9 +127,16 @@ export function diffDeclarations(
     const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f))).filter((f) =>
       providerCompares(after.type, f),
     );
+    // A different provider (another server's Docker engine) always replaces: Pulumi creates the
+    // resource through the new provider and deletes it through the old one. An aliased provider
+    // (renamed or re-parented) is the same provider.
+    const providerChanged =
+      before.provider !== after.provider &&
+      !(before.provider !== undefined && after.provider !== undefined && headByUrn.get(after.provider)?.aliases?.includes(before.provider));
+    if (providerChanged) fields.push("provider");
     if (fields.length === 0) continue;
-    const replaceFields = fields.filter((f) => forcesReplacement(after.type, f, after.options.replaceOnChanges));
-    if (replaceFields.length > 0 && replacementOnlyReruns(before, after)) {
+    const replaceFields = fields.filter((f) => f === "provider" || forcesReplacement(after.type, f, after.options.replaceOnChanges));
+    if (replaceFields.length > 0 && !providerChanged && replacementOnlyReruns(before, after)) {
       changes.push({ op: "update", ...common, fields, rerun: true });
     } else if (replaceFields.length > 0) {
       changes.push({
@@ -137,6 +144,8 @@ export function diffDeclarations(
         ...common,
         fields,
         replaceFields,
+        // The old resource of a replacement is kept like a deleted one (e.g. a data volume).
+        ...(before.options.retainOnDelete ? { retained: true } : {}),
         ...(before.options.protect ? { protected: true } : {}),
       });
     } else {
@@ -161,7 +170,19 @@ export function diffDeclarations(
   return changes;
 }
 
-/** Groups changes into what a reviewer asks first: which clients are added, changed, restarted, removed. */
+/**
+ * Marks the changes of clients that move between servers, so that their creates, replacements
+ * and deletes read as one move instead of an unrelated removal and addition.
+ */
+export function annotateMoves(changes: readonly ResourceChange[], moves: readonly { slug: string; from: string; to: string }[]): ResourceChange[] {
+  const bySlug = new Map(moves.map((m) => [m.slug, { from: m.from, to: m.to }]));
+  return changes.map((change) => {
+    const move = change.client ? bySlug.get(change.client) : undefined;
+    return move ? { ...change, move } : change;
+  });
+}
+
+/** Groups changes into what a reviewer asks first: which clients are added, changed, restarted, removed, moved. */
 export function summariseChanges(changes: readonly ResourceChange[]): ChangeSummary {
   const byClient = new Map<string, ResourceChange[]>();
   const shared: ResourceChange[] = [];
@@ -174,6 +195,7 @@ export function summariseChanges(changes: readonly ResourceChange[]): ChangeSumm
     changed: [],
     restarted: [],
     removed: [],
+    moved: [],
     retained: [],
     dataLost: [],
     protectedTouched: [],
@@ -181,7 +203,9 @@ export function summariseChanges(changes: readonly ResourceChange[]): ChangeSumm
   };
   for (const [client, list] of [...byClient.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const component = list.find((c) => c.type === clientComponentType);
-    if (component?.op === "create") summary.added.push(client);
+    const move = list.find((c) => c.move)?.move;
+    if (move) summary.moved.push(`${client} (${move.from} -> ${move.to})`);
+    else if (component?.op === "create") summary.added.push(client);
     else if (component?.op === "delete") summary.removed.push(client);
     else if (list.some((c) => c.op === "replace" && restartingTypes.has(c.type))) summary.restarted.push(client);
     else summary.changed.push(client);
@@ -190,7 +214,11 @@ export function summariseChanges(changes: readonly ResourceChange[]): ChangeSumm
     if (change.op === "delete" && dataHoldingTypes.has(change.type)) {
       (change.retained ? summary.retained : summary.dataLost).push(change.name);
     }
-    if (change.op === "replace" && dataHoldingTypes.has(change.type)) summary.dataLost.push(change.name);
+    if (change.op === "replace" && dataHoldingTypes.has(change.type)) {
+      // A moving client's volume is recreated on the target and filled by the move; the old one
+      // stays on the source. Any other replacement leaves the client with an empty volume.
+      (change.move && change.retained ? summary.retained : summary.dataLost).push(change.name);
+    }
     if (change.protected) summary.protectedTouched.push(change.name);
   }
   return summary;

@@ -30,6 +30,7 @@ interface RegisterRequest {
   getDeletebeforereplace(): boolean;
   getReplaceonchangesList(): string[];
   getIgnorechangesList(): string[];
+  getProvider(): string;
   getAliasesList?(): AliasMessage[];
 }
 
@@ -108,6 +109,13 @@ function digest(value: unknown): string {
 
 /** Inputs that are SDK plumbing, not declared state (a dynamic provider's serialized code). */
 const hiddenInputs = new Set(["__provider"]);
+
+/** The URN of a provider reference (`<urn>::<id>`); the id is not part of the identity. */
+export function providerUrn(reference: string): string | undefined {
+  if (!reference) return undefined;
+  const cut = reference.lastIndexOf("::");
+  return cut > "urn:pulumi:".length ? reference.slice(0, cut) : reference;
+}
 
 /** Deterministic small integer for ids that providers return as numbers (Hetzner). */
 function stableNumber(seed: string): number {
@@ -254,6 +262,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
       prints[key] = digest(raw[key]);
     }
     const parent = req.getParent();
+    const provider = providerUrn(req.getProvider());
     const aliases = aliasUrns(req.getAliasesList?.() ?? [], { urn, type: req.getType(), name: req.getName(), parent });
     resources.push({
       urn,
@@ -269,6 +278,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
         replaceOnChanges: req.getReplaceonchangesList(),
         ignoreChanges: req.getIgnorechangesList(),
       },
+      ...(provider ? { provider } : {}),
       ...(aliases.length > 0 ? { aliases } : {}),
     });
     fingerprints.set(urn, prints);

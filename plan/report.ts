@@ -3,12 +3,13 @@
  * a pull-request comment, and stable JSON. Pure: no Pulumi imports, no I/O.
  */
 import { summariseChanges } from "./diff";
-import { disruptionNote, restartingTypes } from "./replaceRules";
+import { dataHoldingTypes, disruptionNote, restartingTypes } from "./replaceRules";
 import { STACK_ENV } from "../policy/clientContainer";
 
 /** Stack-set variables Open WebUI reads on first start only. */
 const PERSISTENT_ENV = Object.keys(STACK_ENV).filter((key) => STACK_ENV[key].persistent);
 import type { CapacityReport } from "../policy/capacity";
+import { MOVE_COMMAND_SUFFIX, type PlannedMove } from "../policy/move";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
 
 /** One row of the clients table. */
@@ -33,6 +34,8 @@ export interface PlanClientRow {
   reservedMemoryMb: number;
   /** Server the client runs on. */
   server: string;
+  /** Server the client leaves in this deployment (`moveFrom:` in its file). */
+  moveFrom?: string;
 }
 
 /** Everything the plan shows. */
@@ -51,6 +54,8 @@ export interface PlanReport {
   changes?: ResourceChange[];
   /** The git ref the changes are computed against. */
   base?: string;
+  /** Clients that move to another server between `base` and now (only when a base was given). */
+  moves?: PlannedMove[];
   /** Warnings from the configuration and the program. */
   warnings: string[];
 }
@@ -128,8 +133,9 @@ const opSymbol: Record<ResourceChange["op"], string> = { create: "+", update: "~
 export function describeChange(change: ResourceChange): string {
   const fields = change.fields.length > 0 ? ` (${change.fields.join(", ")})` : "";
   const notes: string[] = [];
-  if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
-  if (change.op === "replace" && change.replaceFields) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
+  if (change.move) notes.push(...moveNotes(change, change.move));
+  else if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
+  if (change.op === "replace" && change.replaceFields && !change.move) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
   if (change.op === "update" && restartingTypes.has(change.type)) notes.push("updated in place, no restart");
   if (change.op === "update") {
     for (const field of change.fields) {
@@ -138,8 +144,8 @@ export function describeChange(change: ResourceChange): string {
     }
   }
   if (change.rerun) notes.push("re-runs on the host (`pulumi preview` lists it as a replacement; nothing is torn down)");
-  if (change.retained) notes.push("retained: dropped from the stack, kept on the host");
-  if (change.op === "replace" && restartingTypes.has(change.type) && change.fields.includes("envs")) {
+  if (change.retained && !change.move) notes.push("retained: dropped from the stack, kept on the host");
+  if (change.op === "replace" && !change.move && restartingTypes.has(change.type) && change.fields.includes("envs")) {
     notes.push(`a running workspace keeps its stored ${PERSISTENT_ENV.join(", ")} (Open WebUI PersistentConfig; README: "What reaches a running instance")`);
   }
   // The OpenRouter provider's delete disables the key: its usage history stays for invoicing.
@@ -147,6 +153,22 @@ export function describeChange(change: ResourceChange): string {
   if (change.protected) notes.push("PROTECTED: `pulumi up` will refuse");
   const note = notes.length > 0 ? ` — ${notes.join("; ")}` : "";
   return `${opSymbol[change.op].padEnd(2)} ${change.op.padEnd(7)} ${shortType(change.type)} ${change.name}${fields}${note}`;
+}
+
+/** What a change of a moving client means for the move. */
+function moveNotes(change: ResourceChange, move: { from: string; to: string }): string[] {
+  const isMoveCommand = change.type === "command:local:Command" && change.name.endsWith(MOVE_COMMAND_SUFFIX);
+  if (isMoveCommand && change.op === "create") return [`runs the move: stops the client on ${move.from}, streams its data to ${move.to}, verifies (see Moves)`];
+  if (isMoveCommand && change.op === "delete") return ["drops the record of an earlier move; runs nothing"];
+  const notes: string[] = [];
+  if (change.op === "replace" && change.replaceFields?.includes("provider")) notes.push(`recreated on ${move.to}, removed from ${move.from}`);
+  if (restartingTypes.has(change.type) && change.op !== "delete") notes.push(`starts on ${move.to} after the data has moved`);
+  if (restartingTypes.has(change.type) && change.op === "delete") notes.push(`removed from ${move.from} after the move (stopped by the move first)`);
+  if (dataHoldingTypes.has(change.type) && change.op !== "delete") notes.push(`filled by the move on ${move.to}`);
+  if (change.retained) notes.push(`the one on ${move.from} is kept (retained) until you delete it`);
+  if (change.type === "cloudflare:index/dnsRecord:DnsRecord") notes.push(`points at ${move.to} once the client runs there`);
+  if (change.name.endsWith("-backup-timer")) notes.push(`the nightly backup runs on ${move.to}; the move disables it on ${move.from}`);
+  return notes;
 }
 
 /** Slugs of the clients that run a container in this declaration. */
@@ -158,15 +180,18 @@ function activeSlugs(report: PlanReport): string[] {
 export function summaryLine(summary: ChangeSummary, activeClients: readonly string[] = []): string {
   const part = (n: string[], label: string) => `${n.length} ${label}${n.length > 0 ? ` (${n.join(", ")})` : ""}`;
   const everyoneRestarts = activeClients.length > 1 && activeClients.every((slug) => summary.restarted.includes(slug));
+  const moved = summary.moved.length > 0 ? `, ${part(summary.moved, "moved")}` : "";
   const clients =
-    `Clients: ${part(summary.added, "added")}, ${part(summary.changed, "changed")}, ${part(summary.restarted, "restarted")}, ${part(summary.removed, "removed")}.` +
+    `Clients: ${part(summary.added, "added")}, ${part(summary.changed, "changed")}, ${part(summary.restarted, "restarted")}, ${part(summary.removed, "removed")}${moved}.` +
     (everyoneRestarts ? ` Every active client restarts once (${activeClients.length} workspaces briefly unavailable).` : "");
   const data =
     summary.dataLost.length > 0
       ? ` DATA LOSS: ${summary.dataLost.join(", ")} would be deleted.`
-      : summary.removed.length > 0
-        ? ` Data volumes of removed clients are retained on the host (${summary.retained.join(", ") || "none declared"}).`
-        : "";
+      : summary.moved.length > 0
+        ? ` Data volumes of moved${summary.removed.length > 0 ? " and removed" : ""} clients are retained on the server they leave (${summary.retained.join(", ") || "none declared"}).`
+        : summary.removed.length > 0
+          ? ` Data volumes of removed clients are retained on the host (${summary.retained.join(", ") || "none declared"}).`
+          : "";
   const shared = summary.shared.length > 0 ? ` Shared resources changed: ${summary.shared.length}.` : "";
   const protectedNote = summary.protectedTouched.length > 0 ? ` Protected resources touched: ${summary.protectedTouched.join(", ")}.` : "";
   return clients + data + shared + protectedNote;
@@ -180,6 +205,24 @@ function groupChanges(changes: readonly ResourceChange[]): Array<[string, Resour
     groups.set(key, [...(groups.get(key) ?? []), change]);
   }
   return [...groups.entries()].sort(([a], [b]) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)));
+}
+
+/** The moves section: each move's steps and its downtime warning. */
+function moveLines(moves: readonly PlannedMove[]): string[] {
+  const lines = [`Moves (${moves.length})`];
+  for (const move of moves) {
+    lines.push(`  ${move.slug}: ${move.from} -> ${move.to}`);
+    move.steps.forEach((step, i) => lines.push(`    ${i + 1}. ${step}`));
+    lines.push(`    ${move.downtime}`);
+  }
+  return lines;
+}
+
+/** The heading of a client's group of changes. */
+function groupHeading(client: string, changes: readonly ResourceChange[]): string {
+  if (client === "") return "shared (proxy, host, DNS)";
+  const move = changes.find((c) => c.move)?.move;
+  return move ? `client ${client} (moves ${move.from} -> ${move.to})` : `client ${client}`;
 }
 
 /** Server names in stack order (from the capacity reports), then any others the clients name. */
@@ -218,8 +261,9 @@ export function renderText(report: PlanReport): string {
   if (report.changes) {
     lines.push("", `Changes against ${report.base ?? "base"} (${report.changes.length})`);
     if (report.changes.length === 0) lines.push("  none: the declared resources are identical");
+    if (report.moves && report.moves.length > 0) lines.push(...moveLines(report.moves).map((line) => `  ${line}`));
     for (const [client, changes] of groupChanges(report.changes)) {
-      lines.push(`  ${client === "" ? "shared (proxy, host, DNS)" : `client ${client}`}`);
+      lines.push(`  ${groupHeading(client, changes)}`);
       const several = serverNames(report).length > 1;
       for (const change of changes) {
         const server = several && client === "" ? report.resourceServer?.[change.urn] : undefined;
@@ -245,12 +289,17 @@ export function renderMarkdown(report: PlanReport): string {
   if (report.changes) {
     const summary = summariseChanges(report.changes);
     lines.push(`**${summaryLine(summary, activeSlugs(report))}**`, "");
+    for (const move of report.moves ?? []) {
+      lines.push(`**Move \`${move.slug}\`: ${move.from} → ${move.to}.** ${mdEscape(move.downtime)}`, "");
+      move.steps.forEach((step, i) => lines.push(`${i + 1}. ${mdEscape(step)}`));
+      lines.push("");
+    }
     if (report.changes.length === 0) lines.push(`No declared resource changes against \`${report.base}\`.`, "");
     else {
       lines.push(`| | Change | Type | Name | Inputs | Client |`, `|---|---|---|---|---|---|`);
       for (const [, changes] of groupChanges(report.changes)) {
         for (const c of changes) {
-          const restart = c.op === "replace" && restartingTypes.has(c.type) ? " (**restart**)" : "";
+          const restart = c.move ? ` (**move** ${c.move.from} → ${c.move.to})` : c.op === "replace" && restartingTypes.has(c.type) ? " (**restart**)" : "";
           const extra = c.retained ? " (retained)" : c.protected ? " (**protected**)" : c.rerun ? " (re-run)" : "";
           lines.push(
             `| ${opSymbol[c.op]} | ${c.op}${restart}${extra} | \`${shortType(c.type)}\` | \`${mdEscape(c.name)}\` | ${c.fields.map((f) => `\`${f}\``).join(", ")} | ${c.client ?? "shared"} |`,
@@ -315,7 +364,9 @@ export function toJson(report: PlanReport): Record<string, unknown> {
             ...(c.rerun ? { rerun: true } : {}),
             ...(c.protected ? { protected: true } : {}),
             ...(c.op === "replace" && restartingTypes.has(c.type) ? { restart: true } : {}),
+            ...(c.move ? { move: c.move } : {}),
           })),
+          moves: (report.moves ?? []).map((m) => ({ slug: m.slug, from: m.from, to: m.to, suspended: m.suspended, steps: m.steps, downtime: m.downtime })),
           summary: (({ shared: _shared, ...rest }) => rest)(summariseChanges(report.changes)),
         }
       : {}),

@@ -36,6 +36,12 @@ export interface DeclaredResource {
   inputs: Record<string, unknown>;
   /** Options relevant to what a deployment does. */
   options: DeclaredOptions;
+  /**
+   * URN of the provider the resource is managed by (custom resources). A different provider is a
+   * replacement: the resource is created through the new one and deleted through the old one
+   * (e.g. a client's Docker resources when it moves to another server).
+   */
+  provider?: string;
   /** URNs this resource was known by before (Pulumi `aliases`): the same resource, not a new one. */
   aliases?: string[];
 }
@@ -68,6 +74,8 @@ export interface ResourceChange {
   retained?: boolean;
   /** For deletes and replaces: the resource is protected, so `pulumi up` would refuse. */
   protected?: boolean;
+  /** The client this resource belongs to moves between servers in this change. */
+  move?: { from: string; to: string };
 }
 
 /** Counts and names a reviewer reads first. */
@@ -80,6 +88,8 @@ export interface ChangeSummary {
   restarted: string[];
   /** Clients whose resources appear only in the base declaration. */
   removed: string[];
+  /** Clients that move to another server (`<slug> (<from> -> <to>)`). */
+  moved: string[];
   /** Resources of removed clients that are retained on the host (data volumes). */
   retained: string[];
   /** Resources that would be deleted for good although they hold client data. */

@@ -21,9 +21,25 @@ export function shellQuote(value: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-/** `bash -c`, with DOCKER_HOST when the server uses another engine than the default socket. */
-export function localShellPrefix(dockerHost: string): string {
-  return dockerHost === DEFAULT_LOCAL_DOCKER_HOST ? "bash -c" : `env DOCKER_HOST=${shellQuote(dockerHost)} bash -c`;
+/**
+ * `bash -c`, with DOCKER_HOST when the server uses another engine than the default socket, and,
+ * given the host's paths, the host scripts' directories under them: two local servers on one
+ * machine must not share the scripts' machine-wide defaults (/run/lock, /srv/mai/exports), or a
+ * move between them would wait on its own client lock.
+ */
+export function localShellPrefix(dockerHost: string, paths?: HostPaths): string {
+  const env = [
+    ...(dockerHost === DEFAULT_LOCAL_DOCKER_HOST ? [] : [`DOCKER_HOST=${shellQuote(dockerHost)}`]),
+    ...(paths
+      ? [
+          `MAI_LOCK_DIR=${shellQuote(`${paths.stateDir}/lock`)}`,
+          `MAI_EXPORT_ROOT=${shellQuote(`${paths.stateDir}/exports`)}`,
+          `MAI_BACKUP_ROOT=${shellQuote(paths.backupsDir)}`,
+          `MAI_CONFIG_DIR=${shellQuote(paths.etcDir)}`,
+        ]
+      : []),
+  ];
+  return env.length === 0 ? "bash -c" : `env ${env.join(" ")} bash -c`;
 }
 
 /** Writes stdin to `path` atomically (a reader never sees half a file). */

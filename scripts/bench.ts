@@ -3,7 +3,8 @@
  * fresh process, the way a user or CI runs it) for 20, 100 and 200 generated clients, and the
  * growth ratio t200/t20. Targets: 20 clients <= 1.5 s, linear growth (ratio <= 11). Then 200
  * clients over 10 servers (goal <= 5 s on 2 cores). Then `npm run status` over 20 and 100
- * containers and the sampler's cost (scripts/bench-status.ts).
+ * containers and the sampler's cost (scripts/bench-status.ts), the move benchmark
+ * (scripts/bench-move.ts).
  * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
  * benchmark of scripts/bench-proxy.ts when that file exists, and the real-engine benchmark of
  * scripts/bench-engine.ts.
@@ -114,6 +115,9 @@ async function main(): Promise<void> {
     fs.rmSync(serversDir, { recursive: true, force: true });
     fs.rmSync(path.dirname(stackFile), { recursive: true, force: true });
   }
+
+  const { runMoveBench } = await import("./bench-move");
+  for (const line of await runMoveBench()) console.log(line);
 
   const proxyBench = path.join(__dirname, "bench-proxy.ts");
   if (fs.existsSync(proxyBench)) {

@@ -36,7 +36,7 @@ export class LocalHost extends pulumi.ComponentResource implements Host {
     this.paths = localHostPaths(server.stateDir);
     this.proxy = { bindAddress: "127.0.0.1", httpPort: server.httpPort, httpsPort: server.httpsPort, issuer: "internal" };
     this.environment = { DOCKER_HOST: server.dockerHost };
-    this.shell = pulumi.output(localShellPrefix(server.dockerHost));
+    this.shell = pulumi.output(localShellPrefix(server.dockerHost, this.paths));
 
     this.docker = new docker.Provider(`${name}-docker`, { host: server.dockerHost }, { parent: this });
 

@@ -49,6 +49,7 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
       reservedCpus: c.resources.reservedCpus,
       reservedMemoryMb: c.resources.reservedMemoryMb,
       server: c.server,
+      ...(c.moveFrom === undefined ? {} : { moveFrom: c.moveFrom }),
     })),
     capacity: configuration.capacity,
     warnings: [
@@ -69,3 +70,4 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
     keysOptional: localOnly,
   };
 }
+

@@ -12,7 +12,8 @@ import * as os from "os";
 import * as path from "path";
 import { isClientFileName } from "../../config/clientFile";
 import { ConfigError, formatIssue } from "../../config/configIssues";
-import { diffDeclarations } from "../../plan/diff";
+import { annotateMoves, diffDeclarations } from "../../plan/diff";
+import { reviewPlacements, type ClientPlacement } from "../../policy/move";
 import { resourceServers } from "../../plan/servers";
 import { evaluateProgram, EvaluationError, type Evaluation } from "../../plan/mockRuntime";
 import type { PlanReport } from "../../plan/report";
@@ -222,6 +223,13 @@ export function artifactsOf(evaluation: Evaluation): PlanArtifact[] {
   return artifacts;
 }
 
+/** Where each client runs, for clients whose configuration names a server. */
+export function placementsOf(clients: readonly CheckedConfiguration["clients"][number][]): ClientPlacement[] {
+  return clients.flatMap((c) =>
+    c.server === undefined ? [] : [{ slug: c.slug, server: c.server, status: c.status === "suspended" ? "suspended" : "active", ...(c.moveFrom ? { moveFrom: c.moveFrom } : {}) } satisfies ClientPlacement],
+  );
+}
+
 /** Runs the whole plan. Throws ConfigError for invalid configuration and PlanError for other user mistakes. */
 export async function runPlan(options: PlanOptions): Promise<PlanResult> {
   const stackPath = stackFileOf(options);
@@ -256,8 +264,8 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
     const atBase = (message: string) => message.split(at.dir + path.sep).join(`${options.base}:`);
     try {
       let base: Evaluation | undefined;
+      let baseChecked: CheckedConfiguration | undefined;
       if (at.stackFile) {
-        let baseChecked: CheckedConfiguration;
         try {
           baseChecked = validateConfiguration(at.stackFile, at.clientsDir, options.stack);
           base = await evaluate(options, at.stackFile, `${options.base}:${stackFileName}`, at.clientsDir, baseChecked, at.programPath);
@@ -268,7 +276,16 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
         }
       }
       report.base = options.base;
-      report.changes = diffDeclarations(base?.resources ?? [], head.resources, { base: base?.fingerprints, head: head.fingerprints });
+      // A changed `server:` must come with the matching `moveFrom`, or `pulumi up` would start an
+      // empty workspace on the new server: refuse the plan rather than show a harmless diff.
+      const placements = reviewPlacements(placementsOf(baseChecked?.clients ?? []), placementsOf(checked.clients));
+      if (placements.problems.length > 0) {
+        throw new PlanError(`the change moves clients without carrying their data:\n${placements.problems.map((p) => `  - ${p}`).join("\n")}`);
+      }
+      report.moves = placements.moves;
+      report.warnings.push(...placements.notes, ...placements.moves.map((m) => m.downtime));
+      const changes = diffDeclarations(base?.resources ?? [], head.resources, { base: base?.fingerprints, head: head.fingerprints });
+      report.changes = annotateMoves(changes, placements.moves);
       if (!at.stackFile) report.warnings.push(`${stackFileName} does not exist at ${options.base}: every resource is new`);
     } finally {
       fs.rmSync(at.dir, { recursive: true, force: true });

@@ -1,0 +1,136 @@
+/**
+ * `npm run plan -- --base` on a two-server stack, as a process, against a throw-away git
+ * repository: a client added on one server changes nothing on the other; a changed `server:`
+ * with `moveFrom` is shown as a move (steps, downtime, the client's resources recreated on the
+ * target, the source volume retained); a changed `server:` without `moveFrom` fails the plan.
+ */
+import { execFile, execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { promisify } from "util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = path.join(__dirname, "..");
+const run = promisify(execFile);
+let repo: string;
+let stackFile: string;
+let clientsDir: string;
+
+/** Fake ciphertexts: the plan never decrypts, so any `secure:` string works. */
+const CIPHERTEXT = "v1:cGxhbi1tb3ZlLXRlc3Qta2V5LWNpcGhlcnRleHQ=";
+
+function git(...args: string[]): string {
+  return execFileSync("git", ["-c", "user.email=plan@example.invalid", "-c", "user.name=plan test", ...args], { cwd: repo, encoding: "utf8" });
+}
+
+async function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PULUMI_|HCLOUD_|CLOUDFLARE_|AWS_)/.test(k)));
+  try {
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ["--import", "tsx", path.join(root, "scripts", "plan.ts"), "--stack-file", stackFile, "--clients", clientsDir, "--base", "HEAD", ...args],
+      { cwd: root, env, maxBuffer: 32 * 1024 * 1024 },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+type Change = { op: string; type: string; name: string; urn: string; fields: string[]; client?: string; retained?: boolean; move?: { from: string; to: string } };
+
+function edit(file: string, change: (text: string) => string): void {
+  const full = path.join(clientsDir, file);
+  fs.writeFileSync(full, change(fs.readFileSync(full, "utf8")));
+}
+
+function reset(): void {
+  git("checkout", "-q", "--", ".");
+  git("clean", "-qfd");
+}
+
+beforeAll(() => {
+  repo = fs.mkdtempSync(path.join(os.tmpdir(), "plan-move-cli-"));
+  clientsDir = path.join(repo, "clients");
+  stackFile = path.join(repo, "Pulumi.prod.yaml");
+  fs.mkdirSync(clientsDir);
+  for (const file of fs.readdirSync(path.join(root, "clients")).filter((f) => f.endsWith(".yaml"))) {
+    fs.copyFileSync(path.join(root, "clients", file), path.join(clientsDir, file));
+  }
+  const keys = ["acme", "mueller-steuerberatung", "newco"].map((slug) => `    ${slug}:\n      secure: ${CIPHERTEXT}\n`).join("");
+  fs.writeFileSync(
+    stackFile,
+    `${fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8").trimEnd()}\n` +
+      "  mai-hosting:servers:\n    host:\n      serverType: ccx53\n    nbg1-b:\n      serverType: ccx33\n" +
+      `  mai-hosting:openrouterApiKeys:\n${keys}`,
+  );
+  execFileSync("git", ["init", "-q", "-b", "main"], { cwd: repo });
+  git("add", ".");
+  git("commit", "-qm", "base");
+}, 60_000);
+
+afterAll(() => fs.rmSync(repo, { recursive: true, force: true }));
+
+describe("plan --base on two servers", () => {
+  it("adding a client on server nbg1-b plans no change on server host", async () => {
+    fs.writeFileSync(path.join(clientsDir, "newco.yaml"), "name: New Co\nport: 3010\nserver: nbg1-b\n");
+    try {
+      const result = await plan("--json");
+      expect(result.code).toBe(0);
+      const json = JSON.parse(result.stdout) as { changes: Change[]; resources: Array<{ urn: string; server: string | null }> };
+      const serverOf = new Map(json.resources.map((r) => [r.urn, r.server]));
+      expect(json.changes.length).toBeGreaterThan(0);
+      expect(json.changes.filter((c) => serverOf.get(c.urn) === "host")).toEqual([]);
+      expect(json.changes.filter((c) => c.client !== "newco").every((c) => c.name.startsWith("nbg1-b-proxy-"))).toBe(true);
+      expect(json.changes.filter((c) => c.client === "newco").every((c) => c.op === "create")).toBe(true);
+    } finally {
+      reset();
+    }
+  });
+
+  it("a changed server with moveFrom is a move: steps, downtime, recreated on the target, source volume retained", async () => {
+    edit("acme.yaml", (text) => `${text.trimEnd()}\nserver: nbg1-b\nmoveFrom: host\n`);
+    try {
+      const result = await plan("--json");
+      expect(result.code).toBe(0);
+      const json = JSON.parse(result.stdout) as { changes: Change[]; moves: Array<{ slug: string; from: string; to: string; steps: string[]; downtime: string }>; summary: Record<string, string[]> };
+      expect(json.moves).toEqual([expect.objectContaining({ slug: "acme", from: "host", to: "nbg1-b", downtime: expect.stringMatching(/^DOWNTIME: acme is offline/) })]);
+      expect(json.summary).toMatchObject({ moved: ["acme (host -> nbg1-b)"], added: [], removed: [], dataLost: [] });
+      expect(json.summary.retained).toContain("acme-data");
+      const acme = json.changes.filter((c) => c.client === "acme");
+      for (const name of ["acme-container", "acme-data", "acme-network"]) {
+        expect(acme.find((c) => c.name === name)).toMatchObject({ op: "replace", fields: expect.arrayContaining(["provider"]), move: { from: "host", to: "nbg1-b" } });
+      }
+      expect(acme.find((c) => c.name === "acme-move-run")).toMatchObject({ op: "create", type: "command:local:Command" });
+      expect(acme.filter((c) => c.type === "cloudflare:index/dnsRecord:DnsRecord").every((c) => c.op === "update" && c.fields.includes("content"))).toBe(true);
+      // Only the moving client and the two proxies' configuration change.
+      expect(json.changes.filter((c) => c.client !== "acme").every((c) => /^(nbg1-b-)?proxy-/.test(c.name))).toBe(true);
+
+      const text = (await plan()).stdout;
+      expect(text).toContain("Moves (1)");
+      expect(text).toContain("acme: host -> nbg1-b");
+      expect(text).toMatch(/2\. stop mai-acme on host \(the workspace goes offline\)/);
+      expect(text).toContain("client acme (moves host -> nbg1-b)");
+      expect(text).toContain("1 moved (acme (host -> nbg1-b))");
+      const md = (await plan("--markdown")).stdout;
+      expect(md).toContain("**Move `acme`: host → nbg1-b.** DOWNTIME:");
+    } finally {
+      reset();
+    }
+  });
+
+  it("a changed server without moveFrom fails the plan and names the fix", async () => {
+    edit("acme.yaml", (text) => `${text.trimEnd()}\nserver: nbg1-b\n`);
+    try {
+      const result = await plan();
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain('client "acme" changes server from host to nbg1-b without `moveFrom: host`');
+      expect(result.stderr).toContain("Add `moveFrom: host` to its file");
+    } finally {
+      reset();
+    }
+  });
+});
