@@ -14,6 +14,8 @@ export default defineConfig({
   test: {
     // Once per run: builds the pinned Caddy and the local images when missing or out of date.
     globalSetup: ["tests/globalSetup.ts"],
+    // Engine tests mostly wait on containers: let unit files run beside them (two cores).
+    maxWorkers: 3,
     projects: [
       {
         test: { ...shared, name: "unit", include: ["tests/**/*.test.ts"], exclude: [...configDefaults.exclude, ENGINE_TESTS] },
