@@ -111,7 +111,7 @@ describe("two Hetzner servers", () => {
   it("exports every server and each client's server", async () => {
     const servers = run.outputs.servers as Record<string, { kind: string; shell: pulumi.Output<string> }>;
     expect(Object.keys(servers)).toEqual(["nbg1-a", "fsn1-b"]);
-    expect(await promiseOf(servers["fsn1-b"].shell)).toBe(`ssh -o StrictHostKeyChecking=accept-new -o ServerAliveInterval=30 root@${ipv4Of("fsn1-b")}`);
+    expect(await promiseOf(servers["fsn1-b"].shell)).toBe(`ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o ServerAliveInterval=30 root@${ipv4Of("fsn1-b")}`);
     expect(run.outputs.clientEndpoints).toMatchObject({ acme: { server: "nbg1-a" }, globex: { server: "fsn1-b" } });
   });
 });

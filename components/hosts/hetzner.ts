@@ -146,7 +146,9 @@ export class HetznerHost extends pulumi.ComponentResource implements Host {
     const sysctls = sysctlApplyCommand();
     this.runCommand(`${name}-sysctl`, { create: sysctls, triggers: [contentHash(sysctls)] }, { parent: this });
 
-    this.shell = this.ipv4Address.apply((address) => ["ssh", ...HETZNER_SSH_OPTIONS, `root@${address}`].join(" "));
+    // BatchMode: a move run by CI fails at once instead of waiting on a password prompt. (Not on
+    // the Docker provider's own options: a change there is a change of the provider.)
+    this.shell = this.ipv4Address.apply((address) => ["ssh", "-o", "BatchMode=yes", ...HETZNER_SSH_OPTIONS, `root@${address}`].join(" "));
 
     this.registerOutputs({ ipv4Address: this.ipv4Address, ipv6Address: this.ipv6Address });
   }
