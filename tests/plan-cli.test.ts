@@ -127,6 +127,15 @@ describe("npm run plan", () => {
     }
   });
 
+  it("listing today's single server under servers (the first step of adding one) plans no change at all", async () => {
+    fs.appendFileSync(stackFile, "  mai-hosting:servers:\n    host: { serverType: ccx53, location: nbg1 }\n");
+    try {
+      expect(await changes()).toEqual([]);
+    } finally {
+      reset();
+    }
+  });
+
   it("a memory change updates that container in place, nothing else", async () => {
     fs.writeFileSync(path.join(clientsDir, "acme.yaml"), fs.readFileSync(path.join(clientsDir, "acme.yaml"), "utf8").replace("memory: 8G", "memory: 10G"));
     try {
