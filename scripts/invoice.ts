@@ -32,6 +32,7 @@ import {
 } from "../policy/invoice";
 import { HOST_PATHS } from "../policy/cloudInit";
 import { buildUsageReport, provisioningKeyFrom, readClientNames, reportFailure, UsageInputError, type UsageIo } from "./usage";
+import { forEachArg } from "./lib/cliArgs";
 
 /** Parsed command line. */
 export interface InvoiceOptions {
@@ -87,19 +88,7 @@ export function parseInvoiceArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const hosts: string[] = [];
   let readingsFile = env.MAI_INVOICE_READINGS || undefined;
   let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const value = (): string | undefined => {
-      if (inline !== undefined) return inline;
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith("--")) {
-        problems.push(`${flag} needs a value.`);
-        return undefined;
-      }
-      i++;
-      return next;
-    };
+  forEachArg(argv, problems, (flag, value, arg) => {
     switch (flag) {
       case "--json":
       case "--csv":
@@ -139,7 +128,7 @@ export function parseInvoiceArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       default:
         problems.push(`unknown argument "${arg}".`);
     }
-  }
+  });
   if (!help) {
     if (month === undefined && !problems.some((p) => p.startsWith("--month"))) problems.push("--month YYYY-MM is required.");
     if (snapshotsDir === undefined && hosts.length === 0) problems.push("--host <server> or --snapshots <dir> is required (where the usage snapshots are; see below).");

@@ -26,6 +26,7 @@ import {
   type OpenRouterKeyInfo,
   type RetryPolicy,
 } from "../components/openrouter/api";
+import { forEachArg } from "./lib/cliArgs";
 
 /** Output format of the report. */
 export type UsageFormat = "table" | "json" | "csv";
@@ -109,19 +110,7 @@ export function parseUsageArgs(argv: readonly string[]): UsageOptions {
   const options: UsageOptions = { format: "table", clientsDir: "clients", clientsDirGiven: false, help: false };
   const problems: string[] = [];
   const formats = new Set<UsageFormat>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    const value = (): string | undefined => {
-      if (inline !== undefined) return inline;
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith("--")) {
-        problems.push(`${flag} needs a value.`);
-        return undefined;
-      }
-      i++;
-      return next;
-    };
+  forEachArg(argv, problems, (flag, value, arg) => {
     switch (flag) {
       case "--json":
       case "--csv":
@@ -155,7 +144,7 @@ export function parseUsageArgs(argv: readonly string[]): UsageOptions {
       default:
         problems.push(`unknown argument "${arg}".`);
     }
-  }
+  });
   if (formats.size > 1) problems.push("choose one of --json and --csv.");
   if (formats.size === 1) options.format = [...formats][0];
   if (problems.length > 0) throw new UsageInputError(problems.join("\n"));

@@ -2,12 +2,13 @@
  * The host backup and restore scripts, run for real: bash, the real sqlite3, zstd, flock and
  * rsync, on temp directories, with a recording stub in place of `docker` on PATH.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sql, startRowPairWriter } from "./support/liveDatabase";
 
 const HOST_DIR = path.resolve(__dirname, "..", "host");
 const BACKUP = path.join(HOST_DIR, "mai-backup.sh");
@@ -61,12 +62,6 @@ function run(file: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Ru
     stdio: ["ignore", "pipe", "pipe"], // no terminal, like a timer or a script
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function sql(db: string, statements: string): string {
-  const r = spawnSync("sqlite3", ["-init", "/dev/null", "-bail", "-cmd", ".timeout 20000", db, statements], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`sqlite3 ${db}: ${r.stderr}`);
-  return r.stdout.trim();
 }
 
 function dockerCalls(): string[] {
@@ -203,27 +198,8 @@ describe("mai-backup", () => {
     async (journalMode) => {
       makeClientDb("acme", 20_000, journalMode);
       const db = liveDb("acme");
-      const stopFile = path.join(root, "stop-writer");
-      // One transaction per row pair: any snapshot that is not a clean prefix shows up as a gap
-      // or as a and b disagreeing.
-      const writer: ChildProcess = spawn(
-        "bash",
-        [
-          "-c",
-          `i=20000
-           while [[ ! -e "$STOP" ]]; do
-             i=$((i + 1))
-             sqlite3 -init /dev/null -bail -cmd ".timeout 20000" "$DB" \
-               "BEGIN IMMEDIATE; INSERT INTO a VALUES($i, randomblob(1000)); INSERT INTO b VALUES($i); COMMIT;" >/dev/null || exit 1
-           done`,
-        ],
-        { env: { ...env, DB: db, STOP: stopFile }, stdio: "ignore" },
-      );
-      const writerDone = new Promise<number | null>((resolve) => writer.on("exit", resolve));
-      const rowsNow = () => Number(sql(db, "SELECT max(id) FROM b;"));
-      const waitForRows = async (atLeast: number) => {
-        for (let i = 0; i < 500 && rowsNow() < atLeast; i++) await new Promise((r) => setTimeout(r, 10));
-      };
+      const writer = startRowPairWriter({ db, env, stopFile: path.join(root, "stop-writer"), payloadBytes: 1000 });
+      const { rowsNow, waitForRows } = writer;
       await waitForRows(20_010);
 
       const before = rowsNow();
@@ -237,8 +213,7 @@ describe("mai-backup", () => {
       });
       const after = rowsNow();
       await waitForRows(after + 5); // the writer is still alive and well after the backup
-      fs.writeFileSync(stopFile, "");
-      expect(await writerDone).toBe(0);
+      expect(await writer.stop()).toBe(0);
 
       expect(backup.stderr).toBe("");
       expect(backup.code).toBe(0);

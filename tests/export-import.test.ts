@@ -4,12 +4,13 @@
  * containers are small state files). The same scripts run against the real engine in
  * export-import.engine.test.ts.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sql, startRowPairWriter } from "./support/liveDatabase";
 
 const HOST_DIR = path.resolve(__dirname, "..", "host");
 const EXPORT = path.join(HOST_DIR, "mai-export.sh");
@@ -75,12 +76,6 @@ function runAsync(file: string, args: string[]): Promise<Run> {
     child.stderr.on("data", (d) => (stderr += d));
     child.on("exit", (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-function sql(db: string, statements: string): string {
-  const r = spawnSync("sqlite3", ["-init", "/dev/null", "-bail", "-cmd", ".timeout 20000", db, statements], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`sqlite3 ${db}: ${r.stderr}`);
-  return r.stdout.trim();
 }
 
 function sh(script: string, extraEnv: NodeJS.ProcessEnv = {}): Run {
@@ -192,34 +187,15 @@ describe("mai-export + mai-import", () => {
     makeClient("acme", 20_000);
     makeContainer("acme", "running", "Acme GmbH");
     const db = liveDb("acme");
-    const stopFile = path.join(root, "stop-writer");
-    // One transaction per row pair: a snapshot that is not a clean prefix shows as a gap or as a and b disagreeing.
-    const writer: ChildProcess = spawn(
-      "bash",
-      [
-        "-c",
-        `i=20000
-         while [[ ! -e "$STOP" ]]; do
-           i=$((i + 1))
-           sqlite3 -init /dev/null -bail -cmd ".timeout 20000" "$DB" \
-             "BEGIN IMMEDIATE; INSERT INTO a VALUES($i, randomblob(500)); INSERT INTO b VALUES($i); COMMIT;" >/dev/null || exit 1
-         done`,
-      ],
-      { env: { ...env, DB: db, STOP: stopFile }, stdio: "ignore" },
-    );
-    const writerDone = new Promise<number | null>((resolve) => writer.on("exit", resolve));
-    const rowsNow = () => Number(sql(db, "SELECT max(id) FROM b;"));
-    const waitForRows = async (atLeast: number) => {
-      for (let i = 0; i < 500 && rowsNow() < atLeast; i++) await new Promise((r) => setTimeout(r, 10));
-    };
+    const writer = startRowPairWriter({ db, env, stopFile: path.join(root, "stop-writer"), payloadBytes: 500 });
+    const { rowsNow, waitForRows } = writer;
     await waitForRows(20_010);
     const before = rowsNow();
     const archive = path.join(exportsDir(), "acme-offboarding.tar.zst");
     const exported = await runAsync(EXPORT, ["acme", archive]);
     const after = rowsNow();
     await waitForRows(after + 5); // the writer is still alive and well after the export
-    fs.writeFileSync(stopFile, "");
-    expect(await writerDone).toBe(0);
+    expect(await writer.stop()).toBe(0);
 
     expect(exported.stderr).toBe("");
     expect(exported.code).toBe(0);

@@ -5,16 +5,14 @@
  * serves the 503 page); removing keeps the volume; adding the client back serves the same data.
  */
 import { spawnSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
-import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
+import { describe, expect, it } from "vitest";
+import { docker, runId } from "./support/applier";
+import { useAppliedEngineStack } from "./support/appliedEngineStack";
+import { type EngineStack, proxyRootCa } from "./support/engineStack";
 import { request } from "./support/httpClient";
 
 const id = runId();
-const applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE });
 let stack: EngineStack;
-let release: (() => void) | undefined;
 
 const container = (key: string) => `mai-${stack.slug(key)}`;
 const volume = (key: string) => `mai-${stack.slug(key)}-data`;
@@ -44,19 +42,13 @@ async function answering(key: string, timeoutMs = 20_000): Promise<void> {
   }
 }
 
-beforeAll(async () => {
-  requireDockerEngine();
-  release = await lockEngine();
-  stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }]);
-  await up();
-  await Promise.all([answering("a"), answering("b")]);
-}, LOCK_WAIT_MS + SETUP_MS);
-
-afterAll(() => {
-  const problems = applier.cleanup();
-  stack?.dispose();
-  release?.();
-  if (problems.length) throw new Error(problems.join("\n"));
+const applier = useAppliedEngineStack({
+  runId: id,
+  clients: [{ key: "a" }, { key: "b" }],
+  applied: async (applied) => {
+    stack = applied;
+    await Promise.all([answering("a"), answering("b")]);
+  },
 });
 
 describe("lifecycle as pulumi up applies the diff", () => {

@@ -7,17 +7,15 @@
  */
 import { spawnSync } from "node:child_process";
 import https from "node:https";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
-import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
+import { describe, expect, it } from "vitest";
+import { docker, runId } from "./support/applier";
+import { useAppliedEngineStack } from "./support/appliedEngineStack";
+import { type EngineStack, proxyRootCa } from "./support/engineStack";
 import { Http2Client, request, runLoad, timeStream, type Target } from "./support/httpClient";
 import { connectWebSocket } from "./support/httpWebSocket";
 
 const id = runId();
-const applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE });
 let stack: EngineStack;
-let release: (() => void) | undefined;
 let rootCa: Buffer;
 
 const PROXY = "mai-proxy";
@@ -42,25 +40,19 @@ async function allAnswer(keys: string[]): Promise<void> {
   }
 }
 
-beforeAll(async () => {
-  requireDockerEngine();
-  release = await lockEngine();
-  stack = await createEngineStack(id, [
+const applier = useAppliedEngineStack({
+  runId: id,
+  clients: [
     { key: "a", yaml: "name: Alpha\n" },
     { key: "b", yaml: `name: Bravo\nhostname: chat-t${id}-b.example.test\n` },
     { key: "s", yaml: "name: Suspended\nstatus: suspended\n" },
-  ]);
-  stack.requireLocal();
-  await applier.up(await stack.evaluate());
-  rootCa = await proxyRootCa();
-  await allAnswer(["a", "b"]);
-}, LOCK_WAIT_MS + SETUP_MS);
-
-afterAll(() => {
-  const problems = applier.cleanup();
-  stack?.dispose();
-  release?.();
-  if (problems.length) throw new Error(problems.join("\n"));
+  ],
+  localOnly: true,
+  applied: async (applied) => {
+    stack = applied;
+    rootCa = await proxyRootCa();
+    await allAnswer(["a", "b"]);
+  },
 });
 
 describe("routing through the Caddy container", () => {

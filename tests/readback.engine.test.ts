@@ -4,23 +4,20 @@
  * provider's Read does, see support/dockerReadBack.ts) must equal the declared input. Otherwise a
  * no-op `pulumi up` shows a change, and for ForceNew inputs replaces the container.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { canonicalJson } from "../plan/diff";
-import { docker, EngineApplier, runId } from "./support/applier";
+import { docker, runId } from "./support/applier";
+import { useAppliedEngineStack } from "./support/appliedEngineStack";
 import { type ContainerInspect, type NetworkOrVolumeInspect, readBackContainer, readBackNetworkOrVolume } from "./support/dockerReadBack";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
-import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
+import { type EngineStack } from "./support/engineStack";
 
 const CONTAINER = "docker:index/container:Container";
 const id = runId();
-const applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE });
 let stack: EngineStack;
-let release: (() => void) | undefined;
 
-beforeAll(async () => {
-  requireDockerEngine();
-  release = await lockEngine();
-  stack = await createEngineStack(id, [
+const applier = useAppliedEngineStack({
+  runId: id,
+  clients: [
     { key: "defaults" },
     // Fractional CPU limit and reservation, own memory, and an env entry of the client file.
     {
@@ -28,15 +25,10 @@ beforeAll(async () => {
       yaml: "name: Custom GmbH\nresources:\n  cpus: 1.5\n  memory: 768M\n  reservations:\n    cpus: 0.5\n    memory: 96M\nenv:\n  DEFAULT_LOCALE: de-DE\n",
     },
     { key: "whole", yaml: "name: Whole\nresources:\n  cpus: 1\n  memory: 512M\n  reservations:\n    cpus: 1\n    memory: 64M\n" },
-  ]);
-  await applier.up(await stack.evaluate());
-}, LOCK_WAIT_MS + SETUP_MS);
-
-afterAll(() => {
-  const problems = applier.cleanup();
-  stack?.dispose();
-  release?.();
-  if (problems.length) throw new Error(problems.join("\n"));
+  ],
+  applied: (applied) => {
+    stack = applied;
+  },
 });
 
 /** Values for a failure message; environment values are secrets and show as their names only. */

@@ -5,17 +5,15 @@
  * policy while the other keeps answering.
  */
 import { spawnSync } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE } from "./support/engineStack";
-import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
+import { describe, expect, it } from "vitest";
+import { docker, runId } from "./support/applier";
+import { useAppliedEngineStack } from "./support/appliedEngineStack";
+import { type EngineStack } from "./support/engineStack";
 import { request } from "./support/httpClient";
 
 const MB = 1024 * 1024;
 const id = runId();
-const applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE });
 let stack: EngineStack;
-let release: (() => void) | undefined;
 
 /** The client files of this test: the limits below are what `docker inspect` must show. */
 const CLIENT_A = { cpus: 1.5, memoryMb: 512, reservedCpus: 0.5, reservedMemoryMb: 96 };
@@ -44,22 +42,16 @@ function exec(name: string, command: string): { code: number | null; output: str
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-beforeAll(async () => {
-  requireDockerEngine();
-  release = await lockEngine();
-  stack = await createEngineStack(id, [
+const applier = useAppliedEngineStack({
+  runId: id,
+  clients: [
     { key: "a", yaml: clientYaml("Client A", CLIENT_A) },
     { key: "b", yaml: clientYaml("Client B", CLIENT_B) },
-  ]);
-  await applier.up(await stack.evaluate());
-  await Promise.all([answering("a"), answering("b")]);
-}, LOCK_WAIT_MS + SETUP_MS);
-
-afterAll(() => {
-  const problems = applier.cleanup();
-  stack?.dispose();
-  release?.();
-  if (problems.length) throw new Error(problems.join("\n"));
+  ],
+  applied: async (applied) => {
+    stack = applied;
+    await Promise.all([answering("a"), answering("b")]);
+  },
 });
 
 describe("limits", () => {
