@@ -120,12 +120,14 @@ log "database snapshot taken (integrity ok)"
 
 # --- the rest of the volume ----------------------------------------------------------------------
 # Leftovers of restores and imports stay out; so does the live database (the snapshot replaces it).
+# -ignore_readdir_race: SQLite creates and deletes webui.db-wal while the workspace writes; a name
+# that vanishes between listing and looking at it is no error.
 skip=(-path ./webui.db -o -path ./webui.db-wal -o -path ./webui.db-shm -o -path ./webui.db-journal
   -o -path './webui.db.pre-restore-*' -o -path './.webui.db.restore.*' -o -path './mai-pre-import-*'
   -o -path './.mai-import.*')
-others=$(cd "$DATA_DIR" && find . -mindepth 1 \( "${skip[@]}" \) -prune -o ! -type f ! -type d -print | head -n 5)
+others=$(cd "$DATA_DIR" && find . -ignore_readdir_race -mindepth 1 \( "${skip[@]}" \) -prune -o ! -type f ! -type d -print | head -n 5)
 [[ -z $others ]] || fail "$EX_FAILED" "the volume holds links or special files, which an export cannot carry: $(paste -sd ' ' <<<"$others"); nothing kept"
-(cd "$DATA_DIR" && find . -mindepth 1 \( "${skip[@]}" \) -prune -o \( -type f -o -type d \) -print0) >"$WORK/files" ||
+(cd "$DATA_DIR" && find . -ignore_readdir_race -mindepth 1 \( "${skip[@]}" \) -prune -o \( -type f -o -type d \) -print0) >"$WORK/files" ||
   fail "$EX_FAILED" "cannot list the files of $DATA_DIR"
 
 # --- one pass: tar -> (checksums of each member) and -> zstd -----------------------------------
