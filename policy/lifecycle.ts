@@ -10,6 +10,7 @@ export interface LifecycleOptions {
   retainOnDelete?: boolean;
   deleteBeforeReplace?: boolean;
   ignoreChanges?: string[];
+  replaceOnChanges?: string[];
 }
 
 export const lifecycle = {
@@ -33,7 +34,10 @@ export const lifecycle = {
   proxyVolume: { retainOnDelete: true },
   /**
    * Containers have fixed names and host ports; Docker's provider would start the replacement
-   * before removing the old one and collide on both (pulumi-docker#1356).
+   * before removing the old one and collide on both (pulumi-docker#1356). The provider's update
+   * only sends restart policy, CPU shares, memory, swap and cpuset to the engine: a changed memory
+   * reservation or health check would plan as an in-place update and never reach the running
+   * container, so those replace it instead.
    */
-  container: { deleteBeforeReplace: true },
+  container: { deleteBeforeReplace: true, replaceOnChanges: ["memoryReservation", "healthcheck"] },
 } satisfies Record<string, LifecycleOptions>;

@@ -10,7 +10,7 @@ const declared = (type: string, name: string, inputs: Record<string, unknown>): 
   type,
   name,
   inputs,
-  options: { protect: false, deleteBeforeReplace: true, ignoreChanges: [], dependsOn: [], parent: "" },
+  options: { protect: false, deleteBeforeReplace: true, ignoreChanges: [], replaceOnChanges: [], dependsOn: [], parent: "" },
 });
 
 describe("applier", () => {

@@ -136,6 +136,17 @@ describe("npm run plan", () => {
     }
   });
 
+  it("a memory reservation change replaces that container (the provider's update would never apply it)", async () => {
+    fs.writeFileSync(path.join(clientsDir, "acme.yaml"), fs.readFileSync(path.join(clientsDir, "acme.yaml"), "utf8").replace("    memory: 4G", "    memory: 3G"));
+    try {
+      const list = await changes();
+      expect(list).toHaveLength(1);
+      expect(list[0]).toMatchObject({ op: "replace", type: "docker:index/container:Container", client: "acme", fields: ["memoryReservation"], restart: true });
+    } finally {
+      reset();
+    }
+  });
+
   it("a memory change updates that container in place, nothing else", async () => {
     fs.writeFileSync(path.join(clientsDir, "acme.yaml"), fs.readFileSync(path.join(clientsDir, "acme.yaml"), "utf8").replace("memory: 8G", "memory: 10G"));
     try {

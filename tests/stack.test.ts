@@ -209,6 +209,12 @@ describe("client instances", () => {
   it("replaces containers delete-first so fixed names and ports never collide", () => {
     for (const c of ofType("docker:index/container:Container")) expect(c.options.deleteBeforeReplace).toBe(true);
   });
+
+  it("replaces a container whose memory reservation or health check changes (the provider's update never sends them)", () => {
+    for (const c of ofType("docker:index/container:Container")) {
+      expect(c.options.replaceOnChanges.sort()).toEqual(["healthcheck", "memoryReservation"]);
+    }
+  });
 });
 
 describe("backups", () => {

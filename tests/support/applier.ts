@@ -281,7 +281,11 @@ export class EngineApplier {
   private replaces(resource: DeclaredResource, changed: string[], carriesNewId: boolean): boolean {
     switch (resource.type) {
       case CONTAINER:
-        return carriesNewId || changed.some((k) => !CONTAINER_UPDATED_IN_PLACE.includes(k) && !CONTAINER_STATE_ONLY.includes(k));
+        return (
+          carriesNewId ||
+          changed.some((k) => resource.options.replaceOnChanges?.includes(k)) ||
+          changed.some((k) => !CONTAINER_UPDATED_IN_PLACE.includes(k) && !CONTAINER_STATE_ONLY.includes(k))
+        );
       case LOCAL_COMMAND:
         // command.local.Command: a change of `triggers` replaces; other inputs update (re-run).
         return carriesNewId || changed.includes("triggers");

@@ -17,6 +17,8 @@ export interface DeclaredResource {
     retainOnDelete?: boolean;
     deleteBeforeReplace: boolean;
     ignoreChanges: string[];
+    /** Inputs whose change replaces the resource (`replaceOnChanges`). */
+    replaceOnChanges: string[];
     /** URNs of direct dependencies (dependsOn and inputs). */
     dependsOn: string[];
     /** URN of the parent ("" for none). */
@@ -61,6 +63,7 @@ export async function installMocks(): Promise<DeclaredResource[]> {
           protect: false,
           deleteBeforeReplace: false,
           ignoreChanges: [],
+          replaceOnChanges: [],
           dependsOn: [],
           parent: "",
         };
@@ -86,6 +89,7 @@ export async function installMocks(): Promise<DeclaredResource[]> {
       retainOnDelete: req.hasRetainondelete?.() ? req.getRetainondelete() : undefined,
       deleteBeforeReplace: req.getDeletebeforereplace(),
       ignoreChanges: req.getIgnorechangesList(),
+      replaceOnChanges: req.getReplaceonchangesList(),
       dependsOn: req.getDependenciesList(),
       parent: req.getParent(),
     });
