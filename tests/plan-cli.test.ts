@@ -11,9 +11,11 @@ import * as path from "path";
 import { pathToFileURL } from "url";
 import { promisify } from "util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPlanRepo, type PlanRepo } from "./support/planRepo";
 
 const root = path.join(__dirname, "..");
 const run = promisify(execFile);
+let fixture: PlanRepo;
 let repo: string;
 let stackFile: string;
 let clientsDir: string;
@@ -25,24 +27,9 @@ const CIPHERTEXTS = {
   ssh: "v1:cGxhbi10ZXN0LXNzaC1rZXktY2lwaGVydGV4dA==",
 };
 
-function git(...args: string[]): string {
-  return execFileSync("git", ["-c", "user.email=plan@example.invalid", "-c", "user.name=plan test", ...args], { cwd: repo, encoding: "utf8" });
-}
-
 /** Runs the plan CLI with no cloud credentials in the environment. */
-async function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PULUMI_|HCLOUD_|CLOUDFLARE_|AWS_)/.test(k)));
-  try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      ["--import", "tsx", path.join(root, "scripts", "plan.ts"), "--stack-file", stackFile, "--clients", clientsDir, ...args],
-      { cwd: root, env, maxBuffer: 32 * 1024 * 1024 },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return fixture.plan(...args);
 }
 
 type Change = { op: string; type: string; name: string; fields: string[]; client?: string; retained?: boolean; rerun?: boolean; restart?: boolean };
@@ -53,30 +40,19 @@ async function changes(): Promise<Change[]> {
 }
 
 function reset(): void {
-  git("checkout", "-q", "--", ".");
-  git("clean", "-qfd");
+  fixture.reset();
 }
 
 beforeAll(() => {
-  repo = fs.mkdtempSync(path.join(os.tmpdir(), "plan-cli-"));
-  clientsDir = path.join(repo, "clients");
-  stackFile = path.join(repo, "Pulumi.prod.yaml");
-  fs.mkdirSync(clientsDir);
-  for (const file of fs.readdirSync(path.join(root, "clients")).filter((f) => f.endsWith(".yaml"))) {
-    fs.copyFileSync(path.join(root, "clients", file), path.join(clientsDir, file));
-  }
-  const stack = fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8");
-  fs.writeFileSync(
-    stackFile,
-    `${stack.trimEnd()}\n  mai-hosting:openrouterApiKeys:\n    acme:\n      secure: ${CIPHERTEXTS.acme}\n    mueller-steuerberatung:\n      secure: ${CIPHERTEXTS.mueller}\n` +
+  fixture = createPlanRepo(
+    "plan-cli-",
+    `  mai-hosting:openrouterApiKeys:\n    acme:\n      secure: ${CIPHERTEXTS.acme}\n    mueller-steuerberatung:\n      secure: ${CIPHERTEXTS.mueller}\n` +
       `  mai-hosting:sshPrivateKey:\n    secure: ${CIPHERTEXTS.ssh}\n`,
   );
-  execFileSync("git", ["init", "-q", "-b", "main"], { cwd: repo });
-  git("add", ".");
-  git("commit", "-qm", "base");
+  ({ dir: repo, stackFile, clientsDir } = fixture);
 });
 
-afterAll(() => fs.rmSync(repo, { recursive: true, force: true }));
+afterAll(() => fixture.remove());
 
 describe("npm run plan", () => {
   it("plans the committed local stack: no Hetzner or Cloudflare resources, one container per active client, all on server local", async () => {

@@ -4,39 +4,19 @@
  * with `moveFrom` is shown as a move (steps, downtime, the client's resources recreated on the
  * target, the source volume retained); a changed `server:` without `moveFrom` fails the plan.
  */
-import { execFile, execFileSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { promisify } from "util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPlanRepo, type PlanRepo } from "./support/planRepo";
 
-const root = path.join(__dirname, "..");
-const run = promisify(execFile);
-let repo: string;
-let stackFile: string;
+let fixture: PlanRepo;
 let clientsDir: string;
 
 /** Fake ciphertexts: the plan never decrypts, so any `secure:` string works. */
 const CIPHERTEXT = "v1:cGxhbi1tb3ZlLXRlc3Qta2V5LWNpcGhlcnRleHQ=";
 
-function git(...args: string[]): string {
-  return execFileSync("git", ["-c", "user.email=plan@example.invalid", "-c", "user.name=plan test", ...args], { cwd: repo, encoding: "utf8" });
-}
-
-async function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(PULUMI_|HCLOUD_|CLOUDFLARE_|AWS_)/.test(k)));
-  try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      ["--import", "tsx", path.join(root, "scripts", "plan.ts"), "--stack-file", stackFile, "--clients", clientsDir, "--base", "HEAD", ...args],
-      { cwd: root, env, maxBuffer: 32 * 1024 * 1024 },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return fixture.plan("--base", "HEAD", ...args);
 }
 
 type Change = { op: string; type: string; name: string; urn: string; fields: string[]; client?: string; retained?: boolean; move?: { from: string; to: string } };
@@ -47,31 +27,19 @@ function edit(file: string, change: (text: string) => string): void {
 }
 
 function reset(): void {
-  git("checkout", "-q", "--", ".");
-  git("clean", "-qfd");
+  fixture.reset();
 }
 
 beforeAll(() => {
-  repo = fs.mkdtempSync(path.join(os.tmpdir(), "plan-move-cli-"));
-  clientsDir = path.join(repo, "clients");
-  stackFile = path.join(repo, "Pulumi.prod.yaml");
-  fs.mkdirSync(clientsDir);
-  for (const file of fs.readdirSync(path.join(root, "clients")).filter((f) => f.endsWith(".yaml"))) {
-    fs.copyFileSync(path.join(root, "clients", file), path.join(clientsDir, file));
-  }
   const keys = ["acme", "mueller-steuerberatung", "newco"].map((slug) => `    ${slug}:\n      secure: ${CIPHERTEXT}\n`).join("");
-  fs.writeFileSync(
-    stackFile,
-    `${fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8").trimEnd()}\n` +
-      "  mai-hosting:servers:\n    host:\n      serverType: ccx53\n    nbg1-b:\n      serverType: ccx33\n" +
-      `  mai-hosting:openrouterApiKeys:\n${keys}`,
+  fixture = createPlanRepo(
+    "plan-move-cli-",
+    "  mai-hosting:servers:\n    host:\n      serverType: ccx53\n    nbg1-b:\n      serverType: ccx33\n" + `  mai-hosting:openrouterApiKeys:\n${keys}`,
   );
-  execFileSync("git", ["init", "-q", "-b", "main"], { cwd: repo });
-  git("add", ".");
-  git("commit", "-qm", "base");
+  ({ clientsDir } = fixture);
 }, 60_000);
 
-afterAll(() => fs.rmSync(repo, { recursive: true, force: true }));
+afterAll(() => fixture.remove());
 
 describe("plan --base on two servers", () => {
   it("adding a client on server nbg1-b plans no change on server host", async () => {
