@@ -1,0 +1,169 @@
+/**
+ * A Docker daemon of the tests' own: own socket, data root, exec root, pid file and address pool,
+ * so that nothing a test does reaches the machine's engine or a user's stack on it, and a test
+ * may stop, restart or wipe it freely.
+ *
+ * It runs with `--iptables=false --ip-masq=false --bridge=none`: two daemons in one network
+ * namespace would otherwise manage the same iptables chains (DOCKER, DOCKER-ISOLATION-*,
+ * DOCKER-USER) and the second would rewrite rules the machine engine's containers rely on. Without
+ * iptables, published loopback ports go through docker-proxy, and containers have no NAT to the
+ * outside (nothing a test runs can send traffic off the machine).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export interface PrivateEngineOptions {
+  /** Directory for the socket, exec root and log; short (unix socket paths are limited to 108 bytes). */
+  dir: string;
+  /** Data root; default `<dir>/data`. A persistent one keeps loaded images between runs. */
+  dataRoot?: string;
+  /** `--default-address-pool` of its networks (must not overlap the machine engine's pools). */
+  addressPool: string;
+}
+
+export interface PrivateEngine {
+  /** DOCKER_HOST of the daemon. */
+  host: string;
+  /** Environment for a docker CLI talking to it. */
+  env: NodeJS.ProcessEnv;
+  /** Copies images from another engine (no registry here); skips those it already has. */
+  loadImages(images: readonly string[], fromHost: string): void;
+  /** Removes every container, volume and user-defined network on it (all of them are the tests'). */
+  wipe(): void;
+  /** Stops the daemon (SIGTERM, as a service stop does) and starts it again with the same flags. */
+  restart(): Promise<void>;
+  /** Stops it (SIGTERM), keeping its directories. */
+  stop(): Promise<void>;
+  /** Wipes it, stops it and deletes its directories (the data root too). */
+  remove(): Promise<void>;
+}
+
+function answers(host: string): boolean {
+  return spawnSync("docker", ["info"], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore", timeout: 10_000 }).status === 0;
+}
+
+function dockerOn(host: string, args: string[]): string {
+  const r = spawnSync("docker", args, { env: { ...process.env, DOCKER_HOST: host }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`docker ${args.join(" ")} (${host}): ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+const lines = (text: string) => text.split("\n").filter(Boolean);
+
+/** Image id on an engine, or undefined when it lacks the image. */
+function imageId(host: string, image: string): string | undefined {
+  const r = spawnSync("docker", ["image", "inspect", "-f", "{{.Id}}", image], { env: { ...process.env, DOCKER_HOST: host }, encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** Kills a daemon left running from a run that died (its pid file is in our exec root). */
+async function killLeftover(pidFile: string): Promise<void> {
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!pid || !alive()) return;
+  process.kill(pid, "SIGTERM");
+  for (let i = 0; i < 120 && alive(); i++) await new Promise((r) => setTimeout(r, 250));
+  if (alive()) process.kill(pid, "SIGKILL");
+}
+
+export async function startPrivateEngine(options: PrivateEngineOptions): Promise<PrivateEngine> {
+  const { dir } = options;
+  const dataRoot = options.dataRoot ?? path.join(dir, "data");
+  fs.mkdirSync(dir, { recursive: true });
+  const host = `unix://${dir}/docker.sock`;
+  const pidFile = path.join(dir, "docker.pid");
+  const logFile = path.join(dir, "dockerd.log");
+  let child: ChildProcess | undefined;
+
+  const start = async () => {
+    await killLeftover(pidFile);
+    const log = fs.openSync(logFile, "a");
+    child = spawn(
+      "dockerd",
+      [
+        `--host=${host}`,
+        `--data-root=${dataRoot}`,
+        `--exec-root=${dir}/exec`,
+        `--pidfile=${pidFile}`,
+        "--bridge=none",
+        "--iptables=false",
+        "--ip-masq=false",
+        `--default-address-pool=${options.addressPool}`,
+      ],
+      { stdio: ["ignore", log, log] },
+    );
+    fs.closeSync(log);
+    for (let i = 0; i < 240; i++) {
+      if (child.exitCode !== null) break;
+      if (answers(host)) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const tail = fs.readFileSync(logFile, "utf8").split("\n").slice(-10).join("\n");
+    throw new Error(`a private dockerd (${host}) did not come up:\n${tail}`);
+  };
+
+  const stop = async () => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child!.once("exit", r));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child!.kill("SIGKILL"), 30_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const wipe = () => {
+    const containers = lines(dockerOn(host, ["ps", "-aq"]));
+    if (containers.length) dockerOn(host, ["rm", "-f", "-v", ...containers]);
+    const networks = lines(dockerOn(host, ["network", "ls", "-q", "--filter", "type=custom"]));
+    if (networks.length) dockerOn(host, ["network", "rm", ...networks]);
+    const volumes = lines(dockerOn(host, ["volume", "ls", "-q"]));
+    if (volumes.length) dockerOn(host, ["volume", "rm", "-f", ...volumes]);
+  };
+
+  try {
+    await start();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  return {
+    host,
+    env: { ...process.env, DOCKER_HOST: host },
+    loadImages(images, fromHost) {
+      for (const image of images) {
+        const wanted = imageId(fromHost, image);
+        if (!wanted) throw new Error(`image ${image} is not on ${fromHost}: build it with \`npm run local:images\``);
+        if (imageId(host, image) === wanted) continue;
+        // bash for pipefail: a failed save must fail the copy.
+        const copy = 'set -o pipefail; DOCKER_HOST="$FROM" docker save "$IMAGE" | DOCKER_HOST="$TO" docker load -q';
+        const loaded = spawnSync("bash", ["-c", copy], { env: { ...process.env, FROM: fromHost, TO: host, IMAGE: image }, encoding: "utf8" });
+        if (loaded.status !== 0) throw new Error(`docker load ${image}: ${loaded.stderr}`);
+      }
+    },
+    wipe,
+    async restart() {
+      await stop();
+      await start();
+    },
+    stop,
+    async remove() {
+      if (answers(host)) wipe();
+      await stop();
+      // dockerd unmounts on shutdown; unmount leftovers so the directory can go.
+      const mounts = fs.readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes(dir) || line.includes(dataRoot));
+      for (const line of mounts.reverse()) spawnSync("umount", ["-l", line.split(" ")[1]]);
+      fs.rmSync(dataRoot, { recursive: true, force: true });
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
