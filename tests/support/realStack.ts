@@ -68,7 +68,7 @@ export function foldSteps(events: EngineEvent[]): Step[] {
     if (op === "replace") step.op = "replace";
     step.diffs = [...new Set([...step.diffs, ...(metadata.diffs ?? [])])].sort();
     const keys = Object.entries(metadata.detailedDiff ?? {})
-      .filter(([, d]) => String(d.kind).endsWith("-replace"))
+      .filter(([, d]) => String(d.diffKind).endsWith("-replace"))
       .map(([p]) => p.split(/[.[]/)[0]);
     step.replaceReasons = [...new Set([...step.replaceReasons, ...keys])].sort();
     byUrn.set(metadata.urn, step);
