@@ -29,8 +29,9 @@ const { settings } = config;
 
 // Hetzner refuses the same SSH key twice in a project: one Hetzner server registers the keys
 // (`host` when the stack has it, so upgrading a single-server stack keeps them where they are;
-// otherwise the first), the others use them.
-const hetznerServers = settings.servers.filter((server) => server.kind === "hetzner");
+// otherwise the first by name: Pulumi hands the program config objects in key order, whatever the
+// file's order), the others use them.
+const hetznerServers = settings.servers.filter((server) => server.kind === "hetzner").sort((a, b) => a.name.localeCompare(b.name));
 const keyOwner = hetznerServers.find((server) => server.name === DEFAULT_SERVER_NAME) ?? hetznerServers[0];
 const built = new Map<string, Host>();
 let sshKeys: hcloud.SshKey[] | undefined;
@@ -106,8 +107,8 @@ for (const host of hosts) {
   );
 }
 
-const firstPublic = hosts.find((host) => host.ipv4Address !== undefined);
-/** Addresses of the first Hetzner server (the only one of a single-server stack). */
+const firstPublic = keyOwner && hosts.find((host) => host.name === keyOwner.name);
+/** Addresses of the Hetzner server that registers the SSH keys (the only one of a single-server stack). */
 export const serverIpv4 = firstPublic?.ipv4Address;
 export const serverIpv6 = firstPublic?.ipv6Address;
 /** Every server: its kind, public addresses (Hetzner) and the shell prefix that reaches it. */

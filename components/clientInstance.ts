@@ -16,7 +16,7 @@ import {
   clientUrl,
 } from "../policy/clientContainer";
 import { dnsRecordsFor } from "../policy/dns";
-import { lifecycle } from "../policy/lifecycle";
+import { lifecycle, placedOn } from "../policy/lifecycle";
 import { OpenRouterKey } from "./openrouter/key";
 import type { Host } from "./hosts/host";
 
@@ -86,13 +86,13 @@ export class ClientInstance extends pulumi.ComponentResource {
     this.dataVolume = new docker.Volume(
       `${name}-data`,
       { name: names.dataVolume, labels: [{ label: "mai.client", value: client.slug }] },
-      { ...child, ...lifecycle.dataVolume },
+      { ...child, ...lifecycle.dataVolume, ...placedOn(client.server) },
     );
 
     this.network = new docker.Network(
       `${name}-network`,
       { name: names.network, driver: "bridge", labels: [{ label: "mai.client", value: client.slug }] },
-      child,
+      { ...child, ...placedOn(client.server) },
     );
 
     // A move fills the new (empty) volume before anything starts here; see policy/move.ts.
@@ -155,7 +155,7 @@ export class ClientInstance extends pulumi.ComponentResource {
           logOpts: CONTAINER_LOG_OPTS,
           labels: clientLabels(client),
         },
-        { ...child, ...lifecycle.container, dependsOn: afterMove },
+        { ...child, ...lifecycle.container, ...placedOn(client.server), dependsOn: afterMove },
       );
     }
 

@@ -154,18 +154,20 @@ function orderIssues(issues: ConfigIssue[], stackFile: string): ConfigIssue[] {
 }
 
 /**
- * The server a client runs on: the one its file names, else the stack's first server. A name the
+ * The server a client runs on: the one its file names, else the stack's default server. A name the
  * stack does not have is an error, except in a stack of local servers only: that stack stands in
- * for the whole fleet (it shares `clients/` with production), so such a client runs on its first
- * server and a warning says so.
+ * for the whole fleet (it shares `clients/` with production), so such a client runs on its
+ * default server and a warning says so.
  */
 export function placeClient(
   requested: string | undefined,
   servers: readonly ServerSpec[],
-): { server: string; unknown?: "error" | "fallback" } {
-  const first = servers[0].name;
-  if (requested === undefined || servers.some((server) => server.name === requested)) return { server: requested ?? first };
-  return { server: first, unknown: servers.every((server) => server.kind === "local") ? "fallback" : "error" };
+  defaultServer: string | undefined,
+): { server: string; unknown?: "error" | "fallback" | "missing" } {
+  if (requested !== undefined && servers.some((server) => server.name === requested)) return { server: requested };
+  if (defaultServer === undefined) return { server: servers[0].name, unknown: "missing" };
+  if (requested === undefined) return { server: defaultServer };
+  return { server: defaultServer, unknown: servers.every((server) => server.kind === "local") ? "fallback" : "error" };
 }
 
 /** Applies stack defaults to one valid client file and checks reservations against limits. */
@@ -180,9 +182,19 @@ function resolveClient(
   const given = content.resources ?? {};
   const defaults = settings.defaultResources;
 
-  const placement = placeClient(content.server, settings.servers);
+  const placement = placeClient(content.server, settings.servers, settings.defaultServer);
   const serverNames = settings.servers.map((server) => server.name).join(", ");
-  if (placement.unknown === "error") {
+  if (placement.unknown === "missing") {
+    issues.push({
+      file: client.file,
+      line: client.lineOf(["server"]),
+      path: "server",
+      message:
+        content.server === undefined
+          ? `missing; the stack has several servers (${serverNames}) and no default: name the server here, or set ${PROJECT}:defaultServer in ${stackFile}`
+          : `unknown server "${content.server}"; expected one of the stack's servers: ${serverNames} (${PROJECT}:servers in ${stackFile})`,
+    });
+  } else if (placement.unknown === "error") {
     issues.push({
       file: client.file,
       line: client.lineOf(["server"]),

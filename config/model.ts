@@ -86,8 +86,10 @@ export interface StackSettings {
   domain: string;
   /** Cloudflare zone id of `domain`; absent only in a stack without Hetzner servers. */
   cloudflareZoneId?: string;
-  /** The servers, in configuration order; the first is where clients without `server:` run. */
+  /** The servers, in configuration order (the program gets them in name order: decide nothing by it). */
   servers: ServerSpec[];
+  /** Where clients without `server:` run (config/servers.ts `chooseDefaultServer`); none: each must name one. */
+  defaultServer?: string;
   /** Hetzner CCX server type of a Hetzner server that does not name one, e.g. `ccx53`. */
   serverType: string;
   /** Hetzner location of a Hetzner server that does not name one, e.g. `nbg1`. */

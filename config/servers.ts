@@ -161,6 +161,23 @@ export function parseServers(
   return { servers, issues };
 }
 
+/**
+ * Where clients without `server:` run: the stack's `defaultServer` setting, else its only server,
+ * else the server named `host` (a single-server stack that grew keeps its clients where they are).
+ * Never "the first in the file": Pulumi hands the program its config objects with their keys in
+ * name order, so adding a server that sorts first would silently move every such client.
+ */
+export function chooseDefaultServer(servers: readonly ServerSpec[], requested: string | undefined): { name?: string } | { problem: string } {
+  const names = servers.map((server) => server.name);
+  if (requested !== undefined) {
+    return names.includes(requested) ? { name: requested } : { problem: `"${requested}" is not one of the stack's servers (${names.join(", ")})` };
+  }
+  if (names.length === 1) return { name: names[0] };
+  if (names.includes(DEFAULT_SERVER_NAME)) return { name: DEFAULT_SERVER_NAME };
+  // No default: every client must name its server (configuration.ts says so per file).
+  return {};
+}
+
 /** The server list of a stack without `servers`: one Hetzner server named `host`. */
 export function defaultServers(serverType: string, location: string): ServerSpec[] {
   return [{ name: DEFAULT_SERVER_NAME, kind: "hetzner", serverType, location }];

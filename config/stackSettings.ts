@@ -22,7 +22,7 @@ import {
 import { apiBaseUrlProblem, DEFAULT_OPENROUTER_API_BASE_URL, normalizeApiBaseUrl } from "./apiBaseUrl";
 import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
-import { defaultServers, parseServers } from "./servers";
+import { chooseDefaultServer, defaultServers, parseServers, serverNameProblem } from "./servers";
 import { CADDY_IMAGE } from "../policy/caddyRelease";
 import { formatMemory, memoryMb } from "./units";
 import { type FieldPath, formatPath } from "./yamlSource";
@@ -258,6 +258,7 @@ export const stackSettingsSchema = mapping(
         : `expected the Cloudflare zone id of the domain (32 lower-case hex characters, from the zone's overview page), got ${describeValue(value)}`,
     ).optional(),
     servers: objectSetting(z.unknown()).optional(),
+    defaultServer: checkedString("a server name of the stack", serverNameProblem).optional(),
     serverType: z
       .enum(SERVER_TYPE_NAMES as [string, ...string[]], {
         error: expecting(`a Hetzner CCX server type (${SERVER_TYPE_NAMES.join(", ")})`),
@@ -393,6 +394,8 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
           (path) => `${PROJECT}:${path}`,
         );
   issues.push(...serversResult.issues);
+  const defaultServer = chooseDefaultServer(serversResult.servers, input.defaultServer);
+  if (serversResult.issues.length === 0 && "problem" in defaultServer) issues.push(issue(["defaultServer"], defaultServer.problem));
   const hetznerNames = serversResult.servers.filter((server) => server.kind === "hetzner").map((server) => server.name);
   if (hetznerNames.length > 0) {
     const needed = `needed for the Hetzner server${hetznerNames.length === 1 ? "" : "s"} ${hetznerNames.join(", ")}`;
@@ -412,6 +415,7 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
       domain: input.domain,
       ...(input.cloudflareZoneId === undefined ? {} : { cloudflareZoneId: input.cloudflareZoneId }),
       servers: serversResult.servers,
+      ...("name" in defaultServer && defaultServer.name !== undefined ? { defaultServer: defaultServer.name } : {}),
       serverType: input.serverType,
       location: input.location,
       serverImage: input.serverImage,

@@ -127,16 +127,15 @@ export function diffDeclarations(
     const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f))).filter((f) =>
       providerCompares(after.type, f),
     );
-    // A different provider (another server's Docker engine) always replaces: Pulumi creates the
-    // resource through the new provider and deletes it through the old one. An aliased provider
-    // (renamed or re-parented) is the same provider.
-    const providerChanged =
-      before.provider !== after.provider &&
-      !(before.provider !== undefined && after.provider !== undefined && headByUrn.get(after.provider)?.aliases?.includes(before.provider));
-    if (providerChanged) fields.push("provider");
+    // A different provider alone is no change: the engine asks the new provider to diff the same
+    // inputs, hears "no change" and only repoints the state (nothing is created on a new server).
+    // What recreates a resource elsewhere is its `replacementTrigger` (set by both sides, changed).
+    const trigger = (r: DeclaredResource) => r.options.replacementTrigger;
+    const triggerChanged = trigger(before) !== undefined && trigger(after) !== undefined && canonicalJson(trigger(before)) !== canonicalJson(trigger(after));
+    if (triggerChanged) fields.push("replacementTrigger");
     if (fields.length === 0) continue;
-    const replaceFields = fields.filter((f) => f === "provider" || forcesReplacement(after.type, f, after.options.replaceOnChanges));
-    if (replaceFields.length > 0 && !providerChanged && replacementOnlyReruns(before, after)) {
+    const replaceFields = fields.filter((f) => f === "replacementTrigger" || forcesReplacement(after.type, f, after.options.replaceOnChanges));
+    if (replaceFields.length > 0 && !triggerChanged && replacementOnlyReruns(before, after)) {
       changes.push({ op: "update", ...common, fields, rerun: true });
     } else if (replaceFields.length > 0) {
       changes.push({

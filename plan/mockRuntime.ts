@@ -32,6 +32,7 @@ interface RegisterRequest {
   getIgnorechangesList(): string[];
   getProvider(): string;
   getAliasesList?(): AliasMessage[];
+  getReplacementTrigger?(): { toJavaScript(): unknown } | undefined;
 }
 
 /** One alias of a RegisterResourceRequest: a URN, or a spec relative to the resource itself. */
@@ -45,6 +46,51 @@ interface AliasMessage {
 /** The `<parent types$type>` part of a URN. */
 function qualifiedType(urn: string): string {
   return urn.split("::")[2] ?? "";
+}
+
+/** A resource's URN as the engine forms it: its parent's qualified type chain, then its own type. */
+export function engineUrn(stack: string, project: string, parent: string | undefined, type: string, name: string): string {
+  const parentChain = parent ? qualifiedType(parent) : "";
+  const qualified = parentChain && parentChain !== "pulumi:pulumi:Stack" ? `${parentChain}$${type}` : type;
+  return `urn:pulumi:${stack}::${project}::${qualified}::${name}`;
+}
+
+/** The `replacementTrigger` option of a registration, when it has one. */
+function replacementTriggerOf(req: RegisterRequest): { replacementTrigger?: unknown } {
+  const value = req.getReplacementTrigger?.()?.toJavaScript();
+  return value === undefined || value === null ? {} : { replacementTrigger: value };
+}
+
+/**
+ * The provider the engine itself adds for dynamic resources (`pulumi:providers:pulumi-nodejs`,
+ * named `default`): the program never registers it, so the mocks do not see it. Its inputs are
+ * the stack's config of the project's namespace (the engine hands dynamic providers the project
+ * config), so any change of that config updates it, as the real preview shows.
+ */
+function defaultDynamicProvider(
+  resources: readonly DeclaredResource[],
+  input: EvaluationInput,
+): { resource: DeclaredResource; fingerprints: Record<string, string> } | undefined {
+  if (!resources.some((r) => r.type.startsWith("pulumi-nodejs:dynamic") && r.provider === undefined)) return undefined;
+  const own = Object.keys(input.config.values)
+    .filter((key) => key.startsWith(`${input.project}:`))
+    .sort();
+  const secret = new Set(input.config.secretKeys);
+  const inputs: Record<string, unknown> = {};
+  const prints: Record<string, string> = {};
+  for (const key of own) {
+    inputs[key] = secret.has(key) ? SECRET_MASK : input.config.values[key];
+    prints[key] = digest(input.config.values[key]);
+  }
+  const resource: DeclaredResource = {
+    urn: engineUrn(input.stack, input.project, undefined, "pulumi:providers:pulumi-nodejs", "default"),
+    type: "pulumi:providers:pulumi-nodejs",
+    name: "default",
+    custom: true,
+    inputs,
+    options: { protect: false, retainOnDelete: false, deleteBeforeReplace: false, replaceOnChanges: [], ignoreChanges: [] },
+  };
+  return { resource, fingerprints: prints };
 }
 
 /** The URNs a resource's aliases stand for (the URNs it had before a rename or re-parenting). */
@@ -245,6 +291,11 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
   const fingerprints = new Map<string, Record<string, string>>();
   const monitor = settings.getMonitor();
   if (!monitor) throw new Error("the Pulumi mock monitor is not installed");
+  // The SDK's mock monitor qualifies a child's type with its parent's type only; the engine
+  // qualifies it with the parent's whole chain (`A$B$C`), so grandchildren's URNs would differ
+  // from the real ones (a dynamic provider's sub-resource under a client, say).
+  (monitor as unknown as { newUrn(parent: string, type: string, name: string): string }).newUrn = (parent, type, name) =>
+    engineUrn(pulumi.getStack(), input.project, parent, type, name);
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req, callback) =>
     register(req, (err, res) => {
@@ -277,6 +328,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
         deleteBeforeReplace: req.getDeletebeforereplace(),
         replaceOnChanges: req.getReplaceonchangesList(),
         ignoreChanges: req.getIgnorechangesList(),
+        ...replacementTriggerOf(req),
       },
       ...(provider ? { provider } : {}),
       ...(aliases.length > 0 ? { aliases } : {}),
@@ -307,6 +359,11 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
     process.off("unhandledRejection", onRejection);
     if (previousClientsDir === undefined) delete process.env.MAI_CLIENTS_DIR;
     else process.env.MAI_CLIENTS_DIR = previousClientsDir;
+  }
+  const dynamicProvider = defaultDynamicProvider(resources, input);
+  if (dynamicProvider) {
+    resources.push(dynamicProvider.resource);
+    fingerprints.set(dynamicProvider.resource.urn, dynamicProvider.fingerprints);
   }
   resources.sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
   return { resources, fingerprints, warnings };

@@ -15,6 +15,12 @@ export interface DeclaredOptions {
   replaceOnChanges: string[];
   /** `ignoreChanges`: input paths whose change is ignored after creation. */
   ignoreChanges: string[];
+  /**
+   * `replacementTrigger`: the engine replaces the resource when this value changes between two
+   * deployments that both set it (e.g. a client's server: a move recreates its Docker objects
+   * on the new server).
+   */
+  replacementTrigger?: unknown;
 }
 
 /** One resource the program registers, with its inputs in plain JSON form. */

@@ -115,7 +115,7 @@ export function additionalDefaultClients(clients: readonly ClientSpec[], setting
       ...(template ?? ({} as ClientSpec)),
       slug: `advice-extra-${i}`,
       // On the advised clients' server (capacity is checked per server).
-      server: template?.server ?? settings.servers[0]?.name ?? "host",
+      server: template?.server ?? settings.defaultServer,
       file: "(extra)",
       status: "active" as const,
       resources: settings.defaultResources,

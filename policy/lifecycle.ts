@@ -41,3 +41,16 @@ export const lifecycle = {
    */
   container: { deleteBeforeReplace: true, replaceOnChanges: ["memoryReservation", "healthcheck"] },
 } satisfies Record<string, LifecycleOptions>;
+
+/**
+ * Options of a client's Docker objects (volume, network, container) on the server they live on.
+ * A Docker provider of another server alone changes nothing on the real engine (it asks the new
+ * provider to diff the same inputs and only repoints the state), so a move would create nothing on
+ * the new server. With the server as `replacementTrigger` the engine recreates each object there;
+ * the volume's old copy stays on the source (retainOnDelete). A trigger the state has never
+ * recorded replaces nothing, so existing clients are untouched when this is first deployed.
+ */
+export function placedOn(server: string): { replacementTrigger: string } {
+  return { replacementTrigger: server };
+}
+

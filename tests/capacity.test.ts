@@ -7,6 +7,7 @@ import type { ClientSpec, ResourceSpec, StackSettings } from "../config/model";
 const SETTINGS: StackSettings = {
   domain: "mai-hosting.eu",
   cloudflareZoneId: "0123456789abcdef0123456789abcdef",
+  defaultServer: "host",
   serverType: "ccx53",
   location: "nbg1",
   serverImage: "ubuntu-24.04",

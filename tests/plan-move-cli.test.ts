@@ -6,45 +6,40 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { createPlanRepo, type PlanRepo } from "./support/planRepo";
-
-let fixture: PlanRepo;
-let clientsDir: string;
 
 /** Fake ciphertexts: the plan never decrypts, so any `secure:` string works. */
 const CIPHERTEXT = "v1:cGxhbi1tb3ZlLXRlc3Qta2V5LWNpcGhlcnRleHQ=";
 
-function plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return fixture.plan("--base", "HEAD", ...args);
-}
-
 type Change = { op: string; type: string; name: string; urn: string; fields: string[]; client?: string; retained?: boolean; move?: { from: string; to: string } };
 
-function edit(file: string, change: (text: string) => string): void {
-  const full = path.join(clientsDir, file);
-  fs.writeFileSync(full, change(fs.readFileSync(full, "utf8")));
-}
-
-function reset(): void {
-  fixture.reset();
-}
-
-beforeAll(() => {
+/**
+ * A repository of the test's own, removed when the test ends: a test that times out on a busy
+ * machine and goes on in the background only ever touches its own files.
+ */
+function ownRepo(): PlanRepo & { plan(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }>; edit(file: string, change: (text: string) => string): void } {
   const keys = ["acme", "mueller-steuerberatung", "newco"].map((slug) => `    ${slug}:\n      secure: ${CIPHERTEXT}\n`).join("");
-  fixture = createPlanRepo(
+  const repo = createPlanRepo(
     "plan-move-cli-",
     "  mai-hosting:servers:\n    host:\n      serverType: ccx53\n    nbg1-b:\n      serverType: ccx33\n" + `  mai-hosting:openrouterApiKeys:\n${keys}`,
   );
-  ({ clientsDir } = fixture);
-}, 60_000);
-
-afterAll(() => fixture.remove());
+  onTestFinished(() => repo.remove());
+  return {
+    ...repo,
+    plan: (...args: string[]) => repo.plan("--base", "HEAD", ...args),
+    edit(file, change) {
+      const full = path.join(repo.clientsDir, file);
+      fs.writeFileSync(full, change(fs.readFileSync(full, "utf8")));
+    },
+  };
+}
 
 describe("plan --base on two servers", () => {
   it("adding a client on server nbg1-b plans no change on server host", async () => {
+    const { plan, clientsDir } = ownRepo();
     fs.writeFileSync(path.join(clientsDir, "newco.yaml"), "name: New Co\nport: 3010\nserver: nbg1-b\n");
-    try {
+    {
       const result = await plan("--json");
       expect(result.code).toBe(0);
       const json = JSON.parse(result.stdout) as { changes: Change[]; resources: Array<{ urn: string; server: string | null }> };
@@ -53,14 +48,13 @@ describe("plan --base on two servers", () => {
       expect(json.changes.filter((c) => serverOf.get(c.urn) === "host")).toEqual([]);
       expect(json.changes.filter((c) => c.client !== "newco").every((c) => c.name.startsWith("nbg1-b-proxy-"))).toBe(true);
       expect(json.changes.filter((c) => c.client === "newco").every((c) => c.op === "create")).toBe(true);
-    } finally {
-      reset();
     }
   });
 
   it("a changed server with moveFrom is a move: steps, downtime, recreated on the target, source volume retained", async () => {
+    const { plan, edit } = ownRepo();
     edit("acme.yaml", (text) => `${text.trimEnd()}\nserver: nbg1-b\nmoveFrom: host\n`);
-    try {
+    {
       const result = await plan("--json");
       expect(result.code).toBe(0);
       const json = JSON.parse(result.stdout) as { changes: Change[]; moves: Array<{ slug: string; from: string; to: string; steps: string[]; downtime: string }>; summary: Record<string, string[]> };
@@ -84,21 +78,18 @@ describe("plan --base on two servers", () => {
       expect(text).toContain("1 moved (acme (host -> nbg1-b))");
       const md = (await plan("--markdown")).stdout;
       expect(md).toContain("**Move `acme`: host → nbg1-b.** DOWNTIME:");
-    } finally {
-      reset();
     }
   });
 
   it("a changed server without moveFrom fails the plan and names the fix", async () => {
+    const { plan, edit } = ownRepo();
     edit("acme.yaml", (text) => `${text.trimEnd()}\nserver: nbg1-b\n`);
-    try {
+    {
       const result = await plan();
       expect(result.code).toBe(1);
       expect(result.stdout).toBe("");
       expect(result.stderr).toContain('client "acme" changes server from host to nbg1-b without `moveFrom: host`');
       expect(result.stderr).toContain("Add `moveFrom: host` to its file");
-    } finally {
-      reset();
     }
   });
 });

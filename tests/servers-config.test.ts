@@ -102,9 +102,25 @@ describe("servers", () => {
 describe("a client's server", () => {
   const twoServers = { ...HETZNER_VALUES, servers: { "nbg1-a": {}, "fsn1-b": { location: "fsn1" } } };
 
-  it("defaults to the first server and follows the file's server:", () => {
-    const { clients } = resolve(twoServers, [client("acme", "name: A\nport: 3001\n"), client("globex", "name: G\nport: 3002\nserver: fsn1-b\n")]);
-    expect(clients.map((c) => `${c.slug}@${c.server}`)).toEqual(["acme@nbg1-a", "globex@fsn1-b"]);
+  it("follows the file's server:, and without one runs on the stack's defaultServer, never on whichever server the file lists first", () => {
+    const withDefault = { ...twoServers, defaultServer: "fsn1-b" };
+    const { clients } = resolve(withDefault, [client("acme", "name: A\nport: 3001\n"), client("globex", "name: G\nport: 3002\nserver: nbg1-a\n")]);
+    expect(clients.map((c) => `${c.slug}@${c.server}`)).toEqual(["acme@fsn1-b", "globex@nbg1-a"]);
+  });
+
+  it("without defaultServer, a server named host is the default (a single-server stack that grew keeps its clients)", () => {
+    const grown = { ...HETZNER_VALUES, servers: { "fsn1-b": { location: "fsn1" }, host: {} } };
+    const { clients } = resolve(grown, [client("acme", "name: A\nport: 3001\n")]);
+    expect(clients.map((c) => c.server)).toEqual(["host"]);
+  });
+
+  it("with several servers and no default, a client without server: is refused (Pulumi does not keep the file's order)", () => {
+    expect(issues(twoServers, [client("acme", "name: A\nport: 3001\n")])).toEqual([
+      "clients/acme.yaml: server: missing; the stack has several servers (nbg1-a, fsn1-b) and no default: name the server here, or set mai-hosting:defaultServer in Pulumi.test.yaml",
+    ]);
+    expect(issues({ ...twoServers, defaultServer: "hel1-c" }, [client("acme", "name: A\nport: 3001\nserver: nbg1-a\n")])).toEqual([
+      'Pulumi.test.yaml: mai-hosting:defaultServer: "hel1-c" is not one of the stack\'s servers (nbg1-a, fsn1-b)',
+    ]);
   });
 
   it("refuses an unknown server in a stack with Hetzner servers, naming file, line, field and the servers", () => {

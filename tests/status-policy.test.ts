@@ -221,6 +221,7 @@ describe("buildStatusReport", () => {
 const SETTINGS: StackSettings = {
   domain: "mai-hosting.eu",
   cloudflareZoneId: "0".repeat(32),
+  defaultServer: "host",
   servers: [{ name: "host", kind: "hetzner", serverType: "ccx33", location: "nbg1" }],
   serverType: "ccx33", // 8 vCPU, 32 GB
   location: "nbg1",

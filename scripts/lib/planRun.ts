@@ -17,6 +17,7 @@ import { reviewPlacements, type ClientPlacement } from "../../policy/move";
 import { resourceServers } from "../../plan/servers";
 import { evaluateProgram, EvaluationError, type Evaluation } from "../../plan/mockRuntime";
 import type { PlanReport } from "../../plan/report";
+import type { ResourceChange } from "../../plan/types";
 import { runtimeConfigFromStackFile, StackFileError, type RuntimeConfig } from "../../plan/stackConfig";
 import { PROJECT } from "../../config/stackSettings";
 import { validateConfiguration, type CheckedConfiguration } from "./planConfig";
@@ -292,4 +293,36 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
     }
   }
   return { report, artifacts: artifactsOf(head) };
+}
+
+/** One side of a comparison: a stack file and client files, and the program that reads them. */
+export interface PlanSide {
+  /** The stack config file (`Pulumi.<stack>.yaml`). */
+  stackFile: string;
+  /** Directory of the client files. */
+  clientsDir: string;
+  /** Entry module of the program; default `<projectRoot>/index.ts`. */
+  programPath?: string;
+}
+
+/**
+ * What the plan says a deployment of `head` does to a stack deployed from `base`, resource by
+ * resource (the changes of `runPlan` with `--base`, for two sides given as files). Throws
+ * ConfigError or PlanError when a side is not valid.
+ */
+export async function planChangesBetween(projectRoot: string, stack: string, base: PlanSide, head: PlanSide): Promise<ResourceChange[]> {
+  const options: PlanOptions = { projectRoot, stack, clientsDir: head.clientsDir, stackFile: head.stackFile };
+  const evaluateSide = async (side: PlanSide) => {
+    const checked = validateConfiguration(side.stackFile, side.clientsDir, stack);
+    const evaluation = await evaluate(options, side.stackFile, path.basename(side.stackFile), side.clientsDir, checked, side.programPath);
+    return { checked, evaluation };
+  };
+  const before = await evaluateSide(base);
+  const after = await evaluateSide(head);
+  const placements = reviewPlacements(placementsOf(before.checked.clients), placementsOf(after.checked.clients));
+  const changes = diffDeclarations(before.evaluation.resources, after.evaluation.resources, {
+    base: before.evaluation.fingerprints,
+    head: after.evaluation.fingerprints,
+  });
+  return annotateMoves(changes, placements.moves);
 }

@@ -249,7 +249,9 @@ export class RealStack {
         return [name, { ...template, ...this.proxyPorts[name], stateDir: this.stateDir(name), dockerHost: server.dockerHost }];
       }),
     );
-    const config = { ...base, servers, ...this.extraConfig };
+    // Several local servers: the first given is where clients without `server:` run.
+    const defaultServer = Object.keys(servers).length > 1 ? { defaultServer: Object.keys(this.servers)[0] } : {};
+    const config = { ...base, servers, ...defaultServer, ...this.extraConfig };
     const namespaced = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.includes(":") ? k : `${PROJECT}:${k}`, v]));
     const file = path.join(this.workDir, "Pulumi.test.yaml");
     const previous = fs.existsSync(file) ? (parseYaml(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
