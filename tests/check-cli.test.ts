@@ -146,7 +146,7 @@ describe.concurrent("npm run check", () => {
     expectNoStackTrace(run);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toContain(
-      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, pricing, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey, alertWebhookUrl)`,
+      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, pricing, allowedClientEnv, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey, alertWebhookUrl)`,
     );
     expect(lines).toContain('Pulumi.prod.yaml: mai-hosting:domain: missing; expected a domain like "mai-hosting.eu"');
     expect(lines).toContainEqual(expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[0\]: "0\.0\.0\.0\/0" would open SSH to the whole internet/));
