@@ -395,9 +395,9 @@ export const clientFileSchema = mapping(
       return undefined;
     })
       .meta({ minLength: 1, maxLength: 64 })
-      .describe('Display name of the organisation, e.g. "Company ABC GmbH"; shown in the workspace.'),
+      .describe('Display name of the organisation, e.g. "Company ABC GmbH"; shown in the workspace. No control or invisible characters.'),
     port: integerIn(1024, 65535).describe(
-      "Host port the container is published on (127.0.0.1 only; Caddy proxies to it). Unique across clients.",
+      "Host port the container is published on (127.0.0.1 only; Caddy proxies to it). Unique across clients, and not a port a host service listens on (2019: Caddy's admin API; a local server's proxy ports).",
     ),
     hostname: checkedString('a bare lower-case host name like "chat.example.com"', (value) => hostnameProblem(value))
       .describe(
@@ -414,7 +414,7 @@ export const clientFileSchema = mapping(
     resources: resourcesSchema().describe(`CPU and memory for this client. ${resourceLimitsDescription}`).optional(),
     env: envSchema
       .describe(
-        "Extra non-secret environment variables (NAME: \"value\"). Values must be strings: quote numbers and booleans. Stack-managed variables and secrets are refused.",
+        "Extra non-secret environment variables (NAME: \"value\"). Values must be strings: quote numbers and booleans. Refused: stack-managed variables, secrets, and settings that open the workspace, move its data off the volume or break its routing (clients/README.md; a few only unless the stack's allowedClientEnv allows them for this client).",
       )
       .optional(),
     server: checkedString('a server name of the stack, like "nbg1-a"', serverNameProblem)

@@ -124,7 +124,7 @@ const CHARACTER_NAMES: Readonly<Record<number, string>> = {
   0x2067: "RIGHT-TO-LEFT ISOLATE",
   0x2068: "FIRST STRONG ISOLATE",
   0x2069: "POP DIRECTIONAL ISOLATE",
-  0xfeff: "ZERO WIDTH NO-BREAK SPACE (byte order mark)",
+  0xfeff: "BYTE ORDER MARK",
 };
 
 /** `U+202E (RIGHT-TO-LEFT OVERRIDE)`, or just `U+0007` for a character without a listed name. */

@@ -324,7 +324,14 @@ function hostnameCollisions(valid: ValidClientFile[], clients: ClientSpec[]): Co
  */
 function zoneNameIssues(valid: ValidClientFile[], clients: ClientSpec[], domain: string): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const served = clients.flatMap((client) => [...new Set([client.defaultHostname, client.hostname])].map((name) => ({ name, client })));
+  const served = clients.flatMap((client, index) =>
+    [...new Set([client.defaultHostname, client.hostname])].map((name) => ({
+      name,
+      client,
+      // Two explicit names in conflict: the later file is blamed, once.
+      blameableFrom: name === client.hostname && valid[index].content.hostname !== undefined ? index : -1,
+    })),
+  );
   clients.forEach((client, index) => {
     if (valid[index].content.hostname === undefined) return;
     const issue = (message: string) =>
@@ -344,7 +351,7 @@ function zoneNameIssues(valid: ValidClientFile[], clients: ClientSpec[], domain:
       }
     }
     for (const other of served) {
-      if (other.client.slug === client.slug) continue;
+      if (other.client.slug === client.slug || (other.blameableFrom >= 0 && other.blameableFrom > index)) continue;
       const below = hostname.endsWith(`.${other.name}`);
       const above = other.name.endsWith(`.${hostname}`);
       if (!below && !above) continue;
@@ -525,15 +532,17 @@ function plainCredentialIssues(
   const walk = (inner: unknown, rest: Array<string | number>, credential: boolean) => {
     if (isEncrypted(inner) || inner === null || inner === undefined || inner === "") return;
     if (typeof inner === "object") {
+      // A list's items are what its name says; a mapping's fields say for themselves.
       for (const [field, nested] of Object.entries(inner)) {
-        const segment = Array.isArray(inner) ? Number(field) : field;
-        walk(nested, [...rest, segment], credential || (typeof segment === "string" && isCredentialName(segment)));
+        if (Array.isArray(inner)) walk(nested, [...rest, Number(field)], credential);
+        else walk(nested, [...rest, field], isCredentialName(field));
       }
       return;
     }
     const looksSecret = typeof inner === "string" && secretKind(inner) !== undefined;
     if (!credential && !looksSecret) return;
-    const fieldPath = rest.length === 0 ? key : `${key}.${formatPath(rest)}`;
+    const inside = formatPath(rest);
+    const fieldPath = rest.length === 0 ? key : `${key}${inside.startsWith("[") ? "" : "."}${inside}`;
     const command = rest.length === 0 ? `pulumi config set --secret ${key} <value>` : `pulumi config set --secret --path '${fieldPath}' <value>`;
     issues.push({
       file,

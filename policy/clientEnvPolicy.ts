@@ -133,15 +133,21 @@ const RULES: readonly EnvRule[] = [
     matches: named("WEBUI_AUTH_COOKIE_SAME_SITE"),
     names: ["WEBUI_AUTH_COOKIE_SAME_SITE"],
     class: "opens-workspace",
+    optIn: false,
+    refuse: (_, value) =>
+      ["lax", "strict", "none"].includes(value.toLowerCase())
+        ? undefined
+        : 'expects "lax" or "strict" (the login cookie follows the stack\'s WEBUI_SESSION_COOKIE_SAME_SITE=lax when it is left out)',
+  },
+  {
+    matches: named("WEBUI_AUTH_COOKIE_SAME_SITE"),
+    names: ["WEBUI_AUTH_COOKIE_SAME_SITE"],
+    class: "opens-workspace",
     optIn: true,
-    refuse: (_, value) => {
-      const mode = value.toLowerCase();
-      if (mode === "lax" || mode === "strict") return undefined;
-      if (mode === "none") {
-        return 'sends the login cookie with requests from every other site (cross-site request forgery against the workspace); only for embedding the workspace in the client\'s own site';
-      }
-      return 'expects "lax" or "strict" (the stack sets lax; "none" only with an explicit allowance)';
-    },
+    refuse: (_, value) =>
+      value.toLowerCase() === "none"
+        ? "sends the login cookie with requests from every other site (cross-site request forgery against the workspace); only for embedding the workspace in the client's own site"
+        : undefined,
   },
   {
     matches: named("ENABLE_OAUTH_SIGNUP"),
@@ -262,14 +268,13 @@ export function clientEnvRefusal(name: string, value: string): EnvRefusal | unde
 
 /** Variables `mai-hosting:allowedClientEnv` may allow (the opt-in refusals), sorted. */
 export function optInClientEnvNames(): string[] {
-  return RULES.filter((rule) => rule.optIn)
-    .flatMap((rule) => rule.names)
-    .sort();
+  return [...new Set(RULES.filter((rule) => rule.optIn).flatMap((rule) => rule.names))].sort();
 }
 
-/** Whether `name` is governed by a hard (never allowed) rule, with that rule's class. */
+/** The class of the hard (never allowed) rule about `name`, when only such rules are about it. */
 export function hardRuleFor(name: string): EnvRefusalClass | undefined {
-  return RULES.find((rule) => !rule.optIn && rule.matches(name))?.class;
+  const rules = RULES.filter((rule) => rule.matches(name));
+  return rules.length > 0 && rules.every((rule) => !rule.optIn) ? rules[0].class : undefined;
 }
 
 /** Every variable a rule is about, by class (README reference and tests). */
@@ -279,7 +284,10 @@ export function clientEnvRuleNames(): Record<EnvRefusalClass, { optIn: string[];
     "moves-data": { optIn: [], never: [] },
     "breaks-routing": { optIn: [], never: [] },
   };
-  for (const rule of RULES) result[rule.class][rule.optIn ? "optIn" : "never"].push(...rule.names);
+  for (const rule of RULES) {
+    const bucket = result[rule.class][rule.optIn ? "optIn" : "never"];
+    for (const name of rule.names) if (!bucket.includes(name)) bucket.push(name);
+  }
   return result;
 }
 
