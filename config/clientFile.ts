@@ -372,7 +372,9 @@ const envSchema = z
       (env: Record<string, unknown>, ctx) => {
         if (typeof env !== "object" || env === null || Array.isArray(env)) return;
         for (const [name, value] of Object.entries(env)) {
-          const problem = envEntryProblem(name, typeof value === "string" ? value : "");
+          // A value of another type has its own issue (explainUnquotedEnv says what quoting it would meet).
+          if (typeof value !== "string") continue;
+          const problem = envEntryProblem(name, value);
           if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, path: [name] });
         }
       },
@@ -556,7 +558,7 @@ export function validateClientFile(file: string, text: string, sizeBytes?: numbe
   const mapping: YamlMapping = parsed.mapping;
   const result = clientFileSchema.safeParse(mapping.value);
   if (!result.success) {
-    issues.push(...zodIssuesToConfigIssues(file, clientFileSchema, result.error.issues, mapping.lineOf));
+    issues.push(...explainUnquotedEnv(zodIssuesToConfigIssues(file, clientFileSchema, result.error.issues, mapping.lineOf), mapping, allowedEnv, slug));
   }
   issues.push(...envOptInIssues(file, mapping, allowedEnv, slug));
   if (!result.success || issues.length > 0) {
@@ -578,4 +580,21 @@ function envOptInIssues(file: string, mapping: YamlMapping, allowedEnv: readonly
     if (message !== undefined) issues.push({ file, line: mapping.lineOf(["env", name]), path: formatPath(["env", name]), message });
   }
   return issues;
+}
+
+/**
+ * `WEBUI_AUTH: false` unquoted: the schema asks to quote it, but quoted it is refused too, so the
+ * message says why right away instead of leading to a second round.
+ */
+function explainUnquotedEnv(issues: ConfigIssue[], mapping: YamlMapping, allowedEnv: readonly string[], slug: string | undefined): ConfigIssue[] {
+  const env = mapping.value.env;
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return issues;
+  return issues.map((found) => {
+    const name = found.path.startsWith("env.") ? found.path.slice("env.".length) : undefined;
+    const value = name === undefined ? undefined : (env as Record<string, unknown>)[name];
+    if (typeof value !== "number" && typeof value !== "boolean") return found;
+    const text = String(value);
+    const refused = envEntryProblem(name!, text) ?? envOptInProblem(name!, text, allowedEnv, slug);
+    return refused === undefined ? found : { ...found, message: `${refused} (and values are quoted strings)` };
+  });
 }

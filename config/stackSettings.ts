@@ -294,7 +294,7 @@ export function allowedClientEnvFromValues(values: Record<string, unknown>): Rec
 }
 
 function emailProblem(value: string): string | undefined {
-  const match = /^[^@\s]+@([^@\s]+)$/.exec(value);
+  const match = /^[^@\s\p{Cc}\p{Cf}]+@([^@\s]+)$/u.exec(value);
   if (match === null || hostnameProblem(match[1]) !== undefined) {
     return `expected an e-mail address for Let's Encrypt notices, like "ops@example.com", got ${describeValue(value)}`;
   }

@@ -128,6 +128,14 @@ describe("environment that opens a workspace", () => {
     expect(envAccepted("WEBUI_AUTH_COOKIE_SAME_SITE", "sometimes", { allowedClientEnv: { acme: ["WEBUI_AUTH_COOKIE_SAME_SITE"] } })).toBe(false);
   });
 
+  it("says why an unquoted refused value is refused, instead of only asking to quote it", () => {
+    expect(issues([client("acme", "name: Acme\nport: 3001\nenv:\n  WEBUI_AUTH: false\n  ENABLE_SIGNUP: true\n  DEFAULT_LOCALE: 5\n")])).toEqual([
+      expect.stringMatching(/^clients\/acme\.yaml:4: env\.WEBUI_AUTH: WEBUI_AUTH="false" turns login off.*\(and values are quoted strings\)$/),
+      expect.stringMatching(/^clients\/acme\.yaml:5: env\.ENABLE_SIGNUP: ENABLE_SIGNUP is managed by the stack/),
+      'clients/acme.yaml:6: env.DEFAULT_LOCALE: expected a string, got 5 (quote it: "5", so YAML keeps it as text)',
+    ]);
+  });
+
   it("keeps the stack's own session cookie and sign-up settings", () => {
     for (const [name, value] of [["WEBUI_SESSION_COOKIE_SECURE", "false"], ["WEBUI_SESSION_COOKIE_SAME_SITE", "none"], ["ENABLE_SIGNUP", "true"], ["ENABLE_SIGNUP", "True"]]) {
       expect(envIssues(name, value)).toEqual([expect.stringContaining(`${name} is managed by the stack`)]);
@@ -449,6 +457,11 @@ describe("stack settings", () => {
     expect(stackIssues({ pricing: { currency: "USD" } })).toEqual([]);
     expect(stackIssues({ pricing: { currency: "EUR", usdExchangeRate: 0.92 } })).toEqual([]);
     expect(stackIssues({ pricing: JSON.stringify({ currency: "CHF", usdExchangeRate: 0.88 }) })).toEqual([]);
+  });
+
+  it("refuses an ACME e-mail address with a control or invisible character", () => {
+    expect(stackIssues({ acmeEmail: "ops\u0000@mai-hosting.eu" })).toEqual([expect.stringContaining("mai-hosting:acmeEmail: expected an e-mail address")]);
+    expect(stackIssues({ acmeEmail: "ops\u202e@mai-hosting.eu" })).toEqual([expect.stringContaining('got "ops\\u202e@mai-hosting.eu"')]);
   });
 
   it("checks the allowances themselves: only opt-in variables, named per client slug", () => {
