@@ -4,10 +4,19 @@
  * of it. Every message says what is expected and shows what was found (secrets are never shown).
  */
 import * as path from "path";
+import { domainToUnicode } from "url";
 import { z } from "zod";
+import { clientEnvRefusal, dockerEnvValueProblem } from "../policy/clientEnvPolicy";
 import { dockerCpusProblem } from "../policy/dockerCanonical";
 import { reservedSlugs } from "../policy/sharedNames";
-import { type ConfigIssue, describeValue, secretKind, unknownKeyMessage } from "./configIssues";
+import {
+  type ConfigIssue,
+  describeCodePoint,
+  describeValue,
+  firstInvisibleCharacter,
+  secretKind,
+  unknownKeyMessage,
+} from "./configIssues";
 import { MEMORY_FORMAT, MEMORY_PATTERN, parseMemory } from "./units";
 import { type FieldPath, type YamlMapping, formatPath, parseYamlMapping } from "./yamlSource";
 
@@ -39,10 +48,30 @@ export function slugProblem(slug: string): string | undefined {
     const hint = lower !== "" && SLUG_PATTERN.test(lower) && lower.length <= MAX_SLUG_LENGTH ? ` (e.g. "${lower}")` : "";
     return `${expected}, got ${describeValue(slug)}${hint}`;
   }
+  const reservedLabel = idnaLabelProblem(slug);
+  if (reservedLabel !== undefined) return `${reservedLabel}; choose another file name`;
   const collision = reservedSlugs().find((reserved) => reserved.slug === slug);
   if (collision !== undefined) {
     const what = collision.kind === "hostPath" ? "host path" : `Docker ${collision.kind}`;
     return `"${slug}" is reserved: the client's ${what} would be ${collision.sharedName}, which the host shares between clients; choose another file name`;
+  }
+  return undefined;
+}
+
+/**
+ * Why the DNS label `label` is reserved by IDNA, or undefined. `xn--` starts a punycode label:
+ * browsers show it as an internationalised name, so `xn--…` under our domain can pass for another
+ * client's name. Any other label with "--" in its 3rd and 4th characters is reserved for such
+ * encodings (RFC 5891, 4.2.3.1).
+ */
+export function idnaLabelProblem(label: string): string | undefined {
+  if (/^xn--/i.test(label)) {
+    const shown = domainToUnicode(label.toLowerCase());
+    const display = shown !== "" && shown !== label.toLowerCase() ? ` (browsers show it as ${describeValue(shown)})` : "";
+    return `"${label}" is a punycode label ("xn--...")${display}: under our domain it passes for another name, a look-alike of a client's address`;
+  }
+  if (label.length >= 4 && label[2] === "-" && label[3] === "-") {
+    return `"${label}" has "--" as its 3rd and 4th characters, which DNS reserves for encoded names such as punycode (IDNA)`;
   }
   return undefined;
 }
@@ -144,22 +173,57 @@ export const STACK_MANAGED_ENV: readonly string[] = Object.keys(STACK_MANAGED_EN
 /** Environment variable names: upper case, digits and underscores, not starting with a digit. */
 export const ENV_NAME_PATTERN = /^[A-Z_][A-Z0-9_]*$/;
 
-const SECRET_NAME_PATTERN = /(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY)$/;
+const SECRET_NAME_PATTERN = /(SECRET|TOKEN|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|SECRET_KEY|ACCESS_KEY|ENCRYPTION_KEY)$/;
 const HARMLESS_VALUE_PATTERN = /^(true|false|yes|no|on|off|enabled|disabled|none|-?\d+(\.\d+)?)$/i;
 
 /** Where secrets go instead, for messages. */
 export const SECRETS_HINT = "secrets belong in Pulumi secret config (pulumi config set --secret ...), never in a client file";
 
-/** Why the env entry `name=value` may not be in a client file, or undefined. Never echoes the value. */
+/** The stack setting that allows a refused variable for one client, for messages and the README. */
+export const ALLOWED_CLIENT_ENV_KEY = "allowedClientEnv";
+
+/** `WEBUI_AUTH="False"` when the value is what the rule is about, else just the name. */
+function envSubject(name: string, value: string, showValue: boolean): string {
+  return showValue ? `${name}=${describeValue(value)}` : name;
+}
+
+/**
+ * Why the env entry `name=value` may never be in a client file, or undefined: values Docker cannot
+ * take, stack-managed variables, settings that open the workspace, move its data off the volume
+ * or break its routing (the hard rules of policy/clientEnvPolicy.ts), and secrets. Never echoes a
+ * value that could be secret. Refusals a stack may allow are `envOptInProblem`'s.
+ */
 export function envEntryProblem(name: string, value: string): string | undefined {
+  const docker = dockerEnvValueProblem(value);
+  if (docker !== undefined) return docker;
   const reason = STACK_MANAGED_ENV_REASONS[name];
   if (reason !== undefined) return `${name} is managed by the stack (${reason}); remove it from the client file`;
+  const refusal = clientEnvRefusal(name, value);
+  if (refusal !== undefined && !refusal.optIn) return `${envSubject(name, value, refusal.showValue)} ${refusal.reason}`;
+  if (refusal !== undefined) return undefined;
   const kind = secretKind(value);
   if (kind !== undefined) return `the value looks like ${kind} (not shown); ${SECRETS_HINT}`;
-  if (SECRET_NAME_PATTERN.test(name) && value.trim() !== "" && !HARMLESS_VALUE_PATTERN.test(value.trim())) {
+  const trimmed = value.trim();
+  // A number is no harmless value for a password: "123456" is one.
+  const harmless = HARMLESS_VALUE_PATTERN.test(trimmed) && !(/(PASSWORD|PASSWD)$/.test(name) && /\d/.test(trimmed));
+  if (SECRET_NAME_PATTERN.test(name) && trimmed !== "" && !harmless) {
     return `${name} looks like it holds a secret (value not shown); ${SECRETS_HINT}`;
   }
   return undefined;
+}
+
+/**
+ * Why the env entry `name=value` is refused unless the stack allows it for this client
+ * (`allowed`: the names `mai-hosting:allowedClientEnv` lists for it), or undefined.
+ */
+export function envOptInProblem(name: string, value: string, allowed: readonly string[], slug = "<slug>"): string | undefined {
+  if (dockerEnvValueProblem(value) !== undefined || STACK_MANAGED_ENV_REASONS[name] !== undefined) return undefined;
+  const refusal = clientEnvRefusal(name, value);
+  if (refusal === undefined || !refusal.optIn || allowed.includes(name)) return undefined;
+  return (
+    `${envSubject(name, value, refusal.showValue)} ${refusal.reason}. Refused unless allowed for this client on purpose: ` +
+    `list it in the stack file (Pulumi.<stack>.yaml) as mai-hosting:${ALLOWED_CLIENT_ENV_KEY}: { ${slug}: [${name}] }`
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,7 +372,9 @@ const envSchema = z
       (env: Record<string, unknown>, ctx) => {
         if (typeof env !== "object" || env === null || Array.isArray(env)) return;
         for (const [name, value] of Object.entries(env)) {
-          const problem = envEntryProblem(name, typeof value === "string" ? value : "");
+          // A value of another type has its own issue (explainUnquotedEnv says what quoting it would meet).
+          if (typeof value !== "string") continue;
+          const problem = envEntryProblem(name, value);
           if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, path: [name] });
         }
       },
@@ -324,12 +390,16 @@ export const clientFileSchema = mapping(
       if (value.trim() === "") return "expected the organisation's display name (1-64 characters), got an empty name";
       if (value.length > 64) return `expected the organisation's display name (1-64 characters), got ${value.length} characters`;
       if (/[\u0000-\u001f\u007f]/.test(value)) return "expected a single-line display name without control characters";
+      const invisible = firstInvisibleCharacter(value);
+      if (invisible !== undefined) {
+        return `expected a display name without control or invisible characters, got ${describeCodePoint(invisible.codePoint)} at character ${invisible.position} (it hides or reorders the text around it wherever the name is shown: the workspace's title, its tab, the invoice)`;
+      }
       return undefined;
     })
       .meta({ minLength: 1, maxLength: 64 })
-      .describe('Display name of the organisation, e.g. "Company ABC GmbH"; shown in the workspace.'),
+      .describe('Display name of the organisation, e.g. "Company ABC GmbH"; shown in the workspace. No control or invisible characters.'),
     port: integerIn(1024, 65535).describe(
-      "Host port the container is published on (127.0.0.1 only; Caddy proxies to it). Unique across clients.",
+      "Host port the container is published on (127.0.0.1 only; Caddy proxies to it). Unique across clients, and not a port a host service listens on (2019: Caddy's admin API; a local server's proxy ports).",
     ),
     hostname: checkedString('a bare lower-case host name like "chat.example.com"', (value) => hostnameProblem(value))
       .describe(
@@ -346,7 +416,7 @@ export const clientFileSchema = mapping(
     resources: resourcesSchema().describe(`CPU and memory for this client. ${resourceLimitsDescription}`).optional(),
     env: envSchema
       .describe(
-        "Extra non-secret environment variables (NAME: \"value\"). Values must be strings: quote numbers and booleans. Stack-managed variables and secrets are refused.",
+        "Extra non-secret environment variables (NAME: \"value\"). Values must be strings: quote numbers and booleans. Refused: stack-managed variables, secrets, and settings that open the workspace, move its data off the volume or break its routing (clients/README.md; a few only unless the stack's allowedClientEnv allows them for this client).",
       )
       .optional(),
     server: checkedString('a server name of the stack, like "nbg1-a"', serverNameProblem)
@@ -468,8 +538,11 @@ export type ClientFileResult =
   | { ok: true; client: ValidClientFile }
   | { ok: false; issues: ConfigIssue[]; partial?: { slug?: string; port?: number; lineOf?: (fieldPath: FieldPath) => number | undefined } };
 
-/** Checks one client file in isolation: file name, YAML, schema, env rules. */
-export function validateClientFile(file: string, text: string, sizeBytes?: number): ClientFileResult {
+/**
+ * Checks one client file in isolation: file name, YAML, schema, env rules. `allowedEnv` names the
+ * refused-by-default variables the stack allows for this client (`mai-hosting:allowedClientEnv`).
+ */
+export function validateClientFile(file: string, text: string, sizeBytes?: number, allowedEnv: readonly string[] = []): ClientFileResult {
   const issues: ConfigIssue[] = [];
   const slugResult = slugFromFileName(file);
   if ("problem" in slugResult) issues.push({ file, path: "", message: slugResult.problem });
@@ -485,12 +558,43 @@ export function validateClientFile(file: string, text: string, sizeBytes?: numbe
   const mapping: YamlMapping = parsed.mapping;
   const result = clientFileSchema.safeParse(mapping.value);
   if (!result.success) {
-    issues.push(...zodIssuesToConfigIssues(file, clientFileSchema, result.error.issues, mapping.lineOf));
+    issues.push(...explainUnquotedEnv(zodIssuesToConfigIssues(file, clientFileSchema, result.error.issues, mapping.lineOf), mapping, allowedEnv, slug));
   }
+  issues.push(...envOptInIssues(file, mapping, allowedEnv, slug));
   if (!result.success || issues.length > 0) {
     const rawPort = mapping.value.port;
     const port = integerIn(1024, 65535).safeParse(rawPort).success ? (rawPort as number) : undefined;
     return { ok: false, issues, partial: { slug, port, lineOf: mapping.lineOf } };
   }
   return { ok: true, client: { slug: slug!, file, content: result.data, lineOf: mapping.lineOf } };
+}
+
+/** The opt-in env refusals of a file (see `envOptInProblem`), read from the raw mapping so they show next to any other mistake. */
+function envOptInIssues(file: string, mapping: YamlMapping, allowedEnv: readonly string[], slug: string | undefined): ConfigIssue[] {
+  const env = mapping.value.env;
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return [];
+  const issues: ConfigIssue[] = [];
+  for (const [name, value] of Object.entries(env as Record<string, unknown>)) {
+    if (!ENV_NAME_PATTERN.test(name) || typeof value !== "string") continue;
+    const message = envOptInProblem(name, value, allowedEnv, slug);
+    if (message !== undefined) issues.push({ file, line: mapping.lineOf(["env", name]), path: formatPath(["env", name]), message });
+  }
+  return issues;
+}
+
+/**
+ * `WEBUI_AUTH: false` unquoted: the schema asks to quote it, but quoted it is refused too, so the
+ * message says why right away instead of leading to a second round.
+ */
+function explainUnquotedEnv(issues: ConfigIssue[], mapping: YamlMapping, allowedEnv: readonly string[], slug: string | undefined): ConfigIssue[] {
+  const env = mapping.value.env;
+  if (typeof env !== "object" || env === null || Array.isArray(env)) return issues;
+  return issues.map((found) => {
+    const name = found.path.startsWith("env.") ? found.path.slice("env.".length) : undefined;
+    const value = name === undefined ? undefined : (env as Record<string, unknown>)[name];
+    if (typeof value !== "number" && typeof value !== "boolean") return found;
+    const text = String(value);
+    const refused = envEntryProblem(name!, text) ?? envOptInProblem(name!, text, allowedEnv, slug);
+    return refused === undefined ? found : { ...found, message: `${refused} (and values are quoted strings)` };
+  });
 }

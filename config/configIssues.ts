@@ -19,7 +19,8 @@ export interface ConfigIssue {
 export function formatIssue(issue: ConfigIssue): string {
   const location = issue.line === undefined ? issue.file : `${issue.file}:${issue.line}`;
   const parts = [location, issue.path, oneLine(issue.message)].filter((part) => part !== "");
-  return parts.join(": ");
+  // Defence in depth: no line printed for a user ever carries a raw control or bidi character.
+  return escapeInvisible(parts.join(": "));
 }
 
 /** Thrown when configuration is invalid; carries every issue found, not just the first. */
@@ -96,8 +97,71 @@ export function secretKind(value: string): string | undefined {
 }
 
 /**
+ * Characters that show as nothing or move other text when printed: C0 and C1 controls, format
+ * characters (bidirectional overrides and isolates, zero-width characters, the byte order mark,
+ * the soft hyphen), line and paragraph separators, private-use code points and unpaired surrogates.
+ */
+const INVISIBLE_CHARACTER = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Zl}\p{Zp}]/u;
+
+const CHARACTER_NAMES: Readonly<Record<number, string>> = {
+  0x0085: "NEXT LINE",
+  0x00ad: "SOFT HYPHEN",
+  0x061c: "ARABIC LETTER MARK",
+  0x200b: "ZERO WIDTH SPACE",
+  0x200c: "ZERO WIDTH NON-JOINER",
+  0x200d: "ZERO WIDTH JOINER",
+  0x200e: "LEFT-TO-RIGHT MARK",
+  0x200f: "RIGHT-TO-LEFT MARK",
+  0x2028: "LINE SEPARATOR",
+  0x2029: "PARAGRAPH SEPARATOR",
+  0x202a: "LEFT-TO-RIGHT EMBEDDING",
+  0x202b: "RIGHT-TO-LEFT EMBEDDING",
+  0x202c: "POP DIRECTIONAL FORMATTING",
+  0x202d: "LEFT-TO-RIGHT OVERRIDE",
+  0x202e: "RIGHT-TO-LEFT OVERRIDE",
+  0x2060: "WORD JOINER",
+  0x2066: "LEFT-TO-RIGHT ISOLATE",
+  0x2067: "RIGHT-TO-LEFT ISOLATE",
+  0x2068: "FIRST STRONG ISOLATE",
+  0x2069: "POP DIRECTIONAL ISOLATE",
+  0xfeff: "BYTE ORDER MARK",
+};
+
+/** `U+202E (RIGHT-TO-LEFT OVERRIDE)`, or just `U+0007` for a character without a listed name. */
+export function describeCodePoint(codePoint: number): string {
+  const hex = `U+${codePoint.toString(16).toUpperCase().padStart(4, "0")}`;
+  const name = CHARACTER_NAMES[codePoint];
+  return name === undefined ? hex : `${hex} (${name})`;
+}
+
+/** The first invisible or control character of `value` (see INVISIBLE_CHARACTER), with its 1-based position. */
+export function firstInvisibleCharacter(value: string): { position: number; codePoint: number } | undefined {
+  let position = 0;
+  for (const character of value) {
+    position++;
+    if (INVISIBLE_CHARACTER.test(character)) return { position, codePoint: character.codePointAt(0)! };
+  }
+  return undefined;
+}
+
+/** `text` with every invisible or control character written as a `\uXXXX` escape, so messages show it. */
+export function escapeInvisible(text: string): string {
+  let result = "";
+  for (const character of text) {
+    if (!INVISIBLE_CHARACTER.test(character)) {
+      result += character;
+      continue;
+    }
+    const codePoint = character.codePointAt(0)!;
+    result += codePoint > 0xffff ? `\\u{${codePoint.toString(16)}}` : `\\u${codePoint.toString(16).padStart(4, "0")}`;
+  }
+  return result;
+}
+
+/**
  * Describes a user-supplied value for a message ("80", `"http://x"`, "a list"), short and
- * never revealing anything that looks like a secret.
+ * never revealing anything that looks like a secret. Invisible characters are escaped: a
+ * message never prints a control or bidirectional character raw.
  */
 export function describeValue(value: unknown): string {
   if (value === undefined) return "nothing";
@@ -108,7 +172,7 @@ export function describeValue(value: unknown): string {
     if (value === "") return "an empty string";
     if (secretKind(value) !== undefined) return "a value that looks like a secret (not shown)";
     const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
-    return JSON.stringify(shown);
+    return escapeInvisible(JSON.stringify(shown));
   }
   return String(value);
 }

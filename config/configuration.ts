@@ -6,11 +6,22 @@
 import * as fs from "fs";
 import * as path from "path";
 import { assessCapacity, type CapacityReport } from "../policy/capacity";
-import { type ValidClientFile, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
-import { type ConfigIssue, ConfigError } from "./configIssues";
+import {
+  ALLOWED_CLIENT_ENV_KEY,
+  type ValidClientFile,
+  hostnameProblem,
+  idnaLabelProblem,
+  isClientFileName,
+  slugFromFileName,
+  validateClientFile,
+} from "./clientFile";
+import { clientEnvRefusal } from "../policy/clientEnvPolicy";
+import { isInZone } from "../policy/dns";
+import { hostServicePorts } from "../policy/hostPorts";
+import { type ConfigIssue, ConfigError, secretKind } from "./configIssues";
 import type { ClientSpec, ServerSpec, StackSettings } from "./model";
 import { checkMoveFields } from "../policy/move";
-import { PROJECT, SECRET_CONFIG_KEYS, parseStackSettings } from "./stackSettings";
+import { PROJECT, SECRET_CONFIG_KEYS, allowedClientEnvFromValues, parseStackSettings } from "./stackSettings";
 import { formatMemory, memoryMb } from "./units";
 import { type FieldPath, formatPath, parseYamlMapping, readYamlFile } from "./yamlSource";
 
@@ -57,6 +68,12 @@ export function resolveConfiguration(stack: StackConfigSource, clientSources: Cl
   const settingsResult = parseStackSettings(stack);
   if (!settingsResult.ok) issues.push(...settingsResult.issues);
   const settings = settingsResult.ok ? settingsResult.settings : undefined;
+  // Client files are checked against the stack's allowances even when another stack setting is wrong.
+  const allowances = settings?.allowedClientEnv ?? allowedClientEnvFromValues(stack.values);
+  const allowedFor = (file: string): readonly string[] => {
+    const named = slugFromFileName(file);
+    return "slug" in named ? (allowances[named.slug] ?? []) : [];
+  };
 
   // Single-file checks; partial results still take part in the port check.
   const valid: ValidClientFile[] = [];
@@ -64,7 +81,7 @@ export function resolveConfiguration(stack: StackConfigSource, clientSources: Cl
   const seenSlugs = new Map<string, string>();
   const sources = [...clientSources].sort((a, b) => compareText(a.file, b.file));
   for (const source of sources) {
-    const result = validateClientFile(source.file, source.text, source.sizeBytes);
+    const result = validateClientFile(source.file, source.text, source.sizeBytes, allowedFor(source.file));
     const slug = result.ok ? result.client.slug : result.partial?.slug;
     if (slug !== undefined) {
       const first = seenSlugs.get(slug);
@@ -114,6 +131,8 @@ export function resolveConfiguration(stack: StackConfigSource, clientSources: Cl
     }
     clients = resolved.map((result) => result.spec);
     issues.push(...hostnameCollisions(valid, clients));
+    issues.push(...zoneNameIssues(valid, clients, settings.domain));
+    warnings.push(...allowanceWarnings(valid, settings, stack.file));
 
     const lineOfFile = new Map(valid.map((client) => [client.file, client.lineOf]));
     const assessment = assessCapacity(clients, settings, stack.file);
@@ -207,6 +226,15 @@ function resolveClient(
     );
   }
   const server = settings.servers.find((candidate) => candidate.name === placement.server)!;
+  const takenBy = hostServicePorts(server, settings.servers).find((taken) => taken.port === content.port);
+  if (takenBy !== undefined) {
+    issues.push({
+      file: client.file,
+      line: client.lineOf(["port"]),
+      path: "port",
+      message: `port ${content.port} is taken by ${takenBy.owner}: Docker could not publish the workspace there, or the two would share it; choose another port`,
+    });
+  }
   if (content.moveFrom !== undefined && placement.unknown === undefined) {
     for (const problem of checkMoveFields([{ slug: client.slug, server: placement.server, moveFrom: content.moveFrom, status: content.status }], settings.servers.map((s) => s.name))) {
       issues.push({ file: client.file, line: client.lineOf(["moveFrom"]), path: "moveFrom", message: problem.message });
@@ -300,6 +328,78 @@ function hostnameCollisions(valid: ValidClientFile[], clients: ClientSpec[]): Co
   return issues;
 }
 
+/**
+ * Names a client's own `hostname` may not take: the zone apex and its `www` (the domain's own
+ * website and mail, not a client's), a punycode or otherwise IDNA-reserved label under our zone (a
+ * look-alike of another name there), and a name above or below another client's name (one site
+ * could set cookies for the other's workspace).
+ */
+function zoneNameIssues(valid: ValidClientFile[], clients: ClientSpec[], domain: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const served = clients.flatMap((client, index) =>
+    [...new Set([client.defaultHostname, client.hostname])].map((name) => ({
+      name,
+      client,
+      // Two explicit names in conflict: the later file is blamed, once.
+      blameableFrom: name === client.hostname && valid[index].content.hostname !== undefined ? index : -1,
+    })),
+  );
+  clients.forEach((client, index) => {
+    if (valid[index].content.hostname === undefined) return;
+    const issue = (message: string) =>
+      issues.push({ file: client.file, line: valid[index].lineOf(["hostname"]), path: "hostname", message });
+    const hostname = client.hostname;
+    if (hostname === domain || hostname === `www.${domain}`) {
+      const what = hostname === domain ? "the zone apex: the domain itself" : "the zone's own web address";
+      issue(`${hostname} is ${what} (its website and mail are the domain owner's, not a client's); use the default ${client.defaultHostname} or another name below ${domain}`);
+      return;
+    }
+    if (isInZone(hostname, domain)) {
+      const labels = hostname.slice(0, hostname.length - domain.length - 1).split(".");
+      const reserved = labels.map(idnaLabelProblem).find((problem) => problem !== undefined);
+      if (reserved !== undefined) {
+        issue(`${reserved}; choose a plain name under ${domain}`);
+        return;
+      }
+    }
+    for (const other of served) {
+      if (other.client.slug === client.slug || (other.blameableFrom >= 0 && other.blameableFrom > index)) continue;
+      const below = hostname.endsWith(`.${other.name}`);
+      const above = other.name.endsWith(`.${hostname}`);
+      if (!below && !above) continue;
+      issue(
+        `${hostname} is ${below ? "below" : "above"} ${other.name}, which ${other.client.file} serves: either site could set cookies for the other's workspace; choose a name of its own`,
+      );
+      return;
+    }
+  });
+  return issues;
+}
+
+/**
+ * One warning per variable a client sets by allowance (so none is allowed silently), and one per
+ * allowance naming a client the stack does not have (a future client of that name would get it).
+ */
+function allowanceWarnings(valid: ValidClientFile[], settings: StackSettings, stackFile: string): string[] {
+  const warnings: string[] = [];
+  const allowances = settings.allowedClientEnv ?? {};
+  for (const client of valid) {
+    for (const name of allowances[client.slug] ?? []) {
+      const value = client.content.env?.[name];
+      const refusal = value === undefined ? undefined : clientEnvRefusal(name, value);
+      if (refusal === undefined) continue;
+      warnings.push(`${client.file}: env.${name} ${refusal.reason}; allowed for "${client.slug}" by ${PROJECT}:${ALLOWED_CLIENT_ENV_KEY} in ${stackFile}`);
+    }
+  }
+  const slugs = new Set(valid.map((client) => client.slug));
+  for (const slug of Object.keys(allowances)) {
+    if (!slugs.has(slug)) {
+      warnings.push(`${stackFile}: ${PROJECT}:${ALLOWED_CLIENT_ENV_KEY}.${slug} names no client file; remove it (a future client "${slug}" would get its allowances)`);
+    }
+  }
+  return warnings;
+}
+
 /** Reads the client files of `dir` (`.yaml`/`.yml`, not hidden, sorted); throws `ConfigError` when unreadable. */
 export function readClientSources(dir: string): ClientSource[] {
   let names: string[];
@@ -349,7 +449,8 @@ export type StackFile = StackConfigSource & {
 
 /**
  * Reads a Pulumi stack file for the CLIs. Encrypted values are not decrypted: only their paths are
- * listed. Other namespaces (`hcloud:token`, `cloudflare:apiToken`) are ignored.
+ * listed. Other namespaces (`hcloud:token`, `cloudflare:apiToken`) are only checked for
+ * credentials stored in plain text.
  */
 export function readStackFile(file: string): StackFile {
   let read: { text: string; sizeBytes: number };
@@ -373,11 +474,15 @@ export function readStackFile(file: string): StackFile {
 
   const values: Record<string, unknown> = {};
   const originalKey = new Map<string, string>();
+  const foreignIssues: ConfigIssue[] = [];
   for (const [key, value] of Object.entries(config as Record<string, unknown>)) {
     const separator = key.indexOf(":");
     // Pulumi reads keys without a namespace as the project's own.
     const namespace = separator < 0 ? PROJECT : key.slice(0, separator);
-    if (namespace !== PROJECT) continue;
+    if (namespace !== PROJECT) {
+      foreignIssues.push(...plainCredentialIssues(file, key, value, (rest) => parsed.mapping.lineOf(["config", key, ...rest])));
+      continue;
+    }
     const name = separator < 0 ? key : key.slice(separator + 1);
     values[name] = value;
     originalKey.set(name, key);
@@ -407,7 +512,60 @@ export function readStackFile(file: string): StackFile {
   for (const [name, value] of Object.entries(values)) {
     walk(value, [name], (SECRET_CONFIG_KEYS as readonly string[]).includes(name));
   }
+  issues.push(...foreignIssues);
   return { file, values, lineOf, secretPaths: secretPaths.sort(), issues };
+}
+
+/**
+ * Config key names that hold credentials in any provider's namespace (`hcloud:token`,
+ * `cloudflare:apiToken`, `aws:secretKey`, `gcp:credentials`, `azure:clientSecret`,
+ * `kubernetes:kubeconfig`, ...): the last word of the name, case and separators aside (a
+ * `publicKey` is none).
+ */
+const CREDENTIAL_NAME = /(token|password|passwd|passphrase|secret|(?<!public)key|credentials?|kubeconfig|auth)$/;
+
+/** Whether the config key (or nested field) `name` holds a credential. */
+export function isCredentialName(name: string): boolean {
+  return CREDENTIAL_NAME.test(name.toLowerCase().replace(/[^a-z0-9]/g, ""));
+}
+
+/**
+ * Plain-text credentials under another namespace than the project's: Pulumi encrypts what
+ * `pulumi config set --secret` stores (`{ secure: ... }`); anything else is readable by everyone
+ * with the repository. Keys and nested fields are judged by their names, values by their look.
+ */
+function plainCredentialIssues(
+  file: string,
+  key: string,
+  value: unknown,
+  lineOf: (rest: Array<string | number>) => number | undefined,
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const walk = (inner: unknown, rest: Array<string | number>, credential: boolean) => {
+    if (isEncrypted(inner) || inner === null || inner === undefined || inner === "") return;
+    if (typeof inner === "object") {
+      // A list's items are what its name says; a mapping's fields say for themselves.
+      for (const [field, nested] of Object.entries(inner)) {
+        if (Array.isArray(inner)) walk(nested, [...rest, Number(field)], credential);
+        else walk(nested, [...rest, field], isCredentialName(field));
+      }
+      return;
+    }
+    const looksSecret = typeof inner === "string" && secretKind(inner) !== undefined;
+    if (!credential && !looksSecret) return;
+    const inside = formatPath(rest);
+    const fieldPath = rest.length === 0 ? key : `${key}${inside.startsWith("[") ? "" : "."}${inside}`;
+    const command = rest.length === 0 ? `pulumi config set --secret ${key} <value>` : `pulumi config set --secret --path '${fieldPath}' <value>`;
+    issues.push({
+      file,
+      line: lineOf(rest),
+      path: fieldPath,
+      message: `is stored in plain text (value not shown): everyone who can read ${path.basename(file)} has this credential; remove it, rotate it, and set it with: ${command}`,
+    });
+  };
+  const name = key.slice(key.indexOf(":") + 1);
+  walk(value, [], isCredentialName(name));
+  return issues;
 }
 
 /** A Pulumi-encrypted config value as it appears in a stack file: `{ secure: "v1:..." }`. */

@@ -120,6 +120,11 @@ export interface StackSettings {
   openrouterApiBaseUrl?: string;
   /** What `npm run invoice` charges; absent: the invoice shows usage only. */
   pricing?: PricingSpec;
+  /**
+   * Per client slug, the refused-by-default environment variables its file may set anyway
+   * (`mai-hosting:allowedClientEnv`); absent or empty: none.
+   */
+  allowedClientEnv?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Monthly prices per client (stack config `pricing`). */

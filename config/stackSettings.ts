@@ -7,7 +7,10 @@ import * as net from "net";
 import { z } from "zod";
 import type { ResourceSpec, StackSettings } from "./model";
 import {
+  ALLOWED_CLIENT_ENV_KEY,
+  ENV_NAME_PATTERN,
   MIN_MEMORY_MB,
+  STACK_MANAGED_ENV,
   checkedString,
   cpuAmount,
   expecting,
@@ -17,14 +20,29 @@ import {
   mapping,
   memoryAmount,
   resourcesSchema,
+  slugProblem,
   zodIssuesToConfigIssues,
 } from "./clientFile";
+import { hardRuleFor, optInClientEnvNames } from "../policy/clientEnvPolicy";
+import { sshKeyName } from "../policy/hostPolicy";
 import { apiBaseUrlProblem, DEFAULT_OPENROUTER_API_BASE_URL, normalizeApiBaseUrl } from "./apiBaseUrl";
 import { type ConfigIssue, describeValue, unknownKeyMessage } from "./configIssues";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
 import { chooseDefaultServer, defaultServers, parseServers, serverNameProblem } from "./servers";
 import { CADDY_IMAGE } from "../policy/caddyRelease";
 import { formatMemory, memoryMb } from "./units";
+import {
+  MAX_ADMIN_NETWORKS,
+  MIN_ADMIN_PREFIX,
+  type Network,
+  addressToBigInt,
+  maxAdminAddresses,
+  networkSize,
+  nonPublicRange,
+  parseNetwork,
+  shareOfFamily,
+  unionSize,
+} from "./cidrs";
 import { type FieldPath, formatPath } from "./yamlSource";
 
 /** Pulumi project name, and so the config namespace (`mai-hosting:domain`). */
@@ -111,21 +129,6 @@ function damagedKey(expected: string, type: string): string {
   return `${expected}; the key data of this ${type} key is damaged or truncated`;
 }
 
-/** The 128-bit value of an IPv6 address (already validated by `net.isIPv6`). */
-function ipv6ToBigInt(address: string): bigint {
-  let text = address.toLowerCase().split("%")[0];
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted !== null) {
-    const octets = dotted[1].split(".").map(Number);
-    text = `${text.slice(0, dotted.index)}${((octets[0] << 8) | octets[1]).toString(16)}:${((octets[2] << 8) | octets[3]).toString(16)}`;
-  }
-  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
-  const headGroups = head === "" ? [] : head.split(":");
-  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
-  const groups = tail === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
-  return groups.reduce((acc, group) => (acc << 16n) | BigInt(parseInt(group, 16)), 0n);
-}
-
 function bigIntToIpv6(value: bigint): string {
   const groups: string[] = [];
   for (let i = 7; i >= 0; i--) groups.push(((value >> BigInt(i * 16)) & 0xffffn).toString(16));
@@ -155,19 +158,143 @@ export function cidrProblem(value: string): string | undefined {
   if (prefix > bits) return `${expected}, got ${got} (an IPv${version} prefix is at most /${bits})`;
   if (prefix === 0) return `${got} would open SSH to the whole internet; list the administrators' addresses instead`;
   const hostMask = (1n << BigInt(bits - prefix)) - 1n;
-  const numeric =
-    version === 4 ? address.split(".").reduce((acc, octet) => (acc << 8n) | BigInt(Number(octet)), 0n) : ipv6ToBigInt(address);
+  const numeric = addressToBigInt(address);
   if ((numeric & hostMask) !== 0n) {
     const network = numeric & ~hostMask & ((1n << BigInt(bits)) - 1n);
     const networkText =
       version === 4 ? [24, 16, 8, 0].map((shift) => Number((network >> BigInt(shift)) & 0xffn)).join(".") : bigIntToIpv6(network);
     return `${expected}, got ${got} (host bits are set; did you mean "${networkText}/${prefix}"?)`;
   }
+  const parsed: Network = { version: version as 4 | 6, start: numeric, prefix };
+  const special = nonPublicRange(parsed);
+  if (special !== undefined) {
+    return `${got} is ${special}: Hetzner's firewall sees only public source addresses, so this entry can never let anyone reach SSH; list the public address your office or VPN connects from`;
+  }
+  const minimum = MIN_ADMIN_PREFIX[parsed.version];
+  if (prefix < minimum) {
+    return `${got} covers ${networkSize(parsed)} addresses (${shareOfFamily(networkSize(parsed), parsed.version)}), which would open SSH to a large part of the internet; an admin network may be at most an IPv${version} /${minimum}: list the administrators' addresses or a VPN instead`;
+  }
   return undefined;
 }
 
+/**
+ * Why the admin CIDRs together open too much (see config/cidrs.ts), as an issue on the list, or
+ * undefined. Entries that are not valid CIDRs are left to their own messages.
+ */
+export function adminCidrsUnionProblem(cidrs: readonly string[]): string | undefined {
+  const networks = cidrs.filter((cidr) => cidrProblem(cidr) === undefined).map((cidr) => parseNetwork(cidr)!);
+  for (const version of [4, 6] as const) {
+    const covered = unionSize(networks.filter((network) => network.version === version));
+    const limit = maxAdminAddresses(version);
+    if (covered > limit) {
+      return `the IPv${version} entries together cover ${covered} addresses (${shareOfFamily(covered, version)}), more than ${MAX_ADMIN_NETWORKS} networks of the largest allowed size (/${MIN_ADMIN_PREFIX[version]}): that opens SSH to a large part of the internet; list the administrators' addresses or a VPN instead`;
+    }
+  }
+  return undefined;
+}
+
+/** The words of a public key line: type, key data, comment. */
+function sshKeyParts(key: string): { identity: string; comment: string } {
+  const [type, body, ...comment] = key.trim().split(/\s+/);
+  return { identity: `${type} ${body}`, comment: comment.join(" ") };
+}
+
+/**
+ * Keys Hetzner would refuse at `pulumi up` although each is valid: the same public key twice
+ * (whatever the comments), or two keys with the same Hetzner name, which the stack derives from
+ * the comment (`sshKeyName`). Only keys that pass `sshPublicKeyProblem` take part.
+ */
+export function sshKeyListProblems(keys: readonly unknown[]): Array<{ index: number; message: string }> {
+  const problems: Array<{ index: number; message: string }> = [];
+  const byIdentity = new Map<string, number>();
+  const byName = new Map<string, number>();
+  keys.forEach((key, index) => {
+    if (typeof key !== "string" || sshPublicKeyProblem(key) !== undefined) return;
+    const { identity, comment } = sshKeyParts(key);
+    const first = byIdentity.get(identity);
+    if (first !== undefined) {
+      problems.push({ index, message: `is the same key as sshPublicKeys[${first}] (comments aside): Hetzner refuses a public key twice at pulumi up; remove one of them` });
+      return;
+    }
+    byIdentity.set(identity, index);
+    const name = sshKeyName(key, index);
+    const owner = byName.get(name);
+    if (owner === undefined) {
+      byName.set(name, index);
+      return;
+    }
+    const ownerComment = sshKeyParts(keys[owner] as string).comment;
+    problems.push({
+      index,
+      message:
+        ownerComment === comment
+          ? `has the same comment ${describeValue(comment)} as sshPublicKeys[${owner}]: the stack names each Hetzner SSH key after its comment ("${name}") and Hetzner refuses two keys with one name at pulumi up; give each key its own comment`
+          : `gets the same Hetzner key name "${name}" as sshPublicKeys[${owner}] (names come from the comment: lower case, other characters as "-", at most 48): Hetzner refuses two keys with one name at pulumi up; give each key a distinct comment`,
+    });
+  });
+  return problems;
+}
+
+/** Why `name` cannot be listed in `allowedClientEnv`, or undefined when it is an opt-in variable. */
+export function allowedEnvNameProblem(name: string): string | undefined {
+  const optIn = optInClientEnvNames();
+  if (!ENV_NAME_PATTERN.test(name)) return `expected an environment variable name of A-Z, 0-9 and _, got ${describeValue(name)}`;
+  if (optIn.includes(name)) return undefined;
+  if (STACK_MANAGED_ENV.includes(name)) return `${name} cannot be allowed: the stack manages it for every client`;
+  const hard = hardRuleFor(name);
+  if (hard !== undefined) {
+    const what = { "opens-workspace": "it would open the workspace", "moves-data": "it would move the client's data off its volume", "breaks-routing": "it would break the client's routing" }[hard];
+    return `${name} cannot be allowed: the stack refuses it for every client (${what}; see clients/README.md)`;
+  }
+  return `${name} is not refused in client files, so there is nothing to allow; the variables that need an allowance: ${optIn.join(", ")}`;
+}
+
+/**
+ * `allowedClientEnv`: per client, the refused-by-default variables its file may set anyway. A
+ * mapping, not a list: every allowance names the one client it is for.
+ */
+const allowedClientEnvSchema = z
+  .record(
+    z.string(),
+    z
+      .array(z.string({ error: expecting("an environment variable name") }), {
+        error: expecting('a list of variable names, like [OAUTH_MERGE_ACCOUNTS_BY_EMAIL]'),
+      })
+      .check(
+        z.superRefine((names: string[], ctx) => {
+          names.forEach((name, index) => {
+            const problem = allowedEnvNameProblem(name);
+            if (problem !== undefined) ctx.addIssue({ code: "custom", path: [index], message: problem, input: name });
+          });
+        }),
+      ),
+    { error: expecting("a mapping of client slugs to variable names, like { acme: [OAUTH_MERGE_ACCOUNTS_BY_EMAIL] } (an allowance names the client it is for)") },
+  )
+  .check(
+    z.superRefine(
+      (value: unknown, ctx) => {
+        if (typeof value !== "object" || value === null || Array.isArray(value)) return;
+        for (const slug of Object.keys(value)) {
+          const problem = slugProblem(slug);
+          if (problem !== undefined) ctx.addIssue({ code: "custom", path: [slug], message: `expected a client slug: ${problem}`, input: slug });
+        }
+      },
+      { when: (payload) => typeof payload.value === "object" && payload.value !== null },
+    ),
+  );
+
+/**
+ * The allowances of `allowedClientEnv` in raw config values, or none when the setting is absent or
+ * invalid (its own issues are reported with the stack settings): client files are checked against
+ * them even when another stack setting is wrong.
+ */
+export function allowedClientEnvFromValues(values: Record<string, unknown>): Record<string, string[]> {
+  const parsed = objectSetting(allowedClientEnvSchema).optional().safeParse(values[ALLOWED_CLIENT_ENV_KEY]);
+  return parsed.success && parsed.data !== undefined ? (parsed.data as Record<string, string[]>) : {};
+}
+
 function emailProblem(value: string): string | undefined {
-  const match = /^[^@\s]+@([^@\s]+)$/.exec(value);
+  const match = /^[^@\s\p{Cc}\p{Cf}]+@([^@\s]+)$/u.exec(value);
   if (match === null || hostnameProblem(match[1]) !== undefined) {
     return `expected an e-mail address for Let's Encrypt notices, like "ops@example.com", got ${describeValue(value)}`;
   }
@@ -220,6 +347,18 @@ function amountIn(max: number, what: string) {
   return z.number({ error }).min(0, { error }).max(max, { error });
 }
 
+/**
+ * `usdExchangeRate`: 1 USD in the pricing currency, above 0. A rate of 0 would silently drop every
+ * client's OpenRouter spend from the invoices; YAML's `.inf`/`.nan` are no rates either.
+ */
+function exchangeRate() {
+  const expectation = "the value of 1 USD in the pricing currency (OpenRouter bills in USD): a number above 0 and at most 1000, like 0.92";
+  const error = expecting(expectation, (input) =>
+    input === 0 ? "a rate of 0 drops every client's OpenRouter spend from the invoice" : typeof input === "string" && /^\d+(\.\d+)?$/.test(input.trim()) ? "remove the quotes" : undefined,
+  );
+  return z.number({ error }).positive({ error }).max(1000, { error });
+}
+
 /** `pricing`: what `npm run invoice` charges per client (optional; without it the invoice shows no amounts). */
 const pricingSchema = mapping(
   {
@@ -229,11 +368,19 @@ const pricingSchema = mapping(
     baseFeePerClient: amountIn(1_000_000, "a monthly fee per client").default(0),
     feePerActiveUser: amountIn(100_000, "a monthly fee per active user").default(0),
     usageMarkupPercent: amountIn(1000, "a markup in percent on OpenRouter spend").default(0),
-    usdExchangeRate: amountIn(1000, "the value of 1 USD in the pricing currency (OpenRouter bills in USD)").optional(),
+    usdExchangeRate: exchangeRate().optional(),
   },
   "a mapping with currency, baseFeePerClient, feePerActiveUser, usageMarkupPercent, usdExchangeRate",
 ).check(
   z.superRefine((value, ctx) => {
+    if (value.currency === "USD" && value.usdExchangeRate !== undefined && value.usdExchangeRate !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["usdExchangeRate"],
+        message: `1 USD is 1 USD: with currency USD the rate must be 1 (or left out), got ${value.usdExchangeRate}; every OpenRouter amount would be scaled by it`,
+        input: value.usdExchangeRate,
+      });
+    }
     if (/^[A-Z]{3}$/.test(value.currency) && value.currency !== "USD" && value.usdExchangeRate === undefined) {
       ctx.addIssue({
         code: "custom",
@@ -279,14 +426,33 @@ export const stackSettingsSchema = mapping(
         .array(checkedString("an OpenSSH public key", sshPublicKeyProblem), {
           error: expecting("a list of OpenSSH public keys"),
         })
-        .min(1, { error: "expected at least one OpenSSH public key (root logins use it)" }),
+        .min(1, { error: "expected at least one OpenSSH public key (root logins use it)" })
+        .check(
+          z.superRefine(
+            (keys: unknown, ctx) => {
+              if (!Array.isArray(keys)) return;
+              for (const found of sshKeyListProblems(keys)) ctx.addIssue({ code: "custom", path: [found.index], message: found.message, input: keys[found.index] });
+            },
+            { when: () => true },
+          ),
+        ),
     ).optional(),
     adminCidrs: listSetting(
       z
         .array(checkedString('a CIDR like "203.0.113.7/32"', cidrProblem), {
           error: expecting('a list of CIDRs like "203.0.113.7/32"'),
         })
-        .min(1, { error: "expected at least one CIDR allowed to reach SSH" }),
+        .min(1, { error: "expected at least one CIDR allowed to reach SSH" })
+        .check(
+          z.superRefine(
+            (cidrs: unknown, ctx) => {
+              if (!Array.isArray(cidrs)) return;
+              const problem = adminCidrsUnionProblem(cidrs.filter((cidr): cidr is string => typeof cidr === "string"));
+              if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem, input: cidrs });
+            },
+            { when: () => true },
+          ),
+        ),
     ).optional(),
     defaultImage: checkedString("a container image with a pinned version", imageProblem),
     defaultResources: objectSetting(resourcesSchema()).optional(),
@@ -311,6 +477,7 @@ export const stackSettingsSchema = mapping(
           }: ${problem}`;
     }).default(DEFAULT_OPENROUTER_API_BASE_URL),
     pricing: objectSetting(pricingSchema).optional(),
+    [ALLOWED_CLIENT_ENV_KEY]: objectSetting(allowedClientEnvSchema).optional(),
   },
   "a mapping of stack settings",
 );
@@ -432,6 +599,7 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
       backupRetentionDays: input.backupRetentionDays,
       openrouterApiBaseUrl: normalizeApiBaseUrl(input.openrouterApiBaseUrl),
       ...(input.pricing === undefined ? {} : { pricing: { ...input.pricing, usdExchangeRate: input.pricing.usdExchangeRate ?? 1 } }),
+      allowedClientEnv: (input[ALLOWED_CLIENT_ENV_KEY] ?? {}) as Record<string, string[]>,
     },
   };
 }

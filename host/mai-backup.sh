@@ -180,7 +180,7 @@ fi
 # --- retention: this client's own backups only, by the time in their name -----------------------
 cutoff=$(date -u -d "@$(($(date -u +%s) - RETENTION_DAYS * 86400))" +%Y%m%dT%H%M%SZ)
 pruned=0
-for file in "$DEST_DIR/$SLUG"-*; do
+for file in "$DEST_DIR/$SLUG"-$STAMP_GLOB.db.*; do
   base=${file##*/}
   [[ $base =~ ^$SLUG-([0-9]{8}T[0-9]{6}Z)\.db\.(zst|gz)$ ]] || continue
   [[ $base == "$NAME" ]] && continue
@@ -188,7 +188,7 @@ for file in "$DEST_DIR/$SLUG"-*; do
     rm -f -- "$file" && pruned=$((pruned + 1)) && log "pruned $base (older than $RETENTION_DAYS days)"
   fi
 done
-kept=$(find "$DEST_DIR" -maxdepth 1 -type f -name "$SLUG-*.db.*" | wc -l)
+kept=$(find "$DEST_DIR" -maxdepth 1 -type f \( -name "$SLUG-$STAMP_GLOB.db.zst" -o -name "$SLUG-$STAMP_GLOB.db.gz" \) | wc -l)
 log "retention $RETENTION_DAYS days: pruned $pruned, kept $kept"
 
 # --- optional off-host copy --------------------------------------------------------------------
@@ -197,7 +197,8 @@ if [[ -n $OFFSITE_TARGET ]]; then
   ssh_cmd="ssh -p $OFFSITE_SSH_PORT -o BatchMode=yes -o ConnectTimeout=30"
   [[ -n $OFFSITE_SSH_KEY ]] && ssh_cmd+=" -i $OFFSITE_SSH_KEY"
   rsync_args=(-rt --partial-dir=.rsync-partial -e "$ssh_cmd"
-    --include="$SLUG-*.db.zst" --include="$SLUG-*.db.gz" --include='usage-*.json' --exclude='*')
+    --include="$SLUG-$STAMP_GLOB.db.zst" --include="$SLUG-$STAMP_GLOB.db.gz"
+    --include='usage-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9].json' --exclude='*')
   [[ $OFFSITE_MIRROR == yes ]] && rsync_args+=(--delete)
   if out=$(rsync "${rsync_args[@]}" "$DEST_DIR/" "${OFFSITE_TARGET%/}/$SLUG/" 2>&1); then
     log "copied backups of '$SLUG' to ${OFFSITE_TARGET%/}/$SLUG/"

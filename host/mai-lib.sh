@@ -25,6 +25,12 @@ fail() { # fail <exit code> <message>; the message stays in LAST_ERROR for an ex
 # into the output that the checks compare with "ok".
 sq() { sqlite3 -batch -init /dev/null "$@" </dev/null; }
 
+# The time in every backup and export name (YYYYmmddTHHMMSSZ), as a glob. A client's files are
+# matched as "$SLUG-$STAMP_GLOB..." and never as "$SLUG-*": that would also match the files of
+# a client whose slug starts with this one's (acme-corp's for acme). Upper-case T and Z cannot
+# occur in a slug, so the match is exact.
+STAMP_GLOB='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z'
+
 # Client slugs are DNS labels; anything else could escape a path or a unit name.
 is_slug() { [[ $1 =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]]; }
 require_slug() { # require_slug <value> <exit code>

@@ -156,7 +156,8 @@ slugs=$( {
 for slug in $slugs; do
   [[ $slug =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || continue
   newest=
-  for file in "$BACKUP_ROOT/$slug/$slug"-*.db.*; do
+  # The exact name pattern, never "$slug-*" (which would take acme-corp's files for acme's).
+  for file in "$BACKUP_ROOT/$slug/$slug"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z.db.*; do
     [[ $file =~ /$slug-([0-9]{8}T[0-9]{6}Z)\.db\.(zst|gz)$ ]] || continue
     [[ -z $newest || ${file##*/} > ${newest##*/} ]] && newest=$file
   done

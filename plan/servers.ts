@@ -28,9 +28,12 @@ export function resourceServers(
       else if (!current.parent || !byUrn.has(current.parent)) server = rootNames.get(current.name);
       current = current.parent ? byUrn.get(current.parent) : undefined;
     }
-    // Providers are top-level: a host's Docker provider is named `<host>-docker`.
+    // Providers are top-level: a host's Docker provider is named `<host>-docker`. The longest
+    // matching name wins: `nbg1-a-docker` is server nbg1-a's, not nbg1's.
     if (server === undefined && resource.type.startsWith("pulumi:providers:")) {
-      server = servers.find((name) => resource.name.startsWith(`${name}-`));
+      server = servers
+        .filter((name) => resource.name.startsWith(`${name}-`))
+        .reduce<string | undefined>((longest, name) => (longest === undefined || name.length > longest.length ? name : longest), undefined);
     }
     if (server !== undefined) result.set(resource.urn, server);
   }

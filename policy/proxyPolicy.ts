@@ -17,6 +17,7 @@ import type { CaddyfileOptions } from "./caddyfile";
 import type { HostPaths } from "./hostPaths";
 import { HOST_PATHS } from "./cloudInit";
 import { dockerHealthcheck } from "./dockerCanonical";
+import { CADDY_ADMIN_PORT } from "./hostPorts";
 import { PROXY_CONTAINER } from "./sharedNames";
 
 export { PROXY_CONTAINER };
@@ -31,7 +32,7 @@ export function contentHash(content: string): string {
 
 /** Caddy's admin endpoint answers once the config is loaded (busybox wget is in the image). */
 export const PROXY_HEALTHCHECK = dockerHealthcheck({
-  tests: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:2019/config/ || exit 1"],
+  tests: ["CMD-SHELL", `wget -q -O /dev/null http://127.0.0.1:${CADDY_ADMIN_PORT}/config/ || exit 1`],
   intervalSeconds: 30,
   timeoutSeconds: 5,
   startPeriodSeconds: 10,

@@ -9,6 +9,7 @@ import * as path from "path";
 import { parse, stringify } from "yaml";
 import { isClientFileName, slugProblem, validateClientFile } from "../config/clientFile";
 import { formatIssue } from "../config/configIssues";
+import { WELL_KNOWN_HOST_PORTS } from "../policy/hostPorts";
 
 /** First port handed out when there are no clients yet. */
 export const FIRST_CLIENT_PORT = 8001;
@@ -57,9 +58,14 @@ export function usedPorts(dir: string): number[] {
   return ports;
 }
 
-/** The port after the highest one in use (ports of removed clients are not reused), or the first. */
+/**
+ * The port after the highest one in use (ports of removed clients are not reused), or the first;
+ * never a port a host service may own (Caddy's admin API, a local proxy's default ports).
+ */
 export function nextFreePort(ports: readonly number[]): number {
-  return ports.length === 0 ? FIRST_CLIENT_PORT : Math.max(FIRST_CLIENT_PORT - 1, ...ports) + 1;
+  let port = ports.length === 0 ? FIRST_CLIENT_PORT : Math.max(FIRST_CLIENT_PORT - 1, ...ports) + 1;
+  while (WELL_KNOWN_HOST_PORTS.includes(port)) port++;
+  return port;
 }
 
 /** The command that stores the client's OpenRouter key as a secret in the stack config. */
@@ -96,6 +102,9 @@ export function createClient(request: NewClientRequest): NewClientResult {
   const ports = usedPorts(request.clientsDir);
   const port = request.port ?? nextFreePort(ports);
   if (ports.includes(port)) throw new NewClientError(`--port: ${port} is already used by another client; leave --port out to take the next free one`);
+  if (WELL_KNOWN_HOST_PORTS.includes(port)) {
+    throw new NewClientError(`--port: ${port} is a port a host service listens on (${WELL_KNOWN_HOST_PORTS.join(", ")}); leave --port out to take the next free one`);
+  }
 
   const file = path.join(request.clientsDir, `${request.slug}.yaml`);
   const text = clientFileText(request, port);

@@ -324,6 +324,37 @@ describe("mai-backup", () => {
     expect(r.stdout).toContain(`copied backups of 'acme' to ${offsite}/acme/`);
   });
 
+  it("counts and copies off the host only this client's backups, not those of a client whose slug starts with its own", () => {
+    makeClientDb("acme", 10);
+    makeClientDb("acme-corp", 10);
+    const offsite = path.join(root, "offsite");
+    fs.mkdirSync(offsite);
+    writeConfig("backup.local.env", `OFFSITE_TARGET=${offsite}\n`);
+    for (const slug of ["acme", "acme-corp"]) fs.mkdirSync(backupDir(slug), { recursive: true });
+    const yesterday = stamp(1);
+    fs.writeFileSync(path.join(backupDir("acme"), `acme-${yesterday}.db.zst`), "acme's");
+    fs.writeFileSync(path.join(backupDir("acme-corp"), `acme-corp-${yesterday}.db.zst`), "acme-corp's");
+    // A copy of acme-corp's backup left in acme's folder by hand, and a hand-named file.
+    fs.writeFileSync(path.join(backupDir("acme"), `acme-corp-${yesterday}.db.zst`), "acme-corp's");
+    fs.writeFileSync(path.join(backupDir("acme"), "acme-before-migration.db.zst"), "by hand");
+
+    const r = run(BACKUP, ["acme"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("retention 30 days: pruned 0, kept 2"); // yesterday's and the new one
+    const copied = fs.readdirSync(path.join(offsite, "acme")).filter((f) => f.endsWith(".db.zst"));
+    expect(copied).toHaveLength(2);
+    for (const file of copied) expect(file).toMatch(/^acme-\d{8}T\d{6}Z\.db\.zst$/);
+
+    const corp = run(BACKUP, ["acme-corp"]);
+    expect(corp.code).toBe(0);
+    expect(corp.stdout).toContain("kept 2");
+    for (const file of fs.readdirSync(path.join(offsite, "acme-corp")).filter((f) => f.endsWith(".db.zst"))) {
+      expect(file).toMatch(/^acme-corp-\d{8}T\d{6}Z\.db\.zst$/);
+    }
+    expect(fs.readFileSync(path.join(backupDir("acme"), `acme-${yesterday}.db.zst`), "utf8")).toBe("acme's");
+  });
+
   it("keeps the local backup and exits 3 when the off-host copy fails", () => {
     makeClientDb("acme", 10);
     writeConfig("backup.local.env", `OFFSITE_TARGET=${path.join(root, "missing", "parent")}\n`);

@@ -146,7 +146,7 @@ describe.concurrent("npm run check", () => {
     expectNoStackTrace(run);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toContain(
-      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, pricing, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey, alertWebhookUrl)`,
+      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, pricing, allowedClientEnv, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey, alertWebhookUrl)`,
     );
     expect(lines).toContain('Pulumi.prod.yaml: mai-hosting:domain: missing; expected a domain like "mai-hosting.eu"');
     expect(lines).toContainEqual(expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[0\]: "0\.0\.0\.0\/0" would open SSH to the whole internet/));
@@ -202,5 +202,96 @@ describe.concurrent("npm run check", () => {
       expect(run.code, args.join(" ")).toBe(2);
       expect(run.stderr).toMatch(/^check: .*\nusage: npm run check -- \[--clients <dir>\] \[--stack <name>\]/);
     }
+  });
+});
+
+// Run one after the other, not with the suite above: its timing test measures one check among
+// concurrent ones on a small machine.
+describe("npm run check refuses inputs that would open, break or leak", () => {
+  it("refuses a client file that would open its workspace, move its data, break its routing or take a host port (exit 1)", async () => {
+    const dir = workspace({
+      "clients/open.yaml": [
+        "name: Open",
+        "port: 2019",
+        "env:",
+        '  WEBUI_AUTH: "False"',
+        '  WEBUI_AUTH_TRUSTED_EMAIL_HEADER: "X-Email"',
+        '  DATABASE_URL: "sqlite:////tmp/webui.db"',
+        '  HOST: "127.0.0.1"',
+        '  GREETING: "hi\\0zebra"',
+        '  OAUTH_MERGE_ACCOUNTS_BY_EMAIL: "true"',
+        "",
+      ].join("\n"),
+      "clients/xn--cme-1na.yaml": "name: Look-alike\nport: 3100\n",
+      "clients/apex.yaml": "name: Apex\nport: 3101\nhostname: mai-hosting.eu\n",
+      "clients/bidi.yaml": 'name: "Acme\\u202eHmbG"\nport: 3102\n',
+    });
+    const run = await runCheck(dir);
+    expect(run.code).toBe(1);
+    expectNoStackTrace(run);
+    expect(run.stdout).toBe("");
+    const lines = run.stderr.trim().split("\n");
+    expect(lines).toEqual([
+      expect.stringMatching(/^clients\/apex\.yaml:3: hostname: mai-hosting\.eu is the zone apex/),
+      expect.stringMatching(/^clients\/bidi\.yaml:1: name: expected a display name without control or invisible characters, got U\+202E \(RIGHT-TO-LEFT OVERRIDE\)/),
+      expect.stringMatching(/^clients\/open\.yaml:4: env\.WEBUI_AUTH: WEBUI_AUTH="False" turns login off/),
+      expect.stringMatching(/^clients\/open\.yaml:5: env\.WEBUI_AUTH_TRUSTED_EMAIL_HEADER: .*trusted-header login/),
+      expect.stringMatching(/^clients\/open\.yaml:6: env\.DATABASE_URL: DATABASE_URL moves the database off the data volume/),
+      expect.stringMatching(/^clients\/open\.yaml:7: env\.HOST: HOST changes the address the workspace listens on/),
+      "clients/open.yaml:8: env.GREETING: the value contains a NUL byte (\\0) at character 3 (value not shown): Docker creates the container but it can never start; remove it",
+      expect.stringMatching(/^clients\/open\.yaml:9: env\.OAUTH_MERGE_ACCOUNTS_BY_EMAIL: .*mai-hosting:allowedClientEnv: \{ open: \[OAUTH_MERGE_ACCOUNTS_BY_EMAIL\] \}$/),
+      expect.stringMatching(/^clients\/xn--cme-1na\.yaml: file name: .*"xn--cme-1na" is a punycode label/),
+      "check failed: 9 problems",
+    ]);
+    expect(run.stderr).not.toMatch(/[\u0000\u202e]/);
+    expect(run.stderr).not.toContain("zebra");
+    // The port is checked once the file's own mistakes are fixed.
+    fs.writeFileSync(path.join(dir, "clients", "open.yaml"), "name: Open\nport: 2019\n");
+    for (const name of ["xn--cme-1na", "apex", "bidi"]) fs.rmSync(path.join(dir, "clients", `${name}.yaml`));
+    const again = await runCheck(dir);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("clients/open.yaml:2: port: port 2019 is taken by Caddy's admin API (localhost:2019) on every server");
+  });
+
+  it("accepts a refused-by-default variable the stack allows for that client, with a warning", async () => {
+    const dir = workspace({ "clients/sso.yaml": 'name: SSO\nport: 3100\nenv:\n  OAUTH_MERGE_ACCOUNTS_BY_EMAIL: "true"\n' });
+    fs.appendFileSync(path.join(dir, "Pulumi.prod.yaml"), "  mai-hosting:allowedClientEnv:\n    sso: [OAUTH_MERGE_ACCOUNTS_BY_EMAIL]\n");
+    const run = await runCheck(dir);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      'warning: clients/sso.yaml: env.OAUTH_MERGE_ACCOUNTS_BY_EMAIL logs an OAuth login into the existing account with the same e-mail address',
+    );
+    expect(run.stdout).toContain('allowed for "sso" by mai-hosting:allowedClientEnv in Pulumi.prod.yaml');
+  });
+
+  it("refuses stack settings that open SSH, fail at Hetzner or drop spend, and plaintext credentials of any namespace (exit 1)", async () => {
+    const dir = workspace();
+    const stackFile = path.join(dir, "Pulumi.prod.yaml");
+    const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPSC1l/62VRwD1a2oO5ETlwMnjE84napWFyJKnqj306o ops@mai-hosting.eu";
+    const text = fs
+      .readFileSync(stackFile, "utf8")
+      .replace("    - 203.0.113.10/32\n    - 2001:db8:4d2::/48\n", "    - 0.0.0.0/1\n    - 128.0.0.0/1\n    - 192.168.10.0/24\n")
+      .replace(`    - ${key}\n`, `    - ${key}\n    - ${key}\n`)
+      .concat("  mai-hosting:pricing:\n    currency: EUR\n    usdExchangeRate: 0\n  hcloud:token: hcloud-PLAINTEXT-token\n  cloudflare:apiToken: cf-PLAINTEXT\n");
+    fs.writeFileSync(stackFile, text);
+    const lineOf = (needle: string) => text.split("\n").findIndex((line) => line.includes(needle)) + 1;
+    const run = await runCheck(dir);
+    expect(run.code).toBe(1);
+    expectNoStackTrace(run);
+    const lines = run.stderr.trim().split("\n");
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`^Pulumi\\.prod\\.yaml:${lineOf("  hcloud:token: ")}: hcloud:token: is stored in plain text \\(value not shown\\).*pulumi config set --secret hcloud:token <value>`)),
+        expect.stringMatching(new RegExp(`^Pulumi\\.prod\\.yaml:${lineOf("  cloudflare:apiToken: ")}: cloudflare:apiToken: is stored in plain text`)),
+        expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:sshPublicKeys\[1\]: is the same key as sshPublicKeys\[0\]/),
+        expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[0\]: "0\.0\.0\.0\/1" covers 2147483648 addresses \(50 % of all IPv4 addresses\)/),
+        expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[1\]: "128\.0\.0\.0\/1" covers/),
+        expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[2\]: "192\.168\.10\.0\/24" is a private range .*can never let anyone reach SSH/),
+        expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:pricing\.usdExchangeRate: .*got 0 \(a rate of 0 drops every client's OpenRouter spend from the invoice\)/),
+      ]),
+    );
+    expect(lines[lines.length - 1]).toBe("check failed: 7 problems");
+    expect(run.stderr).not.toContain("PLAINTEXT");
   });
 });
