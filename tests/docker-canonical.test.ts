@@ -21,6 +21,7 @@ describe("CPU amounts in the provider's read-back form", () => {
     [1.5, "1.5"],
     [1.25, "1.25"],
     [2, "2.0"],
+    [2.25, "2.25"],
     [2.01, "2.01"],
     [16, "16.0"],
     [10, "10."],
@@ -30,6 +31,10 @@ describe("CPU amounts in the provider's read-back form", () => {
   ])("%s vCPUs is declared as %j", (cpus, readBack) => {
     expect(dockerCpus(cpus)).toBe(readBack);
     expect(dockerCpusProblem(cpus)).toBeUndefined();
+  });
+
+  it("no CPU limit (0 nanoCPUs) reads back as \"0\"", () => {
+    expect(dockerCpus(0)).toBe("0");
   });
 
   it.each([
@@ -60,6 +65,7 @@ describe("durations in the provider's read-back form (Go's Duration.String)", ()
     [5, "5s"],
     [30, "30s"],
     [90, "1m30s"],
+    [90.5, "1m30.5s"],
     [120, "2m0s"],
     [60, "1m0s"],
     [3600, "1h0m0s"],

@@ -1,109 +1,122 @@
 /**
- * The locally built proxy image on the real Docker engine, as the stack uses it: its default
- * command serves the Caddyfile mounted at /etc/caddy, the declared health check (busybox wget)
- * passes, `docker exec … caddy reload` works, certificates of the internal CA land in /data, and
- * it proxies HTTPS to a workspace stand-in by container name on their own network. Everything is
- * labelled with this run's id and removed afterwards.
+ * The locally built proxy image as the stack deploys it with a real `pulumi up`: the stack
+ * declares no command, so the image's default must serve the Caddyfile the stack mounts at
+ * /etc/caddy; its state lands in the stack's volumes under /data and /config; the health check the
+ * stack declares (busybox wget) passes, inside and as Docker runs it; it proxies HTTPS with the
+ * internal CA to a workspace and streams unbuffered; and the stack's reload (`docker exec
+ * mai-proxy caddy reload` in host/caddy-apply.sh) serves a changed Caddyfile without a restart.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
+import { describe, expect, it } from "vitest";
+import { LOCAL_PROXY_IMAGE } from "../policy/localImages";
 import { PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
-import { docker, inspect, newRunId, publishedPort, runLabel } from "./support/engine";
-import { useEngineSuite } from "./support/engineSuite";
+import { PROXY_VOLUMES } from "../policy/sharedNames";
+import { docker, inspect, newRunId } from "./support/engine";
 import { request, timeStream, type Target } from "./support/httpClient";
+import { proxyRootCa } from "./support/realStack";
+import { useRealEngineSuite } from "./support/testEngine";
 
-const runId = newRunId();
-const label = runLabel(runId);
-const network = `mai-${runId}`;
-const proxy = `mai-${runId}-proxy`;
-const workspace = `mai-${runId}-workspace`;
-const hostname = "standin.localhost";
-const configDir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-proxy-image-"));
+const id = newRunId();
+const PROXY = "mai-proxy";
+const WAIT_MS = 90_000;
+let rootCa: Buffer;
 
-function caddyfile(body: string): string {
-  return `{\n\tadmin localhost:2019\n\tlocal_certs\n\tskip_install_trust\n}\n\n${hostname} {\n${body}\n}\n`;
+const suite = useRealEngineSuite({
+  runId: id,
+  clients: [{ key: "w", yaml: "name: Image Test\n" }],
+  ready: async ({ stack }) => {
+    rootCa = await proxyRootCa(stack.dockerHost(), WAIT_MS);
+    await until("the workspace through the proxy", async () => ((await request(site("w"), "/health", { timeoutMs: 5000 })).status === 200 ? true : undefined));
+  },
+});
+const stack = () => suite.stack;
+const site = (key: string): Target => ({ port: stack().httpsPort(), hostname: stack().hostname(key), ca: rootCa });
+
+interface ProxyInspect {
+  Id: string;
+  Config: { Cmd: string[] | null; Healthcheck?: { Test: string[]; Interval: number; Timeout: number; StartPeriod: number; Retries: number } };
+  State: { Running: boolean; StartedAt: string; Health?: { Status: string; Log?: { ExitCode: number; Output: string }[] } };
+  Mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[];
 }
 
-/** Waits for the internal CA's root (written to /data by the running proxy), then returns it. */
-async function rootCa(): Promise<Buffer> {
-  const file = "/data/caddy/pki/authorities/local/root.crt";
-  for (let i = 0; ; i++) {
-    try {
-      return Buffer.from(await docker(["exec", proxy, "cat", file]));
-    } catch (error) {
-      if (i >= 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = WAIT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  for (let i = 0; i < 100; i++) {
+  for (;;) {
     try {
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
       last = error;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    if (Date.now() > deadline) throw new Error(`${what} (after ${timeoutMs} ms): ${String(last ?? "no answer")}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`${what}: ${String(last ?? "no answer")}`);
 }
 
-describe("proxy image on the real engine", () => {
-  let https: Target;
-
-  useEngineSuite({
-    runId,
-    setup: async () => {
-      fs.writeFileSync(path.join(configDir, "Caddyfile"), caddyfile(`\treverse_proxy ${workspace}:8080`));
-      await docker(["network", "create", "--label", label, network]);
-      await docker(["run", "-d", "--name", workspace, "--label", label, "--network", network, LOCAL_WORKSPACE_IMAGE]);
-      // No command given: the image's default must start Caddy on the mounted Caddyfile.
-      await docker([
-        "run", "-d", "--name", proxy, "--label", label, "--network", network,
-        "-p", "127.0.0.1::443", "-v", `${configDir}:/etc/caddy:ro`, LOCAL_PROXY_IMAGE,
-      ]);
-      https = { port: await publishedPort(proxy, "443/tcp"), hostname, ca: await rootCa() };
-    },
-  });
-
-  afterAll(() => fs.rmSync(configDir, { recursive: true, force: true }));
-
-  it("runs Caddy on /etc/caddy/Caddyfile by default, with its state under /data and /config", async () => {
+describe("proxy image as the stack deploys it", () => {
+  it("runs Caddy on /etc/caddy/Caddyfile by default, with its state in the stack's volumes under /data and /config", async () => {
     const image = await inspect<{ Config: { Cmd: string[]; Env: string[] } }>(LOCAL_PROXY_IMAGE);
     expect(image.Config.Cmd).toEqual(["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]);
     expect(image.Config.Env).toEqual(expect.arrayContaining(["XDG_DATA_HOME=/data", "XDG_CONFIG_HOME=/config", "HOME=/root"]));
-    const state = await inspect<{ State: { Running: boolean } }>(proxy);
-    expect(state.State.Running).toBe(true);
-    await until("autosaved config in /config", async () => ((await docker(["exec", proxy, "ls", "/config/caddy"])).includes("autosave.json") ? true : undefined));
-  });
+    const proxy = await inspect<ProxyInspect>(PROXY);
+    expect(proxy.State.Running).toBe(true);
+    // The stack declares no command: the image's is what runs.
+    expect(proxy.Config.Cmd).toEqual(image.Config.Cmd);
+    const mounts = Object.fromEntries(proxy.Mounts.map((m) => [m.Destination, { type: m.Type, name: m.Name, source: m.Source, rw: m.RW }]));
+    expect(mounts["/data"]).toMatchObject({ type: "volume", name: PROXY_VOLUMES.data, rw: true });
+    expect(mounts["/config"]).toMatchObject({ type: "volume", name: PROXY_VOLUMES.config, rw: true });
+    expect(mounts["/etc/caddy"]).toMatchObject({ type: "bind", source: `${stack().stateDir()}/caddy`, rw: false });
+    await until("autosaved config in /config", async () => ((await docker(["exec", PROXY, "ls", "/config/caddy"])).includes("autosave.json") ? true : undefined));
+    // The internal CA's root is in /data, i.e. in the stack's retained volume.
+    expect((await docker(["exec", PROXY, "ls", "/data/caddy/pki/authorities/local"])).split("\n")).toContain("root.crt");
+  }, 180_000);
 
-  it("passes the proxy's declared health check (busybox sh and wget)", async () => {
-    expect(PROXY_HEALTHCHECK.tests[0]).toBe("CMD-SHELL");
-    await expect(docker(["exec", proxy, "sh", "-c", `${PROXY_HEALTHCHECK.tests[1]} && echo healthy`])).resolves.toBe("healthy");
-  });
-
-  it("proxies HTTPS (internal CA) to the stand-in by container name, streams unbuffered", async () => {
-    const reply = await until("stand-in through the proxy", async () => {
-      const answer = await request(https, "/health");
-      return answer.status === 200 ? answer : undefined;
-    });
+  it("proxies HTTPS (internal CA) to the workspace, streams unbuffered", async () => {
+    const reply = await request(site("w"), "/health");
     expect(JSON.parse(reply.body)).toEqual({ status: true });
-    const stream = await timeStream(https, "/api/stream?events=5&interval_ms=300", { "Accept-Encoding": "identity" });
+    const stream = await timeStream(site("w"), "/api/stream?events=5&interval_ms=300", { "Accept-Encoding": "identity" });
     expect(stream.body.toString().match(/^data: /gm)).toHaveLength(6);
     const early = stream.arrivalsMs.filter((ms) => ms < stream.totalMs - 500);
     expect(early.length, `chunk arrivals ${stream.arrivalsMs.map(Math.round).join(",")}`).toBeGreaterThanOrEqual(2);
-  });
+  }, 180_000);
 
-  it("reloads a changed Caddyfile through `docker exec <proxy> caddy reload`", async () => {
-    fs.writeFileSync(path.join(configDir, "Caddyfile"), caddyfile('\trespond "reloaded" 200'));
-    await docker(["exec", proxy, "caddy", "reload", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]);
-    const reply = await request(https, "/health");
-    expect([reply.status, reply.body]).toEqual([200, "reloaded"]);
-  });
+  it("the stack's reload (`docker exec mai-proxy caddy reload`) serves a changed Caddyfile without restarting the proxy", async () => {
+    const before = await inspect<ProxyInspect>(PROXY);
+    await stack().writeClient({ key: "x", yaml: "name: Reload Test\n" });
+    const result = await stack().up();
+    expect(result.replaced).toEqual(expect.arrayContaining([expect.stringMatching(/::[\w-]*proxy-reload$/)]));
+    await until("the new client through the proxy", async () => ((await request(site("x"), "/api/config", { timeoutMs: 5000 })).status === 200 ? true : undefined));
+    expect(JSON.parse((await request(site("x"), "/api/config")).body).name).toBe("mAI - Reload Test");
+    const after = await inspect<ProxyInspect>(PROXY);
+    expect({ id: after.Id, startedAt: after.State.StartedAt }).toEqual({ id: before.Id, startedAt: before.State.StartedAt });
+  }, 180_000);
+
+  it("passes the health check the stack declares (busybox sh and wget), inside and as Docker runs it", async () => {
+    const proxy = await inspect<ProxyInspect>(PROXY);
+    const seconds = (text: string) => {
+      const m = /^(?:(\d+)m)?(\d+)s$/.exec(text);
+      if (!m) throw new Error(`unexpected duration ${text}`);
+      return Number(m[1] ?? 0) * 60 + Number(m[2]);
+    };
+    expect(proxy.Config.Healthcheck).toEqual({
+      Test: PROXY_HEALTHCHECK.tests,
+      Interval: seconds(PROXY_HEALTHCHECK.interval) * 1e9,
+      Timeout: seconds(PROXY_HEALTHCHECK.timeout) * 1e9,
+      StartPeriod: seconds(PROXY_HEALTHCHECK.startPeriod) * 1e9,
+      Retries: PROXY_HEALTHCHECK.retries,
+    });
+    expect(PROXY_HEALTHCHECK.tests[0]).toBe("CMD-SHELL");
+    await expect(docker(["exec", PROXY, "sh", "-c", `${PROXY_HEALTHCHECK.tests[1]} && echo healthy`])).resolves.toBe("healthy");
+    // Docker's own first probe comes one interval after the start.
+    const status = await until(
+      "Docker's health status of the proxy",
+      async () => {
+        const health = (await inspect<ProxyInspect>(PROXY)).State.Health;
+        return health && health.Status !== "starting" ? health : undefined;
+      },
+      seconds(PROXY_HEALTHCHECK.interval) * 1000 + WAIT_MS,
+    );
+    expect({ status: status.Status, exitCodes: status.Log?.map((l) => l.ExitCode) }).toMatchObject({ status: "healthy" });
+    expect(status.Log?.every((l) => l.ExitCode === 0)).toBe(true);
+  }, 180_000);
 });
