@@ -146,14 +146,14 @@ describe.concurrent("npm run check", () => {
     expectNoStackTrace(run);
     const lines = run.stderr.trim().split("\n");
     expect(lines).toContain(
-      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, pricing, allowedClientEnv, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey, alertWebhookUrl)`,
+      `Pulumi.prod.yaml:${domainLine}: mai-hosting:domian: unknown field "domian"; did you mean "domain"? (allowed: domain, cloudflareZoneId, servers, defaultServer, serverType, location, serverImage, sshPublicKeys, adminCidrs, defaultImage, defaultResources, hostReserve, acmeEmail, proxyImage, backupRetentionDays, openrouterApiBaseUrl, pricing, allowedClientEnv, openrouterApiKeys, openrouterProvisioningKey, sshPrivateKey, alertWebhookUrl)`,
     );
     expect(lines).toContain('Pulumi.prod.yaml: mai-hosting:domain: missing; expected a domain like "mai-hosting.eu"');
     expect(lines).toContainEqual(expect.stringMatching(/^Pulumi\.prod\.yaml:\d+: mai-hosting:adminCidrs\[0\]: "0\.0\.0\.0\/0" would open SSH to the whole internet/));
     expect(lines).toContain("clients/late.yaml:2: port: expected an integer from 1024 to 65535, got 99999");
   });
 
-  it("refuses hostile YAML quickly: alias bomb, deep nesting, complex keys, 10 MB file", async () => {
+  it("refuses hostile YAML: alias bomb, deep nesting, complex keys, 10 MB file", async () => {
     let laughs = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
     for (let i = 0; i < 9; i++) laughs += `b${i}: &b${i} [${Array(9).fill(i === 0 ? "*a" : `*b${i - 1}`).join(",")}]\n`;
     const dir = workspace(
@@ -174,8 +174,6 @@ describe.concurrent("npm run check", () => {
     expect(run.stderr).toContain("clients/keys.yaml:1: nested too deeply");
     expect(run.stderr).toMatch(/clients\/nested\.yaml:\d+: keys must be plain names/);
     expect(run.stderr).toContain("clients/huge.yaml: file is 10.0 MiB; configuration files are limited to 64 KiB");
-    // Process start-up (tsx) takes about a second; the checks themselves take milliseconds.
-    expect(run.millis).toBeLessThan(10_000);
   });
 
   it("uses --clients and --stack", async () => {
