@@ -1,81 +1,44 @@
 /**
- * mai-export and mai-import on the real Docker Engine: a running workspace stand-in
- * (`mai-local/workspace:1`, writing to its WAL database all the time) is exported while it runs
- * and imported into another running stand-in, which must come back healthy with the same users,
- * chats and files. The nightly backup's usage snapshot is checked on the imported database too.
- * Holds the shared engine lock for the whole file; everything it creates carries the label
- * mai.test-run=<run id> and is removed at the end, also on failure.
+ * Real engine, real `pulumi up`: mai-export and mai-import as the stack installs them on the server
+ * (`<stateDir>/bin`, run through the server's exported shell prefix), on two client containers it
+ * deployed. The source workspace writes to its WAL database all the time and is exported while it
+ * runs; the archive is imported into the other running client, which must come back healthy with
+ * the same users, chats and files. The nightly backup's usage snapshot is checked on the imported
+ * database too.
  */
 import { spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lockEngine } from "./support/engineSession";
+import { describe, expect, it } from "vitest";
+import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
+import { localHostPaths } from "../policy/localHost";
+import { answering, runHostTool } from "./support/deployedHost";
+import { docker, newRunId } from "./support/engine";
+import { useRealEngineSuite } from "./support/testEngine";
 
-const HOST_DIR = path.resolve(__dirname, "..", "host");
-const IMAGE = "mai-local/workspace:1";
-const RUN_ID = randomBytes(4).toString("hex");
-const LABEL = `mai.test-run=${RUN_ID}`;
-const SOURCE = `xt${RUN_ID}-src`;
-const TARGET = `xt${RUN_ID}-dst`;
+const suite = useRealEngineSuite({
+  runId: newRunId(),
+  clients: [
+    // A heartbeat every 50 ms: the export always meets a database being written to.
+    { key: "src", yaml: 'name: Source GmbH\nenv:\n  STANDIN_HEARTBEAT_SECONDS: "0.05"\n' },
+    { key: "dst", yaml: "name: Target AG\n" },
+  ],
+  ready: async ({ stack }) => {
+    await Promise.all([answering(stack, "src"), answering(stack, "dst")]);
+  },
+});
+const stack = () => suite.stack;
+const source = () => stack().slug("src");
+const target = () => stack().slug("dst");
 
-function docker(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("docker", args, { encoding: "utf8", timeout: 120_000 });
-  return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
+/** Calls the stand-in's API from inside its container. */
+async function api(key: string, method: "GET" | "POST", pathAndQuery: string, input = ""): Promise<any> {
+  const body = input ? `${input} | curl -fsS -X ${method} --data-binary @- ` : `curl -fsS -X ${method} `;
+  return JSON.parse(await docker(["exec", stack().container(key), "sh", "-c", `${body}'http://127.0.0.1:8080${pathAndQuery}'`]));
 }
 
-function dockerOk(args: string[]): string {
-  const r = docker(args);
-  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** Fails (never skips) when the engine or the image is missing, saying how to get them. */
-function requireEngineAndImage(): void {
-  if (docker(["info", "--format", "{{.ServerVersion}}"]).code !== 0) {
-    throw new Error("No Docker Engine answers: start it (dockerd >/var/log/dockerd.log 2>&1 &) and wait for `docker info`.");
-  }
-  if (docker(["image", "inspect", IMAGE]).code !== 0) {
-    throw new Error(`The workspace stand-in image ${IMAGE} is missing: build it with \`npm run local:images\`.`);
-  }
-}
-
-
-function cleanUp(): void {
-  const containers = dockerOk(["ps", "-aq", "--filter", `label=${LABEL}`]).split("\n").filter(Boolean);
-  if (containers.length > 0) docker(["rm", "-f", ...containers]);
-  const volumes = dockerOk(["volume", "ls", "-q", "--filter", `label=${LABEL}`]).split("\n").filter(Boolean);
-  if (volumes.length > 0) docker(["volume", "rm", "-f", ...volumes]);
-}
-
-function startWorkspace(slug: string, name: string): void {
-  dockerOk(["volume", "create", "--label", LABEL, "--label", `mai.client=${slug}`, `mai-${slug}-data`]);
-  dockerOk([
-    "run", "-d", "--name", `mai-${slug}`, "--label", LABEL, "--network", "none",
-    "-e", `ORGANIZATION_NAME=${name}`, "-e", "STANDIN_HEARTBEAT_SECONDS=0.05",
-    // The stack's health check (CLIENT_HEALTHCHECK), with a short interval for the test.
-    "--health-cmd", "curl -fsS http://localhost:8080/health || exit 1", "--health-interval", "1s", "--health-retries", "3",
-    "-v", `mai-${slug}-data:/app/backend/data`, IMAGE,
-  ]);
-}
-
-async function waitHealthy(slug: string): Promise<void> {
-  for (let i = 0; i < 120; i++) {
-    if (docker(["inspect", "-f", "{{.State.Health.Status}}", `mai-${slug}`]).stdout === "healthy") return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`mai-${slug} did not become healthy: ${docker(["logs", "--tail", "20", `mai-${slug}`]).stderr}`);
-}
-
-/** Calls the stand-in's API from inside its container (no published ports). */
-function api(slug: string, method: "GET" | "POST", pathAndQuery: string, extra = ""): any {
-  const out = dockerOk(["exec", `mai-${slug}`, "sh", "-c", `${extra}curl -fsS -X ${method} ${extra ? "--data-binary @- " : ""}'http://127.0.0.1:8080${pathAndQuery}'`]);
-  return JSON.parse(out);
-}
-
-const volumeDir = (slug: string) => dockerOk(["volume", "inspect", "-f", "{{.Mountpoint}}", `mai-${slug}-data`]);
+const volumeDir = (slug: string) => docker(["volume", "inspect", "-f", "{{.Mountpoint}}", `mai-${slug}-data`]);
 const sha256 = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 function sql(db: string, statement: string): string {
@@ -84,70 +47,54 @@ function sql(db: string, statement: string): string {
   return r.stdout.trim();
 }
 
-let work: string;
-let env: NodeJS.ProcessEnv;
-let release: (() => void) | undefined;
-
-beforeAll(async () => {
-  requireEngineAndImage();
-  release = await lockEngine();
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "mai-export-engine-"));
-  env = { ...process.env, MAI_EXPORT_ROOT: path.join(work, "exports"), MAI_LOCK_DIR: path.join(work, "lock"), MAI_BACKUP_ROOT: path.join(work, "backups"), MAI_CONFIG_DIR: path.join(work, "etc") };
-}, 660_000);
-
-afterAll(() => {
-  try {
-    cleanUp();
-  } finally {
-    release?.();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  }
-});
-
-describe("export and import on the real engine", () => {
+describe("export and import against the deployed containers", () => {
   it("exports a running workspace that keeps writing and imports it into another running workspace", async () => {
-    startWorkspace(SOURCE, "Source GmbH");
-    startWorkspace(TARGET, "Target AG");
-    await Promise.all([waitHealthy(SOURCE), waitHealthy(TARGET)]);
+    const paths = localHostPaths(stack().stateDir());
+    expect((await api("src", "POST", "/api/signup?email=ada@source.test")).role).toBe("admin");
+    expect((await api("src", "POST", "/api/signup?email=bo@source.test")).role).toBe("pending");
+    for (const title of ["q3 plan", "hiring", "budget"]) await api("src", "POST", "/api/write", `printf '${title}'`);
+    expect((await api("src", "POST", "/api/upload?name=report.bin", "head -c 300000 /dev/urandom")).bytes).toBe(300000);
+    await api("dst", "POST", "/api/signup?email=someone@target.test");
+    const sourceBefore = await docker(["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", stack().container("src")]);
+    const targetId = await docker(["inspect", "-f", "{{.Id}}", stack().container("dst")]);
 
-    expect(api(SOURCE, "POST", "/api/signup?email=ada@source.test").role).toBe("admin");
-    expect(api(SOURCE, "POST", "/api/signup?email=bo@source.test").role).toBe("pending");
-    for (const title of ["q3 plan", "hiring", "budget"]) api(SOURCE, "POST", "/api/write", `printf '${title}' | `);
-    expect(api(SOURCE, "POST", "/api/upload?name=report.bin", "head -c 300000 /dev/urandom | ").bytes).toBe(300000);
-    api(TARGET, "POST", "/api/signup?email=someone@target.test");
-    const sourceStarted = dockerOk(["inspect", "-f", "{{.State.StartedAt}}", `mai-${SOURCE}`]);
-
-    const beatsBefore = api(SOURCE, "GET", "/api/stats").heartbeats;
-    const archive = path.join(work, "exports", `${SOURCE}.tar.zst`);
-    fs.mkdirSync(path.dirname(archive), { recursive: true });
-    const exported = spawnSync("bash", [path.join(HOST_DIR, "mai-export.sh"), SOURCE, archive], { env, encoding: "utf8" });
+    const beatsBefore = (await api("src", "GET", "/api/stats")).heartbeats;
+    // No archive path: the stack's export directory on the server (MAI_EXPORT_ROOT of its shell).
+    const exported = await runHostTool(stack(), "mai-export", [source()]);
     expect(exported.stderr).toBe("");
-    expect(exported.status).toBe(0);
+    expect(exported.code, exported.output).toBe(0);
+    const exportsDir = path.join(paths.stateDir, "exports");
+    const archives = fs.readdirSync(exportsDir).filter((f) => f.startsWith(`${source()}-`) && f.endsWith(".tar.zst"));
+    expect(archives).toHaveLength(1);
+    const archive = path.join(exportsDir, archives[0]);
     await new Promise((r) => setTimeout(r, 300));
-    expect(api(SOURCE, "GET", "/api/stats").heartbeats).toBeGreaterThan(beatsBefore); // it kept writing, and still does
-    // The running workspace was only read: same start time, still healthy.
-    expect(dockerOk(["inspect", "-f", "{{.State.StartedAt}} {{.State.Health.Status}}", `mai-${SOURCE}`])).toBe(`${sourceStarted} healthy`);
+    expect((await api("src", "GET", "/api/stats")).heartbeats).toBeGreaterThan(beatsBefore); // it kept writing, and still does
+    // The running workspace was only read: same container, same start time, still answering.
+    expect(await docker(["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", stack().container("src")])).toBe(sourceBefore);
+    await answering(stack(), "src", 5_000);
 
-    const manifest = JSON.parse(spawnSync("bash", ["-c", `zstd -q -d -c "${archive}" | tar -x -O -f - manifest.json`], { encoding: "utf8" }).stdout);
-    expect(manifest).toMatchObject({ slug: SOURCE, name: "Source GmbH", image: IMAGE });
+    const manifest = JSON.parse(spawnSync("bash", ["-c", 'zstd -q -d -c "$1" | tar -x -O -f - manifest.json', "-", archive], { encoding: "utf8" }).stdout);
+    expect(manifest).toMatchObject({ slug: source(), name: "Source GmbH", image: LOCAL_WORKSPACE_IMAGE });
     expect(manifest.files.map((f: { path: string }) => f.path)).toEqual(["data/uploads/report.bin", "data/webui.db"]);
-    const exportedDb = path.join(work, "exported.db");
-    expect(spawnSync("bash", ["-c", `zstd -q -d -c "${archive}" | tar -x -O -f - data/webui.db > "${exportedDb}"`]).status).toBe(0);
+    const exportedDb = path.join(stack().dir, "exported.db");
+    expect(spawnSync("bash", ["-c", 'zstd -q -d -c "$1" | tar -x -O -f - data/webui.db > "$2"', "-", archive, exportedDb]).status).toBe(0);
     const exportedBeats = Number(sql(exportedDb, "SELECT count(*) FROM heartbeat;"));
     expect(exportedBeats).toBeGreaterThanOrEqual(beatsBefore);
 
-    const imported = spawnSync("bash", [path.join(HOST_DIR, "mai-import.sh"), "--yes", "--from", SOURCE, TARGET, archive], { env, encoding: "utf8" });
+    const imported = await runHostTool(stack(), "mai-import", ["--yes", "--from", source(), target(), archive]);
     expect(imported.stderr).toBe("");
-    expect(imported.status).toBe(0);
-    expect(imported.stdout).toContain(`stopping mai-${TARGET}`);
-    expect(imported.stdout).toContain(`mai-${TARGET} is healthy`);
+    expect(imported.code, imported.output).toBe(0);
+    expect(imported.stdout).toContain(`stopping ${stack().container("dst")}`);
+    expect(imported.stdout).toContain(`${stack().container("dst")} is healthy`);
+    // The stack's own target container, started again on the imported data.
+    expect(await docker(["inspect", "-f", "{{.Id}} {{.State.Running}}", stack().container("dst")])).toBe(`${targetId} true`);
 
     // The target serves the source's data: same users and chats (through its own API), same file.
-    const stats = api(TARGET, "GET", "/api/stats");
+    const stats = await api("dst", "GET", "/api/stats");
     expect(stats).toMatchObject({ users: 2, chats: 3, journal_mode: "wal" });
     expect(stats.heartbeats).toBeGreaterThanOrEqual(exportedBeats);
-    const targetDir = volumeDir(TARGET);
-    expect(sha256(path.join(targetDir, "uploads", "report.bin"))).toBe(sha256(path.join(volumeDir(SOURCE), "uploads", "report.bin")));
+    const targetDir = await volumeDir(target());
+    expect(sha256(path.join(targetDir, "uploads", "report.bin"))).toBe(sha256(path.join(await volumeDir(source()), "uploads", "report.bin")));
     const db = path.join(targetDir, "webui.db");
     expect(sql(db, "PRAGMA integrity_check;")).toBe("ok");
     expect(sql(db, "SELECT email || ':' || role FROM user ORDER BY email;")).toBe("ada@source.test:admin\nbo@source.test:pending");
@@ -158,10 +105,12 @@ describe("export and import on the real engine", () => {
     expect(sql(path.join(targetDir, aside[0], "webui.db"), "SELECT email FROM user;")).toBe("someone@target.test");
 
     // The nightly backup of the imported client counts its active users for the invoice: the pending one is not.
-    const backup = spawnSync("bash", [path.join(HOST_DIR, "mai-backup.sh"), TARGET], { env, encoding: "utf8" });
+    const backup = await runHostTool(stack(), "mai-backup", [target()]);
     expect(backup.stderr).toBe("");
-    expect(backup.status).toBe(0);
-    const snapshotFile = fs.readdirSync(path.join(work, "backups", TARGET)).find((f) => f.startsWith("usage-"))!;
-    expect(JSON.parse(fs.readFileSync(path.join(work, "backups", TARGET, snapshotFile), "utf8")).activeUsers).toBe(1);
+    expect(backup.code, backup.output).toBe(0);
+    const backups = path.join(paths.backupsDir, target());
+    const snapshotFile = fs.readdirSync(backups).find((f) => f.startsWith("usage-"));
+    expect(snapshotFile, `no usage snapshot in ${backups}`).toBeDefined();
+    expect(JSON.parse(fs.readFileSync(path.join(backups, snapshotFile!), "utf8")).activeUsers).toBe(1);
   }, 300_000);
 });

@@ -1,72 +1,103 @@
 /**
- * Real engine restarts: the clients the program declares (and, in the local stack, its Caddy) come
- * back on their own after a restart of `dockerd` itself (their restart policy), with the same
- * containers and network memberships, and answer again (through Caddy in the local stack).
- * The daemon restarted is a second dockerd this file starts (own socket, data root, exec root,
- * pid file and address pool): the machine's engine is shared and is never restarted by a test.
+ * Real engine, real `pulumi up`: restarts. A `docker restart` of the proxy, and a restart of the
+ * Docker daemon itself (the private test engine's, standing for a server's dockerd restart): the
+ * clients and Caddy come back on their own (their restart policy), with the same containers and
+ * network memberships, and every client answers through Caddy again; afterwards `pulumi preview`
+ * (also after a `pulumi refresh`) finds nothing to change.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docker, EngineApplier, runId } from "./support/applier";
-import { createEngineStack, type EngineStack, OUT_OF_SCOPE, proxyRootCa } from "./support/engineStack";
-import { LOCK_WAIT_MS, lockEngine, requireDockerEngine, SETUP_MS } from "./support/engineSession";
+import { describe, expect, it } from "vitest";
+import { until } from "./support/deployedHost";
+import { docker, newRunId } from "./support/engine";
 import { request } from "./support/httpClient";
-import { type SecondEngine, startSecondEngine } from "./support/secondEngine";
+import { proxyRootCa, type Changes } from "./support/realStack";
+import { useRealEngineSuite } from "./support/testEngine";
 
-const id = runId();
-let engine: SecondEngine;
-let applier: EngineApplier;
-let stack: EngineStack;
-let release: (() => void) | undefined;
+const PROXY = "mai-proxy";
+const ACTIVE = ["a", "b"];
+let rootCa: Buffer;
 
-const container = (key: string) => `mai-${stack.slug(key)}`;
-const inspect = (name: string) => JSON.parse(docker(["inspect", name], engine.host))[0];
+const suite = useRealEngineSuite({
+  runId: newRunId(),
+  clients: [{ key: "a" }, { key: "b" }, { key: "s", yaml: "name: Test s\nstatus: suspended\n" }],
+  ready: async ({ stack }) => {
+    rootCa = await proxyRootCa(stack.dockerHost());
+    await allAnswer();
+  },
+});
+const stack = () => suite.stack;
+const container = (key: string) => stack().container(key);
 
-/** The client answers /health: through Caddy in the local stack, else on its loopback port. */
-async function answering(key: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const target = stack.local ? { port: stack.httpsPort, hostname: stack.hostname(key), ca: await proxyRootCa(engine.host) } : { port: stack.port(key), hostname: "localhost" };
-  while (!(await request(target, "/health", { timeoutMs: 2000 }).then((r) => r.status === 200, () => false))) {
-    if (Date.now() > deadline) throw new Error(`${container(key)} does not answer /health on 127.0.0.1:${stack.port(key)}`);
-    await new Promise((r) => setTimeout(r, 100));
+interface Inspected {
+  Id: string;
+  State: { Running: boolean; StartedAt: string };
+  HostConfig: { NetworkMode: string };
+  NetworkSettings: { Networks: Record<string, unknown> };
+}
+const inspectContainer = async (name: string) => (JSON.parse(await docker(["container", "inspect", name])) as Inspected[])[0];
+
+/** GET through Caddy over HTTPS (internal CA) for a client's hostname. */
+const viaCaddy = (key: string, path: string) => request({ port: stack().httpsPort(), hostname: stack().hostname(key), ca: rootCa }, path, { timeoutMs: 5000 });
+
+/** Every active client answers /health through Caddy, and the suspended one gets the 503 page. */
+async function allAnswer(timeoutMs = 120_000): Promise<void> {
+  for (const key of ACTIVE) {
+    await until(`${stack().hostname(key)} to answer /health through Caddy`, async () => (await viaCaddy(key, "/health")).status === 200, timeoutMs, 250);
   }
+  await until(`the 503 page of suspended ${stack().hostname("s")}`, async () => (await viaCaddy("s", "/")).status === 503, timeoutMs, 250);
 }
 
-beforeAll(async () => {
-  requireDockerEngine();
-  release = await lockEngine();
-  engine = await startSecondEngine();
-  applier = new EngineApplier({ outOfScope: OUT_OF_SCOPE, dockerHost: engine.host });
-  stack = await createEngineStack(id, [{ key: "a" }, { key: "b" }], { dockerHost: engine.host });
-  const resources = await stack.evaluate();
-  // No registry: the images the program names are copied from the machine's engine.
-  const images = resources.flatMap((r) =>
-    r.type === "docker:index/remoteImage:RemoteImage" ? [String(r.inputs.name)] : r.type === "docker:index/container:Container" && !String(r.inputs.image).startsWith("sha256:") ? [String(r.inputs.image)] : [],
-  );
-  engine.loadImages([...new Set(images)]);
-  await applier.up(resources);
-  await Promise.all([answering("a"), answering("b")]);
-}, LOCK_WAIT_MS + SETUP_MS);
+const changed = (result: Changes) => [...result.created, ...result.updated, ...result.replaced, ...result.deleted];
 
-afterAll(async () => {
-  applier?.cleanup();
-  await engine?.remove();
-  stack?.dispose();
-  release?.();
-}, 120_000);
+/** What must survive a restart, and the evidence that it was one. */
+async function snapshot() {
+  return Object.fromEntries(
+    await Promise.all(
+      [...ACTIVE.map(container), PROXY].map(async (name) => {
+        const c = await inspectContainer(name);
+        return [name, { id: c.Id, running: c.State.Running, startedAt: c.State.StartedAt, networkMode: c.HostConfig.NetworkMode, networks: Object.keys(c.NetworkSettings.Networks).sort() }] as const;
+      }),
+    ),
+  );
+}
+
+describe("restart of the proxy container", () => {
+  it("every active client answers again through Caddy after docker restart, the suspended one gets its 503 page", async () => {
+    const before = await inspectContainer(PROXY);
+    await docker(["restart", PROXY], 120_000);
+    const after = await inspectContainer(PROXY);
+    expect({ id: after.Id, running: after.State.Running, restarted: after.State.StartedAt !== before.State.StartedAt }).toEqual({ id: before.Id, running: true, restarted: true });
+    await allAnswer();
+  }, 180_000);
+});
 
 describe("restart of dockerd", () => {
-  it("every client answers again (through Caddy in the local stack), with the same container and its network membership", async () => {
-    const before = ["a", "b"].map((k) => inspect(container(k)));
-    await engine.restart();
-    await Promise.all([answering("a"), answering("b")]);
-    const after = ["a", "b"].map((k) => inspect(container(k)));
-    for (const [i, key] of ["a", "b"].entries()) {
-      expect({
-        id: after[i].Id,
-        running: after[i].State.Running,
-        restartedByDaemon: after[i].State.StartedAt !== before[i].State.StartedAt,
-        networks: Object.keys(after[i].NetworkSettings.Networks),
-      }).toEqual({ id: before[i].Id, running: true, restartedByDaemon: true, networks: [container(key)] });
+  it("the clients and the proxy come back by themselves, with the same containers and networks, and answer through Caddy", async () => {
+    const before = await snapshot();
+    await suite.engine.restart();
+    await allAnswer();
+    const after = await snapshot();
+    for (const [name, was] of Object.entries(before)) {
+      const now = after[name];
+      expect({ name, id: now.id, running: now.running, restartedByDaemon: now.startedAt !== was.startedAt, networkMode: now.networkMode, networks: now.networks }).toEqual({
+        name,
+        id: was.id,
+        running: true,
+        restartedByDaemon: true,
+        networkMode: was.networkMode,
+        networks: was.networks,
+      });
     }
-  }, 120_000);
+    // Each client still on its own network only; the proxy on the host's.
+    for (const key of ACTIVE) expect(after[container(key)].networks).toEqual([container(key)]);
+    expect(after[PROXY].networkMode).toBe("host");
+  }, 180_000);
+
+  it("after the restart, pulumi preview finds nothing to change", async () => {
+    expect(changed(await stack().preview())).toEqual([]);
+  }, 180_000);
+
+  it("after the restart, pulumi refresh reads the engine back as deployed: a preview then finds nothing to change", async () => {
+    await stack().refresh();
+    expect(changed(await stack().preview())).toEqual([]);
+  }, 180_000);
 });

@@ -7,7 +7,12 @@
  * namespace would otherwise manage the same iptables chains (DOCKER, DOCKER-ISOLATION-*,
  * DOCKER-USER) and the second would rewrite rules the machine engine's containers rely on. Without
  * iptables, published loopback ports go through docker-proxy, and containers have no NAT to the
- * outside (nothing a test runs can send traffic off the machine).
+ * outside. `--dns=127.0.0.1`: Docker's embedded DNS forwards a name it does not know (another
+ * network's container, say) to the daemon's upstream servers, by default the machine's own
+ * resolvers, dialled from the container's network namespace; with the loopback as the only
+ * upstream such a query never leaves the container (seen: without it, a lookup of an unknown name
+ * sent two packets toward the machine's resolver, dropped only by the machine engine's FORWARD
+ * policy).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -97,6 +102,7 @@ export async function startPrivateEngine(options: PrivateEngineOptions): Promise
         "--bridge=none",
         "--iptables=false",
         "--ip-masq=false",
+        "--dns=127.0.0.1",
         `--default-address-pool=${options.addressPool}`,
       ],
       { stdio: ["ignore", log, log] },

@@ -1,0 +1,85 @@
+/**
+ * The host side of a deployed real-engine stack (realStack.ts): its host tools as the stack
+ * installed them under `<stateDir>/bin`, run through the shell prefix the stack itself exports for
+ * the server (`servers.<name>.shell`), and waiting for a client to answer.
+ */
+import { spawn } from "node:child_process";
+import { localHostPaths, shellQuote } from "../../policy/localHost";
+import { request } from "./httpClient";
+import type { RealStack } from "./realStack";
+
+/** How a host tool run ended. */
+export interface HostRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr, for assertion messages. */
+  output: string;
+}
+
+export interface HostToolOptions {
+  /** Server name; the stack's default server when omitted. */
+  server?: string;
+  /** Extra environment (e.g. MAI_NOW, MAI_TIMERS_DIR). */
+  env?: NodeJS.ProcessEnv;
+  /** Kill the run after this long; default 180 s. */
+  timeoutMs?: number;
+}
+
+/** The prefix the stack exports for running commands on a server (e.g. `env DOCKER_HOST=… bash -c`). */
+export async function serverShell(stack: RealStack, server = stack.defaultServer): Promise<string> {
+  const servers = (await stack.outputs()).servers as Record<string, { shell?: string }> | undefined;
+  const shell = servers?.[server]?.shell;
+  if (!shell) throw new Error(`the stack exports no shell for server ${server} (outputs.servers)`);
+  return shell;
+}
+
+/**
+ * Runs `<stateDir>/bin/<tool> args…` through the server's exported shell prefix. The prefix
+ * carries DOCKER_HOST and the lock, export, backup and config directories, not the tools' state
+ * directory (backup records, samples, alert state): that one is given as `npm run status` gives it
+ * (MAI_STATE_DIR = `<stateDir>/state`), so the tools and the status CLI read the same files.
+ */
+export async function runHostTool(stack: RealStack, tool: string, args: string[] = [], options: HostToolOptions = {}): Promise<HostRun> {
+  const server = options.server ?? stack.defaultServer;
+  const paths = localHostPaths(stack.stateDir(server));
+  const shell = await serverShell(stack, server);
+  const command = [`${paths.binDir}/${tool}`, ...args].map(shellQuote).join(" ");
+  return new Promise((resolve) => {
+    const child = spawn("bash", ["-c", `${shell} ${shellQuote(command)}`], {
+      env: { ...process.env, MAI_STATE_DIR: paths.stateDir, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const timer = setTimeout(() => child.kill("SIGTERM"), options.timeoutMs ?? 180_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, output: `${stdout}${stderr}` });
+    });
+  });
+}
+
+/** Polls `check` every `intervalMs` until it returns true; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 120_000, intervalMs = 250): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await Promise.resolve().then(check).catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Whether a client answers /health on its loopback port right now. */
+export function answersHealth(stack: RealStack, key: string, timeoutMs = 2000): Promise<boolean> {
+  return request({ port: stack.port(key), hostname: "localhost" }, "/health", { timeoutMs }).then(
+    (reply) => reply.status === 200,
+    () => false,
+  );
+}
+
+/** Waits until a client answers /health on its loopback port. */
+export function answering(stack: RealStack, key: string, timeoutMs = 90_000): Promise<void> {
+  return until(`${stack.container(key)} to answer /health on 127.0.0.1:${stack.port(key)}`, () => answersHealth(stack, key), timeoutMs, 200);
+}
