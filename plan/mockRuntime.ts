@@ -240,6 +240,8 @@ const mocks: pulumi.runtime.Mocks = {
 export interface Evaluation {
   /** Every registered resource, sorted by URN. */
   resources: DeclaredResource[];
+  /** Resources the engine adds on its own (the dynamic resources' default provider): diffed, not listed. */
+  engineResources: DeclaredResource[];
   /** Per resource URN, per top-level input, a digest of the unmasked value (for diffs only). */
   fingerprints: Map<string, Record<string, string>>;
   /** Warnings the program logged. */
@@ -361,10 +363,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
     else process.env.MAI_CLIENTS_DIR = previousClientsDir;
   }
   const dynamicProvider = defaultDynamicProvider(resources, input);
-  if (dynamicProvider) {
-    resources.push(dynamicProvider.resource);
-    fingerprints.set(dynamicProvider.resource.urn, dynamicProvider.fingerprints);
-  }
+  if (dynamicProvider) fingerprints.set(dynamicProvider.resource.urn, dynamicProvider.fingerprints);
   resources.sort((a, b) => (a.urn < b.urn ? -1 : a.urn > b.urn ? 1 : 0));
-  return { resources, fingerprints, warnings };
+  return { resources, engineResources: dynamicProvider ? [dynamicProvider.resource] : [], fingerprints, warnings };
 }

@@ -161,7 +161,7 @@ function moveNotes(change: ResourceChange, move: { from: string; to: string }): 
   if (isMoveCommand && change.op === "create") return [`runs the move: stops the client on ${move.from}, streams its data to ${move.to}, verifies (see Moves)`];
   if (isMoveCommand && change.op === "delete") return ["drops the record of an earlier move; runs nothing"];
   const notes: string[] = [];
-  if (change.op === "replace" && change.replaceFields?.includes("provider")) notes.push(`recreated on ${move.to}, removed from ${move.from}`);
+  if (change.op === "replace" && change.replaceFields?.includes("replacementTrigger")) notes.push(`recreated on ${move.to}, removed from ${move.from}`);
   if (restartingTypes.has(change.type) && change.op !== "delete") notes.push(`starts on ${move.to} after the data has moved`);
   if (restartingTypes.has(change.type) && change.op === "delete") notes.push(`removed from ${move.from} after the move (stopped by the move first)`);
   if (dataHoldingTypes.has(change.type) && change.op !== "delete") notes.push(`filled by the move on ${move.to}`);

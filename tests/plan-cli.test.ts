@@ -94,7 +94,10 @@ describe("npm run plan", () => {
       expect(creates.length).toBeGreaterThan(3);
       expect(creates.every((c) => c.client === "newco")).toBe(true);
       expect(creates.map((c) => c.type)).toEqual(expect.arrayContaining(["docker:index/container:Container", "cloudflare:index/dnsRecord:DnsRecord", "docker:index/volume:Volume"]));
-      const others = list.filter((c) => c.op !== "create");
+      // The engine's provider of the dynamic (OpenRouter) resources takes the project config as its
+      // inputs: the new client's key in the config updates it (nothing runs on a server).
+      expect(list.filter((c) => c.type === "pulumi:providers:pulumi-nodejs").map((c) => c.op)).toEqual(["update"]);
+      const others = list.filter((c) => c.op !== "create" && c.type !== "pulumi:providers:pulumi-nodejs");
       expect(others.length).toBeGreaterThan(0);
       expect(others.every((c) => c.op === "update" && c.client === undefined && c.name.startsWith("proxy-") && c.type.startsWith("command:"))).toBe(true);
       expect(others.map((c) => c.name)).toContain("proxy-caddyfile");
@@ -103,10 +106,11 @@ describe("npm run plan", () => {
     }
   });
 
-  it("listing today's single server under servers (the first step of adding one) plans no change at all", async () => {
+  it("listing today's single server under servers (the first step of adding one) changes nothing on any server", async () => {
     fs.appendFileSync(stackFile, "  mai-hosting:servers:\n    host: { serverType: ccx53, location: nbg1 }\n");
     try {
-      expect(await changes()).toEqual([]);
+      // Only the engine's provider of the dynamic resources, whose inputs are the project config.
+      expect((await changes()).map((c) => `${c.op} ${c.type}`)).toEqual(["update pulumi:providers:pulumi-nodejs"]);
     } finally {
       reset();
     }

@@ -63,7 +63,7 @@ describe("plan --base on two servers", () => {
       expect(json.summary.retained).toContain("acme-data");
       const acme = json.changes.filter((c) => c.client === "acme");
       for (const name of ["acme-container", "acme-data", "acme-network"]) {
-        expect(acme.find((c) => c.name === name)).toMatchObject({ op: "replace", fields: expect.arrayContaining(["provider"]), move: { from: "host", to: "nbg1-b" } });
+        expect(acme.find((c) => c.name === name)).toMatchObject({ op: "replace", fields: expect.arrayContaining(["replacementTrigger"]), move: { from: "host", to: "nbg1-b" } });
       }
       expect(acme.find((c) => c.name === "acme-move-run")).toMatchObject({ op: "create", type: "command:local:Command" });
       expect(acme.filter((c) => c.type === "cloudflare:index/dnsRecord:DnsRecord").every((c) => c.op === "update" && c.fields.includes("content"))).toBe(true);

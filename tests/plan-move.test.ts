@@ -1,6 +1,7 @@
 /**
  * How the plan shows a client moving between servers: the client's Docker resources change
- * provider (another server's engine), which Pulumi carries out as replacements; the plan groups
+ * provider (another server's engine) and their `replacementTrigger` (the server), which the engine
+ * carries out as replacements (a provider change alone would only repoint the state); the plan groups
  * them as one move with its steps and a downtime warning, and counts the source volume as
  * retained, not lost.
  */
@@ -29,9 +30,9 @@ function clientOn(slug: string, server: string, opts: { moving?: boolean } = {})
   });
   const resources: DeclaredResource[] = [
     { urn: parent, type: "mai:index:ClientInstance", name: slug, custom: false, inputs: {}, options: noOptions },
-    child("docker:index/network:Network", `${slug}-network`, { name: `mai-${slug}` }, {}, dockerProvider(server)),
-    child("docker:index/volume:Volume", `${slug}-data`, { name: `mai-${slug}-data` }, { retainOnDelete: true }, dockerProvider(server)),
-    child("docker:index/container:Container", `${slug}-container`, { name: `mai-${slug}`, image: "mai:1" }, { deleteBeforeReplace: true }, dockerProvider(server)),
+    child("docker:index/network:Network", `${slug}-network`, { name: `mai-${slug}` }, { replacementTrigger: server }, dockerProvider(server)),
+    child("docker:index/volume:Volume", `${slug}-data`, { name: `mai-${slug}-data` }, { retainOnDelete: true, replacementTrigger: server }, dockerProvider(server)),
+    child("docker:index/container:Container", `${slug}-container`, { name: `mai-${slug}`, image: "mai:1" }, { deleteBeforeReplace: true, replacementTrigger: server }, dockerProvider(server)),
     child("cloudflare:index/dnsRecord:DnsRecord", `${slug}-dns-a`, { zoneId: "z", name: slug, type: "A", content: ipOf[server] }, {}, `${stackUrn}pulumi:providers:cloudflare::default`),
   ];
   if (opts.moving) {
@@ -52,10 +53,10 @@ const placements = reviewPlacements(
 const changes = annotateMoves(diffDeclarations(base, head), placements.moves);
 
 describe("a client's move in the diff", () => {
-  it("replaces the client's Docker resources because their provider changes, and touches no other client", () => {
+  it("replaces the client's Docker resources because their server (replacement trigger) changes, and touches no other client", () => {
     const replaced = changes.filter((c) => c.op === "replace");
     expect(replaced.map((c) => c.name).sort()).toEqual(["acme-container", "acme-data", "acme-network"]);
-    for (const change of replaced) expect(change).toMatchObject({ replaceFields: ["provider"], client: "acme", move: { from: "nbg1-a", to: "nbg1-b" } });
+    for (const change of replaced) expect(change).toMatchObject({ replaceFields: ["replacementTrigger"], client: "acme", move: { from: "nbg1-a", to: "nbg1-b" } });
     expect(changes.find((c) => c.name === "acme-dns-a")).toMatchObject({ op: "update", fields: ["content"] });
     expect(changes.filter((c) => c.op === "create").map((c) => c.name)).toEqual(["acme-move", "acme-move-run"]);
     expect(changes.every((c) => c.client === "acme")).toBe(true);
@@ -81,8 +82,15 @@ describe("a client's move in the diff", () => {
       [providerResource(renamedProvider, [oldProvider]), ...withProvider(renamedProvider)],
     );
     expect(aliased).toEqual([]);
+    // Without the alias the provider itself is new (created) and the old one deleted; the client's
+    // resources are still not replaced: the engine only repoints them (their inputs are the same).
     const unaliased = diffDeclarations([providerResource(oldProvider), ...withProvider(oldProvider)], [providerResource(renamedProvider), ...withProvider(renamedProvider)]);
-    expect(unaliased.filter((c) => c.op === "replace").map((c) => c.name).sort()).toEqual(["acme-container", "acme-data", "acme-network"]);
+    expect(unaliased.map((c) => `${c.op} ${c.name}`).sort()).toEqual(["create nbg1-a-docker", "delete host-docker"]);
+  });
+
+  it("a provider change alone (same inputs, same trigger) replaces nothing, as on the real engine", () => {
+    const onProvider = (server: string) => clientOn("acme", "nbg1-a").map((r) => (r.provider?.includes("providers:docker") ? { ...r, provider: dockerProvider(server) } : r));
+    expect(diffDeclarations(onProvider("nbg1-a"), onProvider("nbg1-b"))).toEqual([]);
   });
 
   it("a data volume replaced without a move is still data loss", () => {
@@ -120,8 +128,8 @@ describe("a client's move in the report", () => {
     expect(text).toContain("  Moves (1)\n    acme: nbg1-a -> nbg1-b\n      1. create volume mai-acme-data and network mai-acme on nbg1-b (empty)\n      2. stop mai-acme on nbg1-a");
     expect(text).toContain("DOWNTIME: acme is offline from the stop on nbg1-a until DNS answers with nbg1-b");
     expect(text).toContain("client acme (moves nbg1-a -> nbg1-b)");
-    expect(text).toMatch(/replace docker:Container acme-container \(provider\) — recreated on nbg1-b, removed from nbg1-a; starts on nbg1-b after the data has moved/);
-    expect(text).toMatch(/replace docker:Volume acme-data \(provider\) — .*filled by the move on nbg1-b; the one on nbg1-a is kept \(retained\)/);
+    expect(text).toMatch(/replace docker:Container acme-container \(replacementTrigger\) — recreated on nbg1-b, removed from nbg1-a; starts on nbg1-b after the data has moved/);
+    expect(text).toMatch(/replace docker:Volume acme-data \(replacementTrigger\) — .*filled by the move on nbg1-b; the one on nbg1-a is kept \(retained\)/);
     expect(text).toMatch(/create\s+command:Command acme-move-run — runs the move: stops the client on nbg1-a, streams its data to nbg1-b, verifies/);
     expect(text).not.toContain("restart of acme");
   });
@@ -129,7 +137,7 @@ describe("a client's move in the report", () => {
   it("markdown and JSON carry the move, its steps and the warning", () => {
     const md = renderMarkdown(report);
     expect(md).toContain("**Move `acme`: nbg1-a → nbg1-b.** DOWNTIME:");
-    expect(md).toContain("| +- | replace (**move** nbg1-a → nbg1-b) | `docker:Container` | `acme-container` | `provider` | acme |");
+    expect(md).toContain("| +- | replace (**move** nbg1-a → nbg1-b) | `docker:Container` | `acme-container` | `replacementTrigger` | acme |");
     const json = JSON.parse(renderJson(report));
     expect(json.moves).toEqual([
       expect.objectContaining({ slug: "acme", from: "nbg1-a", to: "nbg1-b", suspended: false, steps: expect.any(Array), downtime: expect.stringContaining("DOWNTIME") }),

@@ -16,7 +16,7 @@ import { type DeclaredResource, type ProgramRun, runProgram } from "./support/pr
 
 const FIXTURE_CLIENTS = path.join(__dirname, "fixtures", "stack", "clients");
 const SERVERS = { "nbg1-a": { serverType: "ccx33" }, "fsn1-b": { serverType: "ccx23", location: "fsn1" } };
-const CONFIG = { ...FIXTURE_CONFIG, "mai-hosting:servers": JSON.stringify(SERVERS) };
+const CONFIG = { ...FIXTURE_CONFIG, "mai-hosting:servers": JSON.stringify(SERVERS), "mai-hosting:defaultServer": "nbg1-a" };
 const ipv4Of = (server: string) => mockOutputs("hcloud:index/server:Server", `${server}-server`, {}).state.ipv4Address as string;
 
 const dirs: string[] = [];

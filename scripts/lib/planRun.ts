@@ -285,7 +285,10 @@ export async function runPlan(options: PlanOptions): Promise<PlanResult> {
       }
       report.moves = placements.moves;
       report.warnings.push(...placements.notes, ...placements.moves.map((m) => m.downtime));
-      const changes = diffDeclarations(base?.resources ?? [], head.resources, { base: base?.fingerprints, head: head.fingerprints });
+      const changes = diffDeclarations(base ? [...base.resources, ...base.engineResources] : [], [...head.resources, ...head.engineResources], {
+        base: base?.fingerprints,
+        head: head.fingerprints,
+      });
       report.changes = annotateMoves(changes, placements.moves);
       if (!at.stackFile) report.warnings.push(`${stackFileName} does not exist at ${options.base}: every resource is new`);
     } finally {
@@ -320,7 +323,8 @@ export async function planChangesBetween(projectRoot: string, stack: string, bas
   const before = await evaluateSide(base);
   const after = await evaluateSide(head);
   const placements = reviewPlacements(placementsOf(before.checked.clients), placementsOf(after.checked.clients));
-  const changes = diffDeclarations(before.evaluation.resources, after.evaluation.resources, {
+  const all = (e: Evaluation) => [...e.resources, ...e.engineResources];
+  const changes = diffDeclarations(all(before.evaluation), all(after.evaluation), {
     base: before.evaluation.fingerprints,
     head: after.evaluation.fingerprints,
   });
