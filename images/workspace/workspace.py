@@ -225,14 +225,14 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("//"):
             self.path = "/" + self.path.lstrip("/")  # a path, not a network location
         headers = Headers()
-        while True:
+        for fields in range(MAX_HEADER_FIELDS + 1):
             line = self.rfile.readline(MAX_HEADER_LINE + 1)
             if line in (b"\r\n", b"\n", b""):
                 break
-            name, colon, value = line.decode("iso-8859-1").partition(":")
-            if len(line) > MAX_HEADER_LINE or len(headers) >= MAX_HEADER_FIELDS:
+            if len(line) > MAX_HEADER_LINE or fields == MAX_HEADER_FIELDS:
                 self.send_error(431, "Request header fields too large")
                 return False
+            name, colon, value = line.decode("iso-8859-1").partition(":")
             if not colon or not name or name != name.strip():
                 self.send_error(400, "Bad header field")
                 return False
