@@ -90,7 +90,7 @@ export async function runStandInBench(image: string = LOCAL_WORKSPACE_IMAGE): Pr
       renderCaddyfile([client, referenceClient], { bindAddress: "127.0.0.1", httpPort, httpsPort, adminAddress, issuer: "internal" }),
       adminAddress,
     );
-    await untilHealthy({ port: httpsPort, hostname: client.hostname, ca: caddy.rootCa }, "Caddy");
+    for (const site of [client, referenceClient]) await untilHealthy({ port: httpsPort, hostname: site.hostname, ca: caddy.rootCa }, `Caddy for ${site.hostname}`);
     const hostsFile = path.join(scratch, "hosts");
     writeFileSync(hostsFile, `127.0.0.1 localhost ${client.hostname} ${referenceClient.hostname}\n`);
 
