@@ -6,7 +6,8 @@
  * name in a mount namespace of its own (a hosts file bound over /etc/hosts), so SNI and Host are
  * the site's and nothing on the machine changes. For scale on a shared machine, the same Caddy
  * also proxies to a minimal Node.js upstream on the host (the reference: what Caddy and wrk cost
- * by themselves right now). Holds the engine lock; removes what it created.
+ * by themselves right now), and the stand-in's CPU time per request (its container's cgroup) is
+ * a figure the machine's other load hardly changes. Holds the engine lock; removes what it created.
  * Figures only, never a verdict that fails. Run alone: `npx tsx scripts/bench-standin.ts [image]`.
  */
 import { execFile, spawnSync } from "node:child_process";
@@ -54,11 +55,27 @@ async function wrk(url: string, hostsFile?: string): Promise<WrkReport> {
   return parseWrkReport(stdout);
 }
 
-function line(label: string, report: WrkReport): string {
+/** CPU time the container has used so far, in microseconds (cgroup v1 or v2). */
+async function containerCpuMicros(container: string): Promise<number> {
+  // cgroup v1 counts nanoseconds, v2 microseconds.
+  const v1 = "/sys/fs/cgroup/cpuacct/cpuacct.usage";
+  const script = `if [ -e ${v1} ]; then echo $(( $(cat ${v1}) / 1000 )); else sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat; fi`;
+  return Number(await docker(["exec", container, "sh", "-c", script]));
+}
+
+/** A wrk run with the container's CPU time per request over it. */
+async function measured(container: string, url: string, hostsFile?: string): Promise<WrkReport & { cpuMicrosPerRequest: number }> {
+  const before = await containerCpuMicros(container);
+  const report = await wrk(url, hostsFile);
+  return { ...report, cpuMicrosPerRequest: ((await containerCpuMicros(container)) - before) / report.requests };
+}
+
+function line(label: string, report: WrkReport & { cpuMicrosPerRequest?: number }): string {
   const errors = report.non2xx + report.socketErrors;
+  const cpu = report.cpuMicrosPerRequest === undefined ? "" : `  stand-in CPU ${report.cpuMicrosPerRequest.toFixed(0)} us/request`;
   return (
     `  ${label.padEnd(28)} ${report.requestsPerSecond.toFixed(0).padStart(6)} req/s  p50 ${report.latencyMs[50].toFixed(2)} ms` +
-    `  p99 ${report.latencyMs[99].toFixed(2)} ms  errors ${errors}`
+    `  p99 ${report.latencyMs[99].toFixed(2)} ms  errors ${errors}${cpu}`
   );
 }
 
@@ -94,8 +111,8 @@ export async function runStandInBench(image: string = LOCAL_WORKSPACE_IMAGE): Pr
     const hostsFile = path.join(scratch, "hosts");
     writeFileSync(hostsFile, `127.0.0.1 localhost ${client.hostname} ${referenceClient.hostname}\n`);
 
-    const direct = await wrk(`http://127.0.0.1:${port}/health`);
-    const proxied = await wrk(`https://${client.hostname}:${httpsPort}/health`, hostsFile);
+    const direct = await measured(container, `http://127.0.0.1:${port}/health`);
+    const proxied = await measured(container, `https://${client.hostname}:${httpsPort}/health`, hostsFile);
     const floor = await wrk(`https://${referenceClient.hostname}:${httpsPort}/health`, hostsFile);
     const p50 = proxied.latencyMs[50];
     return [
