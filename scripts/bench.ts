@@ -6,7 +6,8 @@
  * containers and the sampler's cost (scripts/bench-status.ts), the move benchmark
  * (scripts/bench-move.ts).
  * A benchmark, not a test: it prints figures and never fails on them. Then runs the proxy
- * benchmark of scripts/bench-proxy.ts when that file exists, and the real-engine benchmark of
+ * benchmark of scripts/bench-proxy.ts when that file exists, the workspace stand-in's latency
+ * directly and through Caddy (scripts/bench-standin.ts), and the real-engine benchmark of
  * scripts/bench-engine.ts.
  */
 import { execFile } from "child_process";
@@ -129,6 +130,10 @@ async function main(): Promise<void> {
       else if (typeof lines === "string") console.log(lines);
     }
   }
+
+  // The workspace stand-in's /health, directly and through Caddy (goal p50 <= 2 ms through Caddy).
+  const { runStandInBench } = await import("./bench-standin");
+  for (const line of await runStandInBench()) console.log(line);
 
   // The operator's view on the local engine (status over 20/100 clients, sampler cost).
   const { runStatusBench } = await import("./bench-status");

@@ -15,7 +15,11 @@ stack relies on, plus a few endpoints that let tests load a container on purpose
   POST /api/burn?seconds=S&workers=W   W processes burn CPU for S seconds (answers at once)
   POST /api/upload?name=F  stores the body under $DATA_DIR/uploads/F
 
-Request bodies may come with a Content-Length or chunked.
+It answers like a server a proxy can keep connections to: HTTP/1.1 with keep-alive, every
+answer with a Content-Length (or chunked), sent without Nagle's delay; HEAD wherever GET is;
+404 for an unknown path and 405 for a known one with another method, as FastAPI does. Request
+bodies may come with a Content-Length or chunked; what an endpoint leaves unread is discarded
+before the next request on the connection.
 
 State lives where Open WebUI keeps it: a SQLite database in WAL mode at $DATA_DIR/webui.db
 (DATA_DIR defaults to /app/backend/data), with a `user` table (id, name, email, role,
@@ -38,6 +42,7 @@ import sys
 import threading
 import time
 import uuid
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -155,14 +160,97 @@ class Workspace:
             threading.Thread(target=process.wait, daemon=True).start()
 
 
+_date = (0, "")
+
+
+def http_date():
+    """The Date field's value, formatted once per second."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True))
+    return _date[1]
+
+
+MAX_HEADER_LINE = 65536
+MAX_HEADER_FIELDS = 100
+
+
+class Headers(dict):
+    """A request's header fields by lower-case name; a repeated field's values joined by commas."""
+
+    def add(self, name, value):
+        key = name.lower()
+        self[key] = f"{self[key]}, {value}" if key in self else value
+
+    def get(self, name, default=None):
+        return super().get(name.lower(), default)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the proxy's upstream connections expect
     server_version = "mai-workspace-standin/1"
+    # A response is written in pieces (status line, headers, body): with Nagle's algorithm on, the
+    # second piece waits for the peer's delayed ACK, 40 ms per request on Linux.
+    disable_nagle_algorithm = True
+    # Buffered: the pieces of a response leave in one segment when the request is done (streams,
+    # websockets and "100 Continue" flush on their own).
+    wbufsize = -1
     workspace = None  # set in main()
 
+    def version_string(self):
+        return self.server_version  # without "Python/3.x"
+
     def log_message(self, format, *args):
-        if not self.path.startswith("/health"):
+        # `path` is unset when the request line itself was malformed.
+        if not getattr(self, "path", "").startswith("/health"):
             log(f"{self.address_string()} {format % args}")
+
+    def parse_request(self):
+        """Reads the request line and header fields, as the standard library's parse_request
+        does, but with a plain header parser: its e-mail parser costs most of a request's CPU."""
+        self.command = None
+        self.request_version = "HTTP/1.0"  # what an error answer before the version is known says
+        self.close_connection = True
+        self.requestline = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        version = words[2][5:].split(".") if len(words) == 3 and words[2].startswith("HTTP/") else []
+        if len(version) != 2 or not all(part.isdigit() and len(part) <= 2 for part in version):
+            self.send_error(400, f"Bad request line {self.requestline!r}")
+            return False
+        if version[0] != "1":
+            self.send_error(505, f"Invalid HTTP version ({words[2]})")
+            return False
+        self.command, self.path, self.request_version = words
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")  # a path, not a network location
+        headers = Headers()
+        for fields in range(MAX_HEADER_FIELDS + 1):
+            line = self.rfile.readline(MAX_HEADER_LINE + 1)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            if len(line) > MAX_HEADER_LINE or fields == MAX_HEADER_FIELDS:
+                self.send_error(431, "Request header fields too large")
+                return False
+            name, colon, value = line.decode("iso-8859-1").partition(":")
+            if not colon or not name or name != name.strip():
+                self.send_error(400, "Bad header field")
+                return False
+            headers.add(name, value.strip())
+        self.headers = headers
+        connection = headers.get("Connection", "").lower()
+        if "close" in connection:
+            self.close_connection = True
+        elif version[1] != "0" or "keep-alive" in connection:
+            self.close_connection = False
+        if headers.get("Expect", "").lower() == "100-continue" and version[1] != "0":
+            return self.handle_expect_100()
+        return True
+
+    def handle_expect_100(self):
+        answered = super().handle_expect_100()
+        self.wfile.flush()  # the client waits for it before sending the body
+        return answered
 
     # -- helpers --
     def query(self):
@@ -177,22 +265,33 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError(f"{name} must be between {lowest} and {highest}")
         return value
 
-    def send_json(self, status, body):
+    def send_json(self, status, body, headers=()):
+        """One JSON answer, composed here rather than field by field through send_header: this
+        is every request's path, and the generic one costs about as much as parsing the request."""
         data = json.dumps(body, separators=(",", ":")).encode()  # compact, as FastAPI answers
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.log_request(status)
+        head = (
+            f"{self.protocol_version} {status} {self.responses[status][0]}\r\n"
+            f"Server: {self.server_version}\r\nDate: {http_date()}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers)
+            + "\r\n"
+        ).encode("latin-1")
+        # HEAD: the same header fields, no body.
+        self.wfile.write(head if self.command == "HEAD" else head + data)
 
     def body_chunks(self):
-        """The request body piece by piece, sent with a Content-Length or chunked."""
+        """The request body piece by piece, sent with a Content-Length or chunked (read once)."""
+        if self.body_state != "unread":
+            return
+        self.body_state = "reading"
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass  # trailer fields
+                    self.body_state = "read"
                     return
                 yield self.rfile.read(size)
                 self.rfile.readline()  # CRLF after each chunk
@@ -203,66 +302,110 @@ class Handler(BaseHTTPRequestHandler):
                 return
             remaining -= len(chunk)
             yield chunk
+        self.body_state = "read"
 
     def read_body(self):
         return b"".join(self.body_chunks())
 
+    def discard_unread_body(self):
+        """Reads what an endpoint left of the request body, so the next request on the
+        connection starts where it should; a body that cannot be read ends the connection."""
+        if self.close_connection or self.body_state == "read":
+            return
+        if self.body_state == "unread":
+            try:
+                for _ in self.body_chunks():
+                    pass
+            except (ValueError, OSError):
+                pass
+        if self.body_state != "read":  # an endpoint stopped halfway, or the framing was broken
+            self.close_connection = True
+
     # -- routing --
+    # Path -> method -> handler name. HEAD is answered wherever GET is.
+    ROUTES = {
+        "/health": {"GET": "get_health"},
+        "/health/db": {"GET": "get_health_db"},
+        "/api/config": {"GET": "get_config"},
+        "/api/stats": {"GET": "get_stats"},
+        "/api/stream": {"GET": "stream_events"},
+        "/ws": {"GET": "websocket_echo"},
+        "/api/signup": {"POST": "post_signup"},
+        "/api/write": {"POST": "post_write"},
+        "/api/allocate": {"POST": "post_allocate"},
+        "/api/free": {"POST": "post_free"},
+        "/api/burn": {"POST": "post_burn"},
+        "/api/upload": {"POST": "upload"},
+    }
+
     def do_GET(self):
-        self.route("GET")
+        self.route()
 
-    def do_POST(self):
-        self.route("POST")
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
 
-    def route(self, method):
+    def route(self):
+        self.body_state = "unread"
         path = urlsplit(self.path).path
-        ws = self.workspace
+        if path.startswith("/ws/"):
+            path = "/ws"  # Open WebUI's /ws/socket.io/ and the like
+        methods = self.ROUTES.get(path)
+        name = methods and methods.get("GET" if self.command == "HEAD" else self.command)
         try:
-            if method == "GET" and path == "/health":
-                self.send_json(200, {"status": True})
-            elif method == "GET" and path == "/health/db":
-                ws.db.execute("SELECT 1")
-                self.send_json(200, {"status": True})
-            elif method == "GET" and path == "/api/config":
-                self.send_json(200, {"status": True, "name": os.environ.get("WEBUI_NAME", "mAI stand-in")})
-            elif method == "GET" and path == "/api/stats":
-                self.send_json(200, ws.stats())
-            elif method == "GET" and (path == "/ws" or path.startswith("/ws/")):
-                self.websocket_echo()
-            elif method == "GET" and path == "/api/stream":
-                self.stream_events()
-            elif method == "POST" and path == "/api/signup":
-                self.read_body()
-                email = self.query().get("email")
-                if not email or "@" not in email:
-                    self.send_json(400, {"detail": "email=<address> is required"})
-                else:
-                    self.send_json(200, ws.signup(email))
-            elif method == "POST" and path == "/api/write":
-                title = self.read_body().decode("utf-8", "replace") or "chat"
-                self.send_json(200, ws.write_chat(title))
-            elif method == "POST" and path == "/api/allocate":
-                self.read_body()
-                mb = self.int_param("mb", 64, 1, 65536)
-                self.send_json(200, {"held_mb": ws.allocate(mb)})
-            elif method == "POST" and path == "/api/free":
-                self.read_body()
-                ws.free()
-                self.send_json(200, {"held_mb": 0})
-            elif method == "POST" and path == "/api/burn":
-                self.read_body()
-                seconds = self.int_param("seconds", 10, 1, 3600)
-                workers = self.int_param("workers", 1, 1, 64)
-                ws.burn(seconds, workers)
-                self.send_json(202, {"seconds": seconds, "workers": workers})
-            elif method == "POST" and path == "/api/upload":
-                self.upload()
-            else:
+            if methods is None:
                 self.send_json(404, {"detail": "Not Found"})
+            elif name is None:
+                allowed = ", ".join(sorted({*methods, *(["HEAD"] if "GET" in methods else [])}))
+                self.send_json(405, {"detail": "Method Not Allowed"}, [("Allow", allowed)])
+            else:
+                getattr(self, name)()
         except ValueError as error:
             self.send_json(400, {"detail": str(error)})
         except sqlite3.Error as error:
             self.send_json(500, {"detail": f"database: {error}"})
+        self.discard_unread_body()
+
+    # -- endpoints --
+    def get_health(self):
+        self.send_json(200, {"status": True})
+
+    def get_health_db(self):
+        self.workspace.db.execute("SELECT 1")
+        self.send_json(200, {"status": True})
+
+    def get_config(self):
+        self.send_json(200, {"status": True, "name": os.environ.get("WEBUI_NAME", "mAI stand-in")})
+
+    def get_stats(self):
+        self.send_json(200, self.workspace.stats())
+
+    def post_signup(self):
+        self.read_body()
+        email = self.query().get("email")
+        if not email or "@" not in email:
+            self.send_json(400, {"detail": "email=<address> is required"})
+        else:
+            self.send_json(200, self.workspace.signup(email))
+
+    def post_write(self):
+        title = self.read_body().decode("utf-8", "replace") or "chat"
+        self.send_json(200, self.workspace.write_chat(title))
+
+    def post_allocate(self):
+        self.read_body()
+        mb = self.int_param("mb", 64, 1, 65536)
+        self.send_json(200, {"held_mb": self.workspace.allocate(mb)})
+
+    def post_free(self):
+        self.read_body()
+        self.workspace.free()
+        self.send_json(200, {"held_mb": 0})
+
+    def post_burn(self):
+        self.read_body()
+        seconds = self.int_param("seconds", 10, 1, 3600)
+        workers = self.int_param("workers", 1, 1, 64)
+        self.workspace.burn(seconds, workers)
+        self.send_json(202, {"seconds": seconds, "workers": workers})
 
     # -- endpoints with their own framing --
     def stream_events(self):
@@ -273,6 +416,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if self.command == "HEAD":
+            return
         for index in range(events):
             if index:
                 time.sleep(interval)
@@ -298,7 +443,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def websocket_echo(self):
         key = self.headers.get("Sec-WebSocket-Key")
-        if self.headers.get("Upgrade", "").lower() != "websocket" or not key:
+        if self.command != "GET" or self.headers.get("Upgrade", "").lower() != "websocket" or not key:
             self.send_json(400, {"detail": "websocket upgrade expected"})
             return
         accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
@@ -358,6 +503,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default backlog of 5 drops connections of a burst (a proxy opening many at once), and a
+    # dropped SYN costs the client a one-second retransmission.
+    request_queue_size = 128
+
+
 def main():
     # Names only: values include secrets (WEBUI_SECRET_KEY, OPENAI_API_KEY).
     log(f"environment (names only): {', '.join(sorted(os.environ))}")
@@ -366,8 +518,7 @@ def main():
     log(f"database {DB_PATH} (journal_mode={workspace.db.journal_mode})")
     threading.Thread(target=workspace.heartbeat_loop, daemon=True).start()
 
-    server = ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
-    server.daemon_threads = True
+    server = Server(("0.0.0.0", PORT), Handler)
 
     # As PID 1 a process ignores SIGTERM unless it handles it: stop promptly on `docker stop`.
     def stop(signum, _frame):
