@@ -17,6 +17,9 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { LOCAL_IMAGES } from "../../policy/localImages";
+import { requireEngine, requireImages } from "./engine";
+import { localStackConfig } from "./realStack";
 
 export interface PrivateEngineOptions {
   /** Directory for the socket, exec root and log; short (unix socket paths are limited to 108 bytes). */
@@ -173,3 +176,46 @@ export async function startPrivateEngine(options: PrivateEngineOptions): Promise
     },
   };
 }
+
+// --- The tests' engines -------------------------------------------------------------------------
+// Why a daemon of the tests' own rather than the machine's engine under unusual names: the local
+// stack owns fixed names (`mai-proxy`, `mai-caddy-data`, `mai-shared`) that a user's own stack on
+// this machine holds (running, or destroyed with its volumes retained), and tests restart and wipe
+// their engine. The data root is kept between runs (only images stay), so the local images are
+// copied from the machine's engine once per image version. One test file holds it at a time.
+
+/** Where the test engine keeps its images between runs. */
+export const TEST_ENGINE_DATA = "/var/tmp/mai-hosting-tests/engine";
+/** Its socket and exec root (short: unix socket paths are limited to 108 bytes). */
+const TEST_ENGINE_DIR = "/tmp/mai-hosting-test-engine";
+/** Its networks' addresses: apart from the machine engine's 172.17/16+ and 192.168/16 pools. */
+const TEST_ENGINE_POOL = "base=10.213.0.0/16,size=24";
+/** A second private engine's (a second server in move and restart tests). */
+export const SECOND_ENGINE_POOL = "base=10.214.0.0/16,size=24";
+
+/** DOCKER_HOST of the machine's own engine (where `npm run local:images` builds the images). */
+export const MACHINE_DOCKER_HOST = process.env.MAI_MACHINE_DOCKER_HOST || process.env.DOCKER_HOST || "unix:///var/run/docker.sock";
+
+/** Starts the test engine with the local images on it, nothing else. Call while holding the engine lock. */
+export async function startTestEngine(): Promise<PrivateEngine> {
+  requireEngine();
+  requireImages();
+  const engine = await startPrivateEngine({ dir: TEST_ENGINE_DIR, dataRoot: TEST_ENGINE_DATA, addressPool: TEST_ENGINE_POOL });
+  engine.wipe();
+  engine.loadImages(LOCAL_IMAGES, MACHINE_DOCKER_HOST);
+  return engine;
+}
+
+/** A second private engine for one test file (removed with its data afterwards). */
+export async function startSecondTestEngine(dir: string): Promise<PrivateEngine> {
+  const engine = await startPrivateEngine({ dir, addressPool: SECOND_ENGINE_POOL });
+  engine.loadImages(LOCAL_IMAGES, MACHINE_DOCKER_HOST);
+  return engine;
+}
+
+/** The name of the committed local stack's local server (clients run there by default). */
+export function localServerName(): string {
+  const servers = localStackConfig().servers as Record<string, { kind: string }>;
+  return Object.entries(servers).find(([, s]) => s.kind === "local")![0];
+}
+

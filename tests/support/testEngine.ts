@@ -10,51 +10,17 @@
  * engine once per image version, not per run. One test file holds it at a time (engine lock).
  */
 import { afterAll, beforeAll } from "vitest";
-import { LOCAL_IMAGES } from "../../policy/localImages";
 import type { HeldLock } from "../../scripts/lib/fileLock";
-import { acquireEngineLock, requireEngine, requireImages } from "./engine";
-import { startPrivateEngine, type PrivateEngine } from "./privateEngine";
-import { localStackConfig, RealStack, type RealStackOptions } from "./realStack";
+import { acquireEngineLock } from "./engine";
+import { localServerName, startTestEngine, type PrivateEngine } from "./privateEngine";
+import { RealStack, type RealStackOptions } from "./realStack";
 
-/** Where the test engine keeps its images between runs. */
-export const TEST_ENGINE_DATA = "/var/tmp/mai-hosting-tests/engine";
-/** Its socket and exec root (short: unix socket paths are limited to 108 bytes). */
-const TEST_ENGINE_DIR = "/tmp/mai-hosting-test-engine";
-/** Its networks' addresses: apart from the machine engine's 172.17/16+ and 192.168/16 pools. */
-const TEST_ENGINE_POOL = "base=10.213.0.0/16,size=24";
-/** A second private engine's (a second server in move and restart tests). */
-export const SECOND_ENGINE_POOL = "base=10.214.0.0/16,size=24";
-
-/** DOCKER_HOST of the machine's own engine (where `npm run local:images` builds the images). */
-export const MACHINE_DOCKER_HOST = process.env.MAI_MACHINE_DOCKER_HOST || process.env.DOCKER_HOST || "unix:///var/run/docker.sock";
+export { MACHINE_DOCKER_HOST, SECOND_ENGINE_POOL, startSecondTestEngine, startTestEngine, TEST_ENGINE_DATA, localServerName } from "./privateEngine";
 
 /** Longest wait for the engine lock: other test files and other runs on the machine hold it in turn. */
 export const LOCK_WAIT_MS = 10 * 60_000;
 /** Time a file's setup may take once it holds the lock (start the engine, `pulumi up`, wait for health). */
 export const SETUP_MS = 4 * 60_000;
-
-/** Starts the test engine with the local images on it, nothing else. Call while holding the engine lock. */
-export async function startTestEngine(): Promise<PrivateEngine> {
-  requireEngine();
-  requireImages();
-  const engine = await startPrivateEngine({ dir: TEST_ENGINE_DIR, dataRoot: TEST_ENGINE_DATA, addressPool: TEST_ENGINE_POOL });
-  engine.wipe();
-  engine.loadImages(LOCAL_IMAGES, MACHINE_DOCKER_HOST);
-  return engine;
-}
-
-/** A second private engine for one test file (removed with its data afterwards). */
-export async function startSecondTestEngine(dir: string): Promise<PrivateEngine> {
-  const engine = await startPrivateEngine({ dir, addressPool: SECOND_ENGINE_POOL });
-  engine.loadImages(LOCAL_IMAGES, MACHINE_DOCKER_HOST);
-  return engine;
-}
-
-/** The name of the committed local stack's local server (clients run there by default). */
-export function localServerName(): string {
-  const servers = localStackConfig().servers as Record<string, { kind: string }>;
-  return Object.entries(servers).find(([, s]) => s.kind === "local")![0];
-}
 
 export interface RealEngineSuite {
   /** The deployed stack. */
