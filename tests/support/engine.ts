@@ -40,6 +40,19 @@ export function requireEngine(): void {
   }
 }
 
+/** Throws, saying how to install it, unless the Pulumi CLI answers `pulumi version`. */
+export function requirePulumi(): string {
+  try {
+    return execFileSync("pulumi", ["version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000, env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" } }).trim();
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === "ENOENT";
+    throw new Error(
+      `${missing ? "The Pulumi CLI is not on PATH" : `\`pulumi version\` failed (${(error as Error).message.split("\n")[0]})`}: the real-engine tests run real \`pulumi up\`. ` +
+        "Install it from pulumi.com/docs/install, or offline with `eval \"$(bash ../shared/toolchain/install.sh)\"` (README, Set up).",
+    );
+  }
+}
+
 /** Throws, saying how to build them, unless every image the local stack uses is on the engine. */
 export function requireImages(images: readonly string[] = LOCAL_IMAGES): void {
   const missing = images.filter((image) => {

@@ -18,7 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LOCAL_IMAGES } from "../../policy/localImages";
-import { requireEngine, requireImages } from "./engine";
+import { requireEngine, requireImages, requirePulumi } from "./engine";
 import { localStackConfig } from "./realStack";
 
 export interface PrivateEngineOptions {
@@ -198,6 +198,7 @@ export const MACHINE_DOCKER_HOST = process.env.MAI_MACHINE_DOCKER_HOST || proces
 
 /** Starts the test engine with the local images on it, nothing else. Call while holding the engine lock. */
 export async function startTestEngine(): Promise<PrivateEngine> {
+  requirePulumi();
   requireEngine();
   requireImages();
   const engine = await startPrivateEngine({ dir: TEST_ENGINE_DIR, dataRoot: TEST_ENGINE_DATA, addressPool: TEST_ENGINE_POOL });
