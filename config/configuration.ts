@@ -6,7 +6,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { assessCapacity, type CapacityReport } from "../policy/capacity";
-import { type ValidClientFile, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
+import { type ValidClientFile, defaultAdminEmail, hostnameProblem, isClientFileName, validateClientFile } from "./clientFile";
 import { type ConfigIssue, ConfigError } from "./configIssues";
 import type { ClientSpec, ServerSpec, StackSettings } from "./model";
 import { checkMoveFields } from "../policy/move";
@@ -249,6 +249,7 @@ function resolveClient(
     slug: client.slug,
     file: client.file,
     name: content.name,
+    admin: content.admin ?? defaultAdminEmail(defaultHostname),
     port: content.port,
     hostname: content.hostname ?? defaultHostname,
     defaultHostname,

@@ -33,7 +33,7 @@ describe("image tags", () => {
   it("are the images the committed local stack runs (a Caddy upgrade cannot leave it behind)", () => {
     const stack = fs.readFileSync(path.join(__dirname, "..", "Pulumi.local.yaml"), "utf8");
     expect(stack).toContain(`mai-hosting:proxyImage: ${LOCAL_PROXY_IMAGE}\n`);
-    expect(stack).toContain(`mai-hosting:defaultImage: ${LOCAL_WORKSPACE_IMAGE}\n`);
+    expect(stack).toContain(`mai-hosting:defaultImage: ${LOCAL_OPEN_WEBUI_IMAGE}\n`);
   });
 });
 
