@@ -19,7 +19,7 @@ import { Proxy } from "./components/proxy";
 import { loadProgramConfig } from "./config/programConfig";
 import { DEFAULT_SERVER_NAME } from "./config/servers";
 import { renderCaddyfile } from "./policy/caddyfile";
-import { clientNames } from "./policy/clientContainer";
+import { clientAdminsOutput, clientNames } from "./policy/clientContainer";
 import { caddyfileOptionsFor } from "./policy/proxyPolicy";
 import { serverResourceNames } from "./policy/serverNaming";
 import { SHARED_NETWORK } from "./policy/sharedNames";
@@ -120,4 +120,12 @@ export const clientEndpoints = Object.fromEntries(
     client.slug,
     { url, port: client.port, container: clientNames(client.slug).container, status: client.status, server: client.server },
   ]),
+);
+/**
+ * Each client's first admin, `{ <slug>: { email, password } }` (secret): the account the workspace
+ * creates at its first start. Hand it over with `pulumi stack output clientAdmins --show-secrets`
+ * (README "Hand over a new workspace"); the password is the initial one, not what the client set.
+ */
+export const clientAdmins = pulumi.secret(
+  pulumi.all(clients.map((instance) => instance.adminAccount.apply((account) => ({ slug: instance.client.slug, ...account })))).apply(clientAdminsOutput),
 );

@@ -14,6 +14,7 @@ import {
   clientNames,
   clientPorts,
   clientUrl,
+  type ClientAdminAccount,
 } from "../policy/clientContainer";
 import { dnsRecordsFor } from "../policy/dns";
 import { lifecycle, placedOn } from "../policy/lifecycle";
@@ -74,6 +75,8 @@ export class ClientInstance extends pulumi.ComponentResource {
   public readonly url: string;
   /** The validated client this instance declares. */
   public readonly client: ClientSpec;
+  /** The first admin's e-mail and generated password (secret): what the operator hands over. */
+  public readonly adminAccount: pulumi.Output<ClientAdminAccount>;
 
   constructor(name: string, args: ClientInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("mai:index:ClientInstance", name, {}, opts);
@@ -131,10 +134,15 @@ export class ClientInstance extends pulumi.ComponentResource {
     // resuming must not log every user out.
     const webuiSecretKey = new random.RandomPassword(`${name}-webui-secret`, { length: 48, special: false }, child);
 
+    // The first admin's password, created with the workspace: Open WebUI makes the account at its
+    // first start and ignores the value once any account exists, so it too lives as long as the client.
+    const adminPassword = new random.RandomPassword(`${name}-admin-password`, { length: 32, special: false }, child);
+    this.adminAccount = pulumi.secret(adminPassword.result.apply((password) => ({ email: client.admin, password })));
+
     if (client.status === "active") {
       const envs = pulumi
-        .all([pulumi.secret(apiKey), webuiSecretKey.result])
-        .apply(([openrouterApiKey, secret]) => clientEnvironment(client, { openrouterApiKey, webuiSecretKey: secret }));
+        .all([pulumi.secret(apiKey), webuiSecretKey.result, adminPassword.result])
+        .apply(([openrouterApiKey, secret, admin]) => clientEnvironment(client, { openrouterApiKey, webuiSecretKey: secret, adminPassword: admin }));
 
       this.container = new docker.Container(
         `${name}-container`,

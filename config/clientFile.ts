@@ -124,6 +124,38 @@ export function hostnameProblem(value: string, example = "chat.example.com"): st
   return undefined;
 }
 
+const EMAIL_EXAMPLE = "it-admin@example.com";
+const EMAIL_LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+/**
+ * Why `value` is not a plain lower-case e-mail address, or undefined. Lower case because Open
+ * WebUI stores and matches addresses in lower case: the address handed to the client is the one
+ * that signs in.
+ */
+export function emailProblem(value: string): string | undefined {
+  const expected = `expected an e-mail address like "${EMAIL_EXAMPLE}"`;
+  const got = describeValue(value);
+  if (value.trim() === "") return `${expected}, got an empty string`;
+  if (/[<>]/.test(value)) return `${expected}, got ${got} (only the address, without a name or angle brackets)`;
+  if (/\s/.test(value)) return `${expected}, got ${got} (no spaces)`;
+  if (value.length > 254) return `${expected}, got ${value.length} characters (at most 254)`;
+  const at = value.split("@");
+  if (at.length !== 2) return `${expected}, got ${got} (exactly one "@")`;
+  if (/[A-Z]/.test(value)) return `${expected}, got ${got} (write it in lower case: Open WebUI stores addresses in lower case)`;
+  const [local, domain] = at;
+  if (local.length === 0 || local.length > 64 || !EMAIL_LOCAL_PART.test(local)) {
+    return `${expected}, got ${got} (the part before "@" must be 1-64 characters a-z, 0-9, dots between them, and !#$%&'*+/=?^_\`{|}~-)`;
+  }
+  const domainProblem = hostnameProblem(domain, "example.com");
+  if (domainProblem !== undefined) return `${expected}, got ${got} (after "@" ${domainProblem.replace(/^expected /, "")})`;
+  return undefined;
+}
+
+/** The first admin's e-mail when a client file names none: a login name on the client's own default host name. */
+export function defaultAdminEmail(defaultHostname: string): string {
+  return `admin@${defaultHostname}`;
+}
+
 const IMAGE_EXAMPLE = "ghcr.io/mai-hosting/mai:1.4.2";
 const REGISTRY = "(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?";
 const PATH_COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
@@ -160,6 +192,8 @@ const STACK_MANAGED_ENV_REASONS: Readonly<Record<string, string>> = {
   ENV: "the stack runs every client in production mode",
   ORGANIZATION_NAME: "it is derived from the client's name",
   OPENROUTER_EXTERNAL_USER: "the stack sets it to mai_client_<slug>, the client's organisation id",
+  WEBUI_ADMIN_EMAIL: "the client's first admin comes from the `admin` field",
+  WEBUI_ADMIN_PASSWORD: "the stack generates the first admin's password (stack output clientAdmins)",
   WEBUI_SESSION_COOKIE_SECURE: "every client is served over HTTPS, so session cookies are always Secure",
   WEBUI_SESSION_COOKIE_SAME_SITE: "the stack sets lax for every client",
   PORT: "the container always listens on 8080",
@@ -410,6 +444,11 @@ export const clientFileSchema = mapping(
       .enum(["active", "suspended"], { error: expecting('"active" or "suspended"') })
       .default("active")
       .describe("active: the workspace runs. suspended: the container is removed, data and DNS are kept, visitors get a 503 page."),
+    admin: checkedString(`an e-mail address like "${EMAIL_EXAMPLE}"`, emailProblem)
+      .describe(
+        "E-mail of the client's first admin. The stack creates this account with a generated password at the workspace's first start (pulumi stack output clientAdmins --show-secrets), so nobody else can take a new workspace. Defaults to admin@<slug>.<domain>. Open WebUI uses it only while the workspace has no account: a change later does nothing.",
+      )
+      .optional(),
     image: checkedString(`a container image with a pinned version, like "${IMAGE_EXAMPLE}"`, imageProblem)
       .describe("Container image override; defaults to the stack's defaultImage. Must pin a version (no :latest).")
       .optional(),

@@ -9,6 +9,7 @@ import { assessCapacity, type CapacityReport } from "../policy/capacity";
 import {
   ALLOWED_CLIENT_ENV_KEY,
   type ValidClientFile,
+  defaultAdminEmail,
   hostnameProblem,
   idnaLabelProblem,
   isClientFileName,
@@ -289,6 +290,7 @@ function resolveClient(
     slug: client.slug,
     file: client.file,
     name: content.name,
+    admin: content.admin ?? defaultAdminEmail(defaultHostname),
     port: content.port,
     hostname: content.hostname ?? defaultHostname,
     defaultHostname,

@@ -27,6 +27,8 @@ export interface ClientSpec {
   file: string;
   /** Display name of the organisation ("Company ABC"). */
   name: string;
+  /** E-mail of the first admin the workspace creates at its first start (the file's `admin`, else `admin@<defaultHostname>`). */
+  admin: string;
   /** Host port published on 127.0.0.1 only; unique across clients. */
   port: number;
   /** Public hostname the workspace is served on. */

@@ -4,10 +4,10 @@
  */
 import { summariseChanges } from "./diff";
 import { dataHoldingTypes, disruptionNote, restartingTypes } from "./replaceRules";
-import { STACK_ENV } from "../policy/clientContainer";
+import { keptAfterFirstStart } from "../policy/clientContainer";
 
-/** Stack-set variables Open WebUI reads on first start only. */
-const PERSISTENT_ENV = Object.keys(STACK_ENV).filter((key) => STACK_ENV[key].persistent);
+/** Stack-set variables a running Open WebUI keeps as it first saw them. */
+const PERSISTENT_ENV = keptAfterFirstStart();
 import type { CapacityReport } from "../policy/capacity";
 import { MOVE_COMMAND_SUFFIX, type PlannedMove } from "../policy/move";
 import type { ChangeSummary, DeclaredResource, ResourceChange } from "./types";
@@ -146,7 +146,9 @@ export function describeChange(change: ResourceChange): string {
   if (change.rerun) notes.push("re-runs on the host (`pulumi preview` lists it as a replacement; nothing is torn down)");
   if (change.retained && !change.move) notes.push("retained: dropped from the stack, kept on the host");
   if (change.op === "replace" && !change.move && restartingTypes.has(change.type) && change.fields.includes("envs")) {
-    notes.push(`a running workspace keeps its stored ${PERSISTENT_ENV.join(", ")} (Open WebUI PersistentConfig; README: "What reaches a running instance")`);
+    notes.push(
+      `a running workspace keeps its stored ${PERSISTENT_ENV.join(", ")} (Open WebUI PersistentConfig; the admin account only while it has none; README: "What reaches a running instance")`,
+    );
   }
   // The OpenRouter provider's delete disables the key: its usage history stays for invoicing.
   if (change.op === "delete" && change.type === "pulumi-nodejs:dynamic/openrouter:Key") notes.push("disabled at OpenRouter, not deleted");

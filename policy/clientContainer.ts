@@ -34,24 +34,37 @@ export function clientNames(slug: string) {
 }
 
 /**
- * Environment the stack manages for every client. Open WebUI reads the variables marked
- * `persistent` only on the first start of an instance: afterwards the value stored in its
- * database wins (PersistentConfig), so changing them here restarts the container but does not
- * change a running instance's setting. The plan and the README say so.
+ * When Open WebUI takes a variable from the environment. `every start`: a restart applies it.
+ * `first start`: read only when the database has no stored value yet, i.e. on the first start of
+ * an instance; afterwards the value in its `config` table wins (PersistentConfig), so a change
+ * restarts the container without changing the running workspace. `no account yet`: used only
+ * while the workspace has no account at all. `not read`: the upstream release ignores it (the
+ * mAI fork reads it). Checked against Open WebUI 0.12.4 (config.py DEFAULT_CONFIG, env.py,
+ * main.py) and its running app.
  */
-export const STACK_ENV: Record<string, { persistent: boolean; description: string }> = {
-  WEBUI_NAME: { persistent: false, description: '"mAI - <name>"' },
-  ORGANIZATION_NAME: { persistent: false, description: "the client's display name" },
-  ENV: { persistent: false, description: "prod" },
-  ENABLE_SIGNUP: { persistent: true, description: "false: the client's admin invites users" },
-  WEBUI_URL: { persistent: true, description: "https://<hostname>" },
-  WEBUI_SECRET_KEY: { persistent: false, description: "generated per client (secret)" },
-  OPENAI_API_BASE_URL: { persistent: true, description: OPENROUTER_API_BASE_URL },
-  OPENAI_API_KEY: { persistent: true, description: "the client's OpenRouter key (secret)" },
-  OPENROUTER_EXTERNAL_USER: { persistent: false, description: "mai_client_<slug>: the organisation id of the fork's organisation model access" },
-  WEBUI_SESSION_COOKIE_SECURE: { persistent: false, description: "true: every client is served over HTTPS" },
-  WEBUI_SESSION_COOKIE_SAME_SITE: { persistent: false, description: "lax" },
+export type EnvApplication = "every start" | "first start" | "no account yet" | "not read upstream";
+
+/** Environment the stack manages for every client, with when Open WebUI applies each; the plan and the README say so. */
+export const STACK_ENV: Record<string, { applied: EnvApplication; description: string }> = {
+  WEBUI_NAME: { applied: "every start", description: '"mAI - <name>" (upstream Open WebUI shows "mAI - <name> (Open WebUI)")' },
+  ORGANIZATION_NAME: { applied: "not read upstream", description: "the client's display name" },
+  ENV: { applied: "every start", description: "prod" },
+  ENABLE_SIGNUP: { applied: "first start", description: "false: the client's admin invites users (config key ui.enable_signup)" },
+  WEBUI_URL: { applied: "first start", description: "https://<hostname> (config key webui.url)" },
+  WEBUI_SECRET_KEY: { applied: "every start", description: "generated per client (secret)" },
+  OPENAI_API_BASE_URL: { applied: "first start", description: `${OPENROUTER_API_BASE_URL} (config key openai.api_base_urls)` },
+  OPENAI_API_KEY: { applied: "first start", description: "the client's OpenRouter key (secret; config key openai.api_keys)" },
+  OPENROUTER_EXTERNAL_USER: { applied: "not read upstream", description: "mai_client_<slug>: the organisation id of the fork's organisation model access" },
+  WEBUI_SESSION_COOKIE_SECURE: { applied: "every start", description: "true: every client is served over HTTPS" },
+  WEBUI_SESSION_COOKIE_SAME_SITE: { applied: "every start", description: "lax" },
+  WEBUI_ADMIN_EMAIL: { applied: "no account yet", description: "the client file's admin (default admin@<slug>.<domain>)" },
+  WEBUI_ADMIN_PASSWORD: { applied: "no account yet", description: "generated per client (secret; stack output clientAdmins)" },
 };
+
+/** Stack-managed variables a running workspace keeps as it first saw them (first start, or no account yet). */
+export function keptAfterFirstStart(): string[] {
+  return Object.keys(STACK_ENV).filter((key) => STACK_ENV[key].applied === "first start" || STACK_ENV[key].applied === "no account yet");
+}
 
 /** The organisation id the mAI fork keys its `organization_models` / `organization_members` rows on. */
 export function organisationId(slug: string): string {
@@ -61,7 +74,9 @@ export function organisationId(slug: string): string {
 /**
  * Defaults a client file may override: no Ollama runs on the host, so the UI should not try
  * to reach one; organisation model access (the production guide) is on unless a client opts out.
- * ENABLE_MODEL_FILTER is PersistentConfig in Open WebUI (read on first start only).
+ * In Open WebUI 0.12.4 ENABLE_OLLAMA_API is read on the first start only (config key
+ * ollama.enable), BYPASS_MODEL_ACCESS_CONTROL on every start, and ENABLE_MODEL_FILTER only by the
+ * mAI fork.
  */
 export const OVERRIDABLE_ENV_DEFAULTS: Record<string, string> = {
   ENABLE_OLLAMA_API: "false",
@@ -75,6 +90,8 @@ export interface ClientSecrets {
   openrouterApiKey: string;
   /** Session-signing key of the Open WebUI instance. */
   webuiSecretKey: string;
+  /** Generated password of the client's first admin (`ClientSpec.admin`). */
+  adminPassword: string;
 }
 
 /**
@@ -95,11 +112,30 @@ export function clientEnvironment(client: ClientSpec, secrets: ClientSecrets): s
     OPENROUTER_EXTERNAL_USER: organisationId(client.slug),
     WEBUI_SESSION_COOKIE_SECURE: "true",
     WEBUI_SESSION_COOKIE_SAME_SITE: "lax",
+    // Open WebUI creates this admin at start-up, before it listens, when it has no account yet:
+    // no moment in which a visitor's sign-up could become the first (and so admin) account.
+    WEBUI_ADMIN_EMAIL: client.admin,
+    WEBUI_ADMIN_PASSWORD: secrets.adminPassword,
   };
   const merged = { ...OVERRIDABLE_ENV_DEFAULTS, ...client.env, ...managed };
   return Object.keys(merged)
     .sort()
     .map((key) => `${key}=${merged[key]}`);
+}
+
+/** What the operator hands over for one client (stack output `clientAdmins`). */
+export interface ClientAdminAccount {
+  /** The first admin's e-mail (login name). */
+  email: string;
+  /** Its generated initial password. */
+  password: string;
+}
+
+/** The secret stack output `clientAdmins`: `{ <slug>: { email, password } }`, sorted by slug. */
+export function clientAdminsOutput(accounts: readonly ({ slug: string } & ClientAdminAccount)[]): Record<string, ClientAdminAccount> {
+  return Object.fromEntries(
+    [...accounts].sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0)).map(({ slug, email, password }) => [slug, { email, password }]),
+  );
 }
 
 /** Labels that let an operator find the stack's containers (`docker ps --filter label=mai.client`). */

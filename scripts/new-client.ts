@@ -1,5 +1,5 @@
 /**
- * `npm run new-client -- <slug> --name "Company ABC" [--hostname chat.abc.example] [--port N]
+ * `npm run new-client -- <slug> --name "Company ABC" [--admin it@abc.example] [--hostname chat.abc.example] [--port N]
  * [--stack prod] [--clients <dir>]`: writes `clients/<slug>.yaml` with the next free port and the
  * stack defaults (nothing else is needed), refuses an existing or invalid slug, and prints the
  * secret-config command for the client's OpenRouter key and the next steps.
@@ -20,6 +20,8 @@ export interface NewClientRequest {
   slug: string;
   /** Display name of the organisation. */
   name: string;
+  /** E-mail of the client's first admin; default `admin@<slug>.<domain>`. */
+  admin?: string;
   /** Custom public hostname; default `<slug>.<domain>`. */
   hostname?: string;
   /** Explicit port; default the next free one. */
@@ -74,13 +76,15 @@ export function keyCommand(slug: string, stack: string): string {
 }
 
 /** Text of a new client file: only what differs from the stack defaults. */
-export function clientFileText(request: Pick<NewClientRequest, "name" | "hostname">, port: number): string {
+export function clientFileText(request: Pick<NewClientRequest, "name" | "hostname" | "admin">, port: number): string {
   const body: Record<string, unknown> = { name: request.name, port };
+  if (request.admin) body.admin = request.admin;
   if (request.hostname) body.hostname = request.hostname;
   return [
     "# yaml-language-server: $schema=../schema/client.schema.json",
     stringify(body).trimEnd(),
     "# Optional (defaults come from the stack config):",
+    ...(request.admin ? [] : ["# admin: it@example.com     # the first admin's e-mail; default admin@<slug>.<domain>"]),
     "# status: active            # or suspended: container removed, data and DNS kept",
     "# resources:",
     "#   cpus: 2",
@@ -128,6 +132,8 @@ export function createClient(request: NewClientRequest): NewClientResult {
     "  3. See exactly what will change:",
     "       npm run plan -- --base HEAD",
     `  4. Commit ${path.relative(process.cwd(), file) || file} and Pulumi.${request.stack}.yaml and open a pull request; merging deploys it.`,
+    `  5. After the deployment, hand the first admin account (${request.admin ?? `admin@${request.slug}.<domain>`}) over to the client:`,
+    `       pulumi stack output clientAdmins --stack ${request.stack} --show-secrets   (README: "Hand over a new workspace")`,
   ];
   if (request.hostname) {
     instructions.push(`  Custom hostname: ask the client to point ${request.hostname} (CNAME) at ${request.slug}.<domain> before deploying.`);
@@ -136,7 +142,7 @@ export function createClient(request: NewClientRequest): NewClientResult {
 }
 
 const usage =
-  'usage: npm run new-client -- <slug> --name "Company ABC" [--hostname chat.abc.example] [--port N] [--stack prod] [--clients <dir>]';
+  'usage: npm run new-client -- <slug> --name "Company ABC" [--admin it@abc.example] [--hostname chat.abc.example] [--port N] [--stack prod] [--clients <dir>]';
 
 /** Parses the command line; throws NewClientError with the usage on mistakes. */
 export function parseNewClientArgs(argv: readonly string[], defaults: { clientsDir: string; stack: string }): NewClientRequest {
@@ -147,7 +153,7 @@ export function parseNewClientArgs(argv: readonly string[], defaults: { clientsD
     if (arg === "--help" || arg === "-h") throw new NewClientError(usage);
     if (arg.startsWith("--")) {
       const [flag, inline] = arg.slice(2).split(/=(.*)/s, 2);
-      if (!["name", "hostname", "port", "stack", "clients"].includes(flag)) throw new NewClientError(`unknown option --${flag}\n${usage}`);
+      if (!["name", "admin", "hostname", "port", "stack", "clients"].includes(flag)) throw new NewClientError(`unknown option --${flag}\n${usage}`);
       const value = inline ?? argv[++i];
       if (value === undefined || value.startsWith("--")) throw new NewClientError(`--${flag} needs a value\n${usage}`);
       values[flag] = value;
@@ -163,6 +169,7 @@ export function parseNewClientArgs(argv: readonly string[], defaults: { clientsD
   return {
     slug: positional[0],
     name: values.name,
+    ...(values.admin === undefined ? {} : { admin: values.admin }),
     hostname: values.hostname,
     port,
     stack: values.stack ?? defaults.stack,

@@ -39,6 +39,7 @@ function clients(count: number, resources: Partial<ResourceSpec> = {}, status: C
     return {
       slug,
       file: `clients/${slug}.yaml`,
+      admin: `admin@${slug}.example.com`,
       name: slug,
       port: 3000 + index + (status === "active" ? 0 : 500),
       hostname: `${slug}.mai-hosting.eu`,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { firewallRules, sshKeyName } from "../policy/hostPolicy";
 import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
-import { clientEnvironment, clientLimits } from "../policy/clientContainer";
+import { OVERRIDABLE_ENV_DEFAULTS, STACK_ENV, clientAdminsOutput, clientEnvironment, clientLimits, keptAfterFirstStart } from "../policy/clientContainer";
 import { caddyfileOptionsFor, proxyApplyCommand, PROXY_NETWORK_MODE } from "../policy/proxyPolicy";
 import { HOST_PATHS } from "../policy/cloudInit";
 import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../policy/localHost";
@@ -16,6 +16,7 @@ const client = (over: Partial<ClientSpec> = {}): ClientSpec => ({
   slug: "acme",
   file: "clients/acme.yaml",
   name: "Acme",
+  admin: "admin@acme.mai.example.net",
   port: 8001,
   hostname: "acme.mai.example.net",
   defaultHostname: "acme.mai.example.net",
@@ -65,10 +66,35 @@ describe("client container", () => {
     expect(clientLimits(client())).toEqual({ cpus: "2.0", cpuShares: 256, memory: 4096, memorySwap: 4096, memoryReservation: 2048 });
   });
   it("lets stack-managed variables win over the file's env and keeps defaults overridable", () => {
-    const env = clientEnvironment(client({ env: { ENABLE_SIGNUP: "true", ENABLE_OLLAMA_API: "true" } }), { openrouterApiKey: "k", webuiSecretKey: "s" });
+    const env = clientEnvironment(client({ env: { ENABLE_SIGNUP: "true", ENABLE_OLLAMA_API: "true" } }), { openrouterApiKey: "k", webuiSecretKey: "s", adminPassword: "p" });
     expect(env).toContain("ENABLE_SIGNUP=false");
     expect(env).toContain("ENABLE_OLLAMA_API=true");
     expect(env).toEqual([...env].sort());
+  });
+  it("creates the client's first admin from the e-mail and the generated password, whatever the file's env says", () => {
+    const env = clientEnvironment(client({ env: { WEBUI_ADMIN_EMAIL: "intruder@example.com", WEBUI_ADMIN_PASSWORD: "known" } }), {
+      openrouterApiKey: "k",
+      webuiSecretKey: "s",
+      adminPassword: "GeneratedPassword0123456789abcdef",
+    });
+    expect(env.filter((e) => e.startsWith("WEBUI_ADMIN_"))).toEqual([
+      "WEBUI_ADMIN_EMAIL=admin@acme.mai.example.net",
+      "WEBUI_ADMIN_PASSWORD=GeneratedPassword0123456789abcdef",
+    ]);
+  });
+  it("says which stack-managed variables a running workspace keeps from its first start", () => {
+    expect(keptAfterFirstStart()).toEqual(["ENABLE_SIGNUP", "WEBUI_URL", "OPENAI_API_BASE_URL", "OPENAI_API_KEY", "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD"]);
+    // Every variable the stack sets is classified, and nothing is classified that it does not set.
+    const env = clientEnvironment(client(), { openrouterApiKey: "k", webuiSecretKey: "s", adminPassword: "p" }).map((e) => e.slice(0, e.indexOf("=")));
+    expect(Object.keys(STACK_ENV).sort()).toEqual(env.filter((key) => !(key in OVERRIDABLE_ENV_DEFAULTS)).sort());
+  });
+  it("shapes clientAdmins as { <slug>: { email, password } }, sorted by slug", () => {
+    const output = clientAdminsOutput([
+      { slug: "zeta", email: "admin@zeta.example", password: "pz" },
+      { slug: "acme", email: "it@acme.example", password: "pa" },
+    ]);
+    expect(output).toEqual({ acme: { email: "it@acme.example", password: "pa" }, zeta: { email: "admin@zeta.example", password: "pz" } });
+    expect(Object.keys(output)).toEqual(["acme", "zeta"]);
   });
 });
 

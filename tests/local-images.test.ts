@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { CADDY_VERSION } from "../policy/caddyRelease";
-import { LOCAL_IMAGES, LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
+import { LOCAL_IMAGES, LOCAL_OPEN_WEBUI_IMAGE, LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE, OPEN_WEBUI_VERSION } from "../policy/localImages";
 import { acquireFileLock } from "../scripts/lib/fileLock";
 import { debianMirror, hashTree, isStaticElf, type TreeEntry } from "../scripts/lib/localImageBuild";
 import { requireEngine, requireImages } from "./support/engine";
@@ -24,15 +24,16 @@ afterEach(() => {
 });
 
 describe("image tags", () => {
-  it("tags the proxy with the pinned Caddy release and lists both images", () => {
+  it("tags the proxy with the pinned Caddy release, Open WebUI with its pinned release, and lists every image", () => {
     expect(LOCAL_PROXY_IMAGE).toBe(`mai-local/caddy:${CADDY_VERSION}`);
-    expect(LOCAL_IMAGES).toEqual([LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE]);
+    expect(LOCAL_OPEN_WEBUI_IMAGE).toBe(`mai-local/open-webui:${OPEN_WEBUI_VERSION}`);
+    expect(LOCAL_IMAGES).toEqual([LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE, LOCAL_OPEN_WEBUI_IMAGE]);
   });
 
   it("are the images the committed local stack runs (a Caddy upgrade cannot leave it behind)", () => {
     const stack = fs.readFileSync(path.join(__dirname, "..", "Pulumi.local.yaml"), "utf8");
     expect(stack).toContain(`mai-hosting:proxyImage: ${LOCAL_PROXY_IMAGE}\n`);
-    expect(stack).toContain(`mai-hosting:defaultImage: ${LOCAL_WORKSPACE_IMAGE}\n`);
+    expect(stack).toContain(`mai-hosting:defaultImage: ${LOCAL_OPEN_WEBUI_IMAGE}\n`);
   });
 });
 

@@ -26,6 +26,18 @@ describe("new-client", () => {
     );
   });
 
+  it("writes the first admin's e-mail and refuses one that is not an address", () => {
+    const result = createClient({ slug: "adm", name: "Adm", admin: "it@adm.example", clientsDir: dir, stack: "prod" });
+    const parsed = validateClientFile(result.file, fs.readFileSync(result.file, "utf8"));
+    expect(parsed.ok && parsed.client.content.admin).toBe("it@adm.example");
+    expect(result.instructions.join("\n")).toContain("pulumi stack output clientAdmins --stack prod --show-secrets");
+    expect(() => createClient({ slug: "adm2", name: "Adm", admin: "IT@Adm.example", clientsDir: dir, stack: "prod" })).toThrow(
+      /--admin: expected an e-mail address like "it-admin@example.com", got "IT@Adm.example" \(write it in lower case/,
+    );
+    expect(fs.existsSync(path.join(dir, "adm2.yaml"))).toBe(false);
+    expect(parseNewClientArgs(["abc", "--name", "ABC", "--admin", "it@abc.example"], { clientsDir: "c", stack: "prod" })).toMatchObject({ admin: "it@abc.example" });
+  });
+
   it("keeps a custom hostname and quotes names that YAML would misread", () => {
     const result = createClient({ slug: "abc", name: "ABC: \"Labs\" #1", hostname: "chat.abc.example", clientsDir: dir, stack: "staging" });
     const parsed = validateClientFile(result.file, fs.readFileSync(result.file, "utf8"));

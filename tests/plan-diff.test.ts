@@ -230,6 +230,9 @@ describe("notes on what a change does beyond the cloud", () => {
     const text = describeChange(change);
     expect(text).toContain("restart of acme");
     expect(text).toMatch(/keeps its stored .*OPENAI_API_KEY/);
+    // A changed admin e-mail or password restarts the container and changes no account.
+    expect(text).toMatch(/keeps its stored .*WEBUI_ADMIN_EMAIL, WEBUI_ADMIN_PASSWORD .*the admin account only while it has none/);
+    expect(text).not.toMatch(/stored [^(]*WEBUI_SECRET_KEY/);
     const memory = { ...change, op: "update" as const, fields: ["memory"], replaceFields: undefined };
     expect(describeChange(memory)).not.toContain("keeps its stored");
   });

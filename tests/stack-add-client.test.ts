@@ -39,6 +39,7 @@ describe("adding a client", () => {
     const added = after.resources.filter((r) => !old.has(key(r))).map((r) => r.name).sort();
     expect(added).toEqual([
       "hooli",
+      "hooli-admin-password",
       "hooli-backup",
       "hooli-backup-timer",
       "hooli-container",

@@ -157,8 +157,18 @@ describe("client instances", () => {
       ENABLE_MODEL_FILTER: "false",
       BYPASS_MODEL_ACCESS_CONTROL: "false",
       DEFAULT_LOCALE: "de-DE",
+      // The file's admin, created by Open WebUI at its first start.
+      WEBUI_ADMIN_EMAIL: "it-admin@globex.example",
     });
     expect(env.WEBUI_SECRET_KEY).toMatch(/^placeholder-password-/);
+    expect(env.WEBUI_ADMIN_PASSWORD).toMatch(/^placeholder-password-/);
+    expect(env.WEBUI_ADMIN_PASSWORD).not.toBe(env.WEBUI_SECRET_KEY);
+  });
+
+  it("creates the first admin of a client without `admin` as admin@<slug>.<domain>", () => {
+    const list = (container("acme-container").inputs.envs as { value: string[] }).value;
+    expect(list).toContain("WEBUI_ADMIN_EMAIL=admin@acme.mai.example.net");
+    expect(list.filter((e) => e.startsWith("WEBUI_ADMIN_PASSWORD="))).toHaveLength(1);
   });
 
   it("gives a client that sets no env the guides' organisation model access defaults", () => {
@@ -166,9 +176,14 @@ describe("client instances", () => {
     expect(list).toEqual(expect.arrayContaining(["ENABLE_MODEL_FILTER=true", "BYPASS_MODEL_ACCESS_CONTROL=false", "OPENROUTER_EXTERNAL_USER=mai_client_acme"]));
   });
 
-  it("keeps one WEBUI_SECRET_KEY per client, suspended ones included, so resuming keeps every session", () => {
+  it("keeps one WEBUI_SECRET_KEY and one admin password per client, suspended ones included, so resuming keeps every session", () => {
     const passwords = ofType("random:index/randomPassword:RandomPassword").map((p) => p.name).sort();
-    expect(passwords).toEqual(["acme-webui-secret", "globex-webui-secret", "initech-webui-secret", "umbrella-webui-secret"]);
+    expect(passwords).toEqual(
+      ["acme", "globex", "initech", "umbrella"].flatMap((slug) => [`${slug}-admin-password`, `${slug}-webui-secret`]).sort(),
+    );
+    // 32 letters and digits: no quoting trouble in an environment variable, far below bcrypt's 72 bytes.
+    expect(named("random:index/randomPassword:RandomPassword", "acme-admin-password").inputs).toMatchObject({ length: 32, special: false });
+    expect(named("random:index/randomPassword:RandomPassword", "initech-admin-password").options.parent).toContain("ClientInstance::initech");
     // Same name and parent as while active: suspending and resuming keeps the same resource.
     expect(named("random:index/randomPassword:RandomPassword", "initech-webui-secret").options.parent).toContain("ClientInstance::initech");
   });
@@ -329,6 +344,33 @@ describe("stack outputs", () => {
       globex: { url: "https://chat.globex.example", port: 8002, container: "mai-globex", status: "active" },
       initech: { url: "https://initech.mai.example.net", port: 8003, container: "mai-initech", status: "suspended" },
     });
+  });
+});
+
+describe("clientAdmins", () => {
+  it("gives each client's admin e-mail and generated password, suspended clients included", () => {
+    const password = () => expect.stringMatching(/^placeholder-password-/) as unknown as string;
+    expect(run.outputs.clientAdmins).toEqual({
+      acme: { email: "admin@acme.mai.example.net", password: password() },
+      globex: { email: "it-admin@globex.example", password: password() },
+      initech: { email: "admin@initech.mai.example.net", password: password() },
+      umbrella: { email: "admin@umbrella.mai.example.net", password: password() },
+    });
+  });
+
+  it("hands over the very password the container gets", () => {
+    const admins = run.outputs.clientAdmins as Record<string, { password: string }>;
+    const list = (container("globex-container").inputs.envs as { value: string[] }).value;
+    expect(list).toContain(`WEBUI_ADMIN_PASSWORD=${admins.globex.password}`);
+    expect(admins.globex.password).not.toBe(admins.acme.password);
+  });
+
+  it("is a secret output, and no password shows outside a secret-marked value", async () => {
+    const program = await import("../index");
+    expect(await (program.clientAdmins as unknown as { isSecret: Promise<boolean> }).isSecret).toBe(true);
+    const admins = run.outputs.clientAdmins as Record<string, { password: string }>;
+    const visible = publicJson(run.resources.map((r) => r.inputs));
+    for (const { password } of Object.values(admins)) expect(visible).not.toContain(password);
   });
 });
 

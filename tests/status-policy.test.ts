@@ -242,6 +242,7 @@ function spec(slug: string, resources = SETTINGS.defaultResources, status: "acti
     server: "host",
     file: `clients/${slug}.yaml`,
     name: slug,
+    admin: `admin@${slug}.mai-hosting.eu`,
     port: 3000,
     hostname: `${slug}.mai-hosting.eu`,
     defaultHostname: `${slug}.mai-hosting.eu`,

@@ -56,6 +56,10 @@ describe("upgrading the single-server production stack", () => {
         "replace docker:index/container:Container mueller-steuerberatung-container",
         // A session secret lives as long as its client: the suspended client gets its own now.
         "create random:index/randomPassword:RandomPassword nordlicht-design-webui-secret",
+        // Each client's first admin (WEBUI_ADMIN_EMAIL/PASSWORD; ignored by a workspace that has accounts).
+        "create random:index/randomPassword:RandomPassword acme-admin-password",
+        "create random:index/randomPassword:RandomPassword mueller-steuerberatung-admin-password",
+        "create random:index/randomPassword:RandomPassword nordlicht-design-admin-password",
         // Export and import (offboarding, moves) join the host tools, with the library they share.
         "create command:remote:CopyToRemote backup-tooling-mai-export.sh",
         "create command:remote:CopyToRemote backup-tooling-mai-import.sh",

@@ -305,6 +305,35 @@ describe("client fields", () => {
     expect(issues[0]).toContain(expected);
   });
 
+  it.each([
+    ['""', "got an empty string"],
+    ['"Anna Admin <anna@acme.de>"', "without a name or angle brackets"],
+    ['"anna @acme.de"', "no spaces"],
+    ["anna", 'exactly one "@"'],
+    ["anna@b@acme.de", 'exactly one "@"'],
+    ["Anna@Acme.de", "write it in lower case"],
+    ["anna..b@acme.de", 'the part before "@"'],
+    [".anna@acme.de", 'the part before "@"'],
+    ["anna@acme", 'after "@" a bare lower-case host name like "example.com" with at least two labels'],
+    ["anna@-acme.de", 'after "@" a bare lower-case host name'],
+    ["anna@10.0.0.1", "IP addresses are not host names"],
+    [`${"a".repeat(65)}@acme.de`, 'the part before "@"'],
+    [`anna@${"a".repeat(62)}.${"b".repeat(62)}.${"c".repeat(62)}.${"d".repeat(62)}.de`, "at most 254"],
+    ["42", "quote it so YAML keeps it as text"],
+  ])("admin %s", (value, expected) => {
+    const issues = clientIssues(`name: Acme\nport: 3001\nadmin: ${value}\n`);
+    expect(issues).toEqual([expect.stringMatching(/^clients\/acme\.yaml:3: admin: expected an e-mail address like "it-admin@example\.com"/)]);
+    expect(issues[0]).toContain(expected);
+  });
+
+  it("accepts a plain lower-case admin e-mail and defaults it to admin@<slug>.<domain>", () => {
+    const configuration = resolveConfiguration(stack(), [
+      client("acme", "name: Acme\nport: 3001\nadmin: it.admin+mai@acme-industrie.de\n"),
+      client("beta", "name: Beta\nport: 3002\nhostname: chat.beta.de\n"),
+    ]);
+    expect(configuration.clients.map((c) => c.admin)).toEqual(["it.admin+mai@acme-industrie.de", "admin@beta.mai-hosting.eu"]);
+  });
+
   it("status must be active or suspended", () => {
     expect(clientIssues("name: Acme\nport: 3001\nstatus: paused\n")).toEqual([
       'clients/acme.yaml:3: status: expected "active" or "suspended", got "paused"',
@@ -349,11 +378,11 @@ describe("client fields", () => {
       "name: Acme\nprot: 3001\nport: 3001\nresources:\n  memroy: 4G\n  reservations:\n    cpu: 1\nopenrouter:\n  monthlyLimit: 5\nfoo: bar\n",
     );
     expect(issues).toEqual([
-      'clients/acme.yaml:2: prot: unknown field "prot"; did you mean "port"? (allowed: name, port, hostname, status, image, resources, env, server, moveFrom, openrouter)',
+      'clients/acme.yaml:2: prot: unknown field "prot"; did you mean "port"? (allowed: name, port, hostname, status, admin, image, resources, env, server, moveFrom, openrouter)',
       'clients/acme.yaml:5: resources.memroy: unknown field "memroy"; did you mean "memory"? (allowed: cpus, memory, reservations)',
       'clients/acme.yaml:7: resources.reservations.cpu: unknown field "cpu"; did you mean "cpus"? (allowed: cpus, memory)',
       'clients/acme.yaml:9: openrouter.monthlyLimit: unknown field "monthlyLimit"; did you mean "monthlyLimitUsd"? (allowed: monthlyLimitUsd)',
-      'clients/acme.yaml:10: foo: unknown field "foo" (allowed: name, port, hostname, status, image, resources, env, server, moveFrom, openrouter)',
+      'clients/acme.yaml:10: foo: unknown field "foo" (allowed: name, port, hostname, status, admin, image, resources, env, server, moveFrom, openrouter)',
     ]);
   });
 
@@ -411,6 +440,8 @@ describe("client env", () => {
         "PORT",
         "DATA_DIR",
         "ENABLE_PERSISTENT_CONFIG",
+        "WEBUI_ADMIN_EMAIL",
+        "WEBUI_ADMIN_PASSWORD",
       ].sort(),
     );
   });

@@ -10,18 +10,17 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { CADDY_VERSION } from "../../policy/caddyRelease";
-import { IMAGE_CONTENT_LABEL, LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../../policy/localImages";
+import { IMAGE_CONTENT_LABEL, LOCAL_OPEN_WEBUI_IMAGE, LOCAL_PROXY_IMAGE, LOCAL_WORKSPACE_IMAGE } from "../../policy/localImages";
 import { acquireFileLock } from "./fileLock";
+import { OPEN_WEBUI_IMAGE_CHANGES, OPEN_WEBUI_ROOTFS_RECIPE, openWebuiRootfs } from "./openWebuiImage";
+import { type CachedTree, type RootfsRecipe, cachedTree, debootstrap } from "./rootfs";
+
+export { cacheDir, debianMirror } from "./rootfs";
 
 const repoRoot = path.join(__dirname, "..", "..");
 
 /** Lock that keeps two builds (tests, the CLI) from racing on the same tags. */
 export const IMAGE_BUILD_LOCK = path.join(os.tmpdir(), "mai-hosting-images.lock");
-
-/** Where slow-to-make inputs (the Debian root file system) are cached, outside the repository. */
-export function cacheDir(): string {
-  return path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "mai-hosting");
-}
 
 /** One thing in an image's file tree. */
 export type TreeEntry =
@@ -81,44 +80,8 @@ export function isStaticElf(file: string): boolean {
   return true;
 }
 
-/**
- * The Debian mirror this machine's apt uses, from one-line `sources.list` and deb822 `.sources`
- * texts: the first `deb` source with the `main` component for `suite`; failing that (a machine on
- * another release), the first with `main` whose URI is a Debian archive (`…/debian`).
- */
-export function debianMirror(sources: readonly string[], suite: string): string | undefined {
-  const found: { uri: string; suites: string[]; components: string[] }[] = [];
-  for (const text of sources) {
-    for (const line of text.split("\n")) {
-      const words = line.replace(/#.*/, "").replace(/\[[^\]]*\]/, "").trim().split(/\s+/);
-      if (words[0] === "deb" && words.length >= 4) found.push({ uri: words[1], suites: [words[2]], components: words.slice(3) });
-    }
-    for (const stanza of text.split(/\n\s*\n/)) {
-      const field = (name: string): string[] => {
-        const match = stanza.match(new RegExp(`^${name}:[ \\t]*(.*)$`, "mi"));
-        return match ? match[1].trim().split(/\s+/) : [];
-      };
-      if (/^Enabled:\s*no\s*$/im.test(stanza) || !field("Types").includes("deb")) continue;
-      for (const uri of field("URIs")) found.push({ uri, suites: field("Suites"), components: field("Components") });
-    }
-  }
-  const withMain = found.filter((source) => source.components.includes("main"));
-  return (
-    withMain.find((source) => source.suites.includes(suite))?.uri ??
-    withMain.find((source) => /\/debian\/?$/.test(source.uri))?.uri
-  );
-}
-
-/** Reads apt's source lists on this machine. */
-function aptSources(): string[] {
-  const files = ["/etc/apt/sources.list"];
-  const dir = "/etc/apt/sources.list.d";
-  if (fs.existsSync(dir)) for (const name of fs.readdirSync(dir).sort()) if (/\.(list|sources)$/.test(name)) files.push(path.join(dir, name));
-  return files.filter((file) => fs.existsSync(file)).map((file) => fs.readFileSync(file, "utf8"));
-}
-
 /** What the workspace stand-in's root file system is made of; its hash names the cache entry. */
-export const WORKSPACE_ROOTFS_RECIPE = {
+export const WORKSPACE_ROOTFS_RECIPE: RootfsRecipe = {
   suite: "bookworm",
   variant: "minbase",
   include: ["python3", "curl", "sqlite3", "ca-certificates"],
@@ -218,37 +181,9 @@ function proxyRecipe(): ImageRecipe {
 }
 
 /** The cached Debian root file system of the workspace stand-in; built with debootstrap when missing. */
-function workspaceRootfs(): { dir: string; key: string; prepare: () => string } {
+function workspaceRootfs(): CachedTree {
   const key = createHash("sha256").update(JSON.stringify(WORKSPACE_ROOTFS_RECIPE)).digest("hex").slice(0, 16);
-  const dir = path.join(cacheDir(), `workspace-rootfs-${key}`);
-  const prepare = (): string => {
-    if (fs.existsSync(dir)) return `root file system from the cache (${dir})`;
-    const r = WORKSPACE_ROOTFS_RECIPE;
-    if (process.getuid?.() !== 0) throw new Error("debootstrap needs root to build the workspace root file system");
-    if (spawnSync("debootstrap", ["--version"]).error) throw new Error("debootstrap is not installed: apt-get install debootstrap");
-    const mirror = process.env.MAI_DEBIAN_MIRROR ?? debianMirror(aptSources(), r.suite) ?? "http://deb.debian.org/debian";
-    const partial = `${dir}.partial-${process.pid}`;
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    // Under the build lock nobody else is bootstrapping: earlier partial trees are leftovers of an
-    // interrupted run, and trees of older recipes are no longer used.
-    for (const name of fs.readdirSync(path.dirname(dir))) {
-      if (name.startsWith("workspace-rootfs-")) fs.rmSync(path.join(path.dirname(dir), name), { recursive: true, force: true });
-    }
-    const started = Date.now();
-    console.error(`local-images: debootstrap ${r.suite} (${r.variant}, +${r.include.join(",")}) from ${mirror}...`);
-    const result = spawnSync("debootstrap", [`--variant=${r.variant}`, `--include=${r.include.join(",")}`, r.suite, partial, mirror], {
-      encoding: "utf8",
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    if (result.status !== 0) {
-      const output = `${result.stdout ?? ""}${result.stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
-      fs.rmSync(partial, { recursive: true, force: true });
-      throw new Error(`debootstrap failed (exit ${result.status}):\n${output}`);
-    }
-    fs.renameSync(partial, dir); // only a complete tree ever carries the final name
-    return `root file system built with debootstrap in ${((Date.now() - started) / 1000).toFixed(1)} s (cached in ${dir})`;
-  };
-  return { dir, key, prepare };
+  return cachedTree("workspace-rootfs-", key, (partial) => debootstrap(WORKSPACE_ROOTFS_RECIPE, partial));
 }
 
 function workspaceRecipe(): ImageRecipe {
@@ -288,6 +223,20 @@ function workspaceRecipe(): ImageRecipe {
       stage,
       "app",
     ],
+  };
+}
+
+/** The real app (scripts/lib/openWebuiImage.ts): its whole tree is the cached root file system. */
+function openWebuiRecipe(): ImageRecipe {
+  const rootfs = openWebuiRootfs();
+  const changes = [...OPEN_WEBUI_IMAGE_CHANGES];
+  return {
+    tag: LOCAL_OPEN_WEBUI_IMAGE,
+    contentHash: createHash("sha256").update(JSON.stringify({ rootfs: rootfs.contentKey, recipe: OPEN_WEBUI_ROOTFS_RECIPE, changes })).digest("hex"),
+    changes,
+    staged: [],
+    prepare: rootfs.prepare,
+    tarCommand: () => ["tar", "--numeric-owner", ...OPEN_WEBUI_ROOTFS_RECIPE.exclude.map((pattern) => `--exclude=${pattern}`), "-C", rootfs.dir, "-c", "."],
   };
 }
 
@@ -359,7 +308,7 @@ export async function buildLocalImages(report: (line: string) => void = (line) =
   const lock = await acquireFileLock(IMAGE_BUILD_LOCK, 10 * 60_000, "another image build");
   try {
     const outcomes: BuildOutcome[] = [];
-    for (const recipe of [proxyRecipe, workspaceRecipe]) {
+    for (const recipe of [proxyRecipe, workspaceRecipe, openWebuiRecipe]) {
       const outcome = await buildImage(recipe());
       outcomes.push(outcome);
       report(

@@ -17,6 +17,7 @@ export function fixtureClient(
     slug,
     file: `clients/${slug}.yaml`,
     name: `Client ${slug}`,
+    admin: `admin@${defaultHostname}`,
     port: 3000,
     hostname: defaultHostname,
     defaultHostname,

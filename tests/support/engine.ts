@@ -3,7 +3,7 @@
  * (or a failure that says how to start one — never a silent skip), the locally built images, an
  * exclusive lock on the engine shared by every test process on the machine, unique run ids, and
  * cleanup of everything a run labelled as its own. Plain Node (no vitest import), so scripts
- * such as the benchmark use it too; the vitest hooks of a suite are in engineSuite.ts.
+ * such as the benchmarks use it too; the vitest hooks of a suite are in testEngine.ts.
  */
 import { execFile, execFileSync } from "child_process";
 import { randomBytes } from "crypto";

@@ -14,6 +14,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { LOCAL_WORKSPACE_IMAGE } from "../../policy/localImages";
 import { freePort } from "./caddyProcess";
 
 export const REPO_DIR = path.resolve(__dirname, "..", "..");
@@ -251,7 +252,9 @@ export class RealStack {
     );
     // Several local servers: the first given is where clients without `server:` run.
     const defaultServer = Object.keys(servers).length > 1 ? { defaultServer: Object.keys(this.servers)[0] } : {};
-    const config = { ...base, servers, ...defaultServer, ...this.extraConfig };
+    // The fast stand-in by default (starts in a second, 20 MB); tests of the real app set
+    // `defaultImage: LOCAL_OPEN_WEBUI_IMAGE` (or a client's `image:`).
+    const config = { ...base, servers, ...defaultServer, defaultImage: LOCAL_WORKSPACE_IMAGE, ...this.extraConfig };
     const namespaced = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.includes(":") ? k : `${PROJECT}:${k}`, v]));
     const file = path.join(this.workDir, "Pulumi.test.yaml");
     const previous = fs.existsSync(file) ? (parseYaml(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
