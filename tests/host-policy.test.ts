@@ -21,7 +21,7 @@ const client = (over: Partial<ClientSpec> = {}): ClientSpec => ({
   defaultHostname: "acme.mai.example.net",
   status: "active",
   image: "ghcr.io/mai-hosting/mai:1.4.2",
-  resources: { cpus: 2, memoryMb: 4096, reservedCpus: 0.25, reservedMemoryMb: 2048 },
+  resources: { cpus: 2, memoryMb: 4096, reservedCpus: 0.25, reservedMemoryMb: 2048, pidsLimit: 1024 },
   env: {},
   server: "host",
   ...over,

@@ -76,7 +76,7 @@ describe("local stack", () => {
   it("installs the backup scripts under the state directory but no systemd timer", () => {
     expect(ofType("mai:index:ClientBackup")).toEqual([]);
     expect(named("local-backup-tooling-install").inputs.create).not.toContain("systemctl");
-    expect(named("acme-container").inputs.volumes).toContainEqual({ hostPath: `${STATE_DIR}/backups/acme`, containerPath: "/app/backups" });
+    expect(named("acme-container").inputs.volumes).toContainEqual({ hostPath: `${STATE_DIR}/backups/acme`, containerPath: "/app/backups", readOnly: true });
   });
 
   it("starts clients without an OpenRouter key (the stack sets none) and without a managed key", () => {

@@ -561,7 +561,7 @@ describe("stack settings", () => {
     if (!result.ok) return;
     expect(result.settings.adminCidrs).toEqual(["2001:db8::/48"]);
     expect(result.settings.backupRetentionDays).toBe(14);
-    expect(result.settings.defaultResources).toEqual({ cpus: 3, memoryMb: 6144, reservedCpus: 1.5, reservedMemoryMb: 2048 });
+    expect(result.settings.defaultResources).toEqual({ cpus: 3, memoryMb: 6144, reservedCpus: 1.5, reservedMemoryMb: 2048, pidsLimit: 1024 });
     expect(result.settings.hostReserve).toEqual({ cpus: 4, memoryMb: 8192 });
     expect(JSON.stringify(result.settings)).not.toContain("sk-or");
   });
