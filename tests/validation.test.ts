@@ -350,7 +350,7 @@ describe("client fields", () => {
     );
     expect(issues).toEqual([
       'clients/acme.yaml:2: prot: unknown field "prot"; did you mean "port"? (allowed: name, port, hostname, status, image, resources, env, server, moveFrom, openrouter)',
-      'clients/acme.yaml:5: resources.memroy: unknown field "memroy"; did you mean "memory"? (allowed: cpus, memory, reservations)',
+      'clients/acme.yaml:5: resources.memroy: unknown field "memroy"; did you mean "memory"? (allowed: cpus, memory, reservations, pids)',
       'clients/acme.yaml:7: resources.reservations.cpu: unknown field "cpu"; did you mean "cpus"? (allowed: cpus, memory)',
       'clients/acme.yaml:9: openrouter.monthlyLimit: unknown field "monthlyLimit"; did you mean "monthlyLimitUsd"? (allowed: monthlyLimitUsd)',
       'clients/acme.yaml:10: foo: unknown field "foo" (allowed: name, port, hostname, status, image, resources, env, server, moveFrom, openrouter)',
