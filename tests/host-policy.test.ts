@@ -2,7 +2,15 @@ import { describe, expect, it } from "vitest";
 import { firewallRules, sshKeyName } from "../policy/hostPolicy";
 import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
 import { clientEnvironment, clientLimits } from "../policy/clientContainer";
-import { caddyfileOptionsFor, proxyApplyCommand, PROXY_NETWORK_MODE } from "../policy/proxyPolicy";
+import {
+  PROXY_HEALTHCHECK,
+  PROXY_NETWORK_MODE,
+  caddyfileOptionsFor,
+  proxyAdminDir,
+  proxyAdminSocket,
+  proxyApplyCommand,
+  proxyHealthcheck,
+} from "../policy/proxyPolicy";
 import { HOST_PATHS } from "../policy/cloudInit";
 import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../policy/localHost";
 import { spawnSync } from "child_process";
@@ -77,13 +85,28 @@ describe("proxy", () => {
     expect(PROXY_NETWORK_MODE).toBe("host");
   });
   it("leaves the public defaults out of a production Caddyfile and binds a local one to the loopback", () => {
-    expect(caddyfileOptionsFor({ httpPort: 80, httpsPort: 443, issuer: "acme" }, "ops@example.net")).toEqual({ acmeEmail: "ops@example.net" });
-    expect(caddyfileOptionsFor({ bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" }, undefined)).toEqual({
+    const production = { httpPort: 80, httpsPort: 443, issuer: "acme" as const, adminSocket: proxyAdminSocket(HOST_PATHS) };
+    expect(caddyfileOptionsFor(production, "ops@example.net")).toEqual({
+      acmeEmail: "ops@example.net",
+      adminAddress: "unix//var/lib/mai/caddy-admin/admin.sock",
+    });
+    const local = { bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" as const, adminSocket: proxyAdminSocket(localHostPaths("/var/tmp/mai")) };
+    expect(caddyfileOptionsFor(local, undefined)).toEqual({
       bindAddress: "127.0.0.1",
+      adminAddress: "unix//var/tmp/mai/state/caddy-admin/admin.sock",
       httpPort: 8080,
       httpsPort: 8443,
       issuer: "internal",
     });
+  });
+  it("gives every host's proxy its own admin socket in the host's state directory, never Caddy's shared default", () => {
+    expect(proxyAdminDir(HOST_PATHS)).toBe("/var/lib/mai/caddy-admin");
+    expect(proxyAdminSocket(localHostPaths("/var/tmp/mai-a"))).not.toBe(proxyAdminSocket(localHostPaths("/var/tmp/mai-b")));
+  });
+  it("checks the proxy's health on the host's own HTTP port, not on an admin port", () => {
+    expect(proxyHealthcheck(8080).tests).toEqual(["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/mai-proxy-health || exit 1"]);
+    expect(PROXY_HEALTHCHECK).toEqual(proxyHealthcheck(80));
+    expect(JSON.stringify(proxyHealthcheck(80))).not.toContain("2019");
   });
   it("reloads through the apply script with the production paths unchanged and a local host's Caddyfile directory", () => {
     expect(proxyApplyCommand(HOST_PATHS, "caddy:2.11.9-alpine")).toBe("CADDY_IMAGE=caddy:2.11.9-alpine bash /usr/local/sbin/mai-caddy-apply");
