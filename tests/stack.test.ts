@@ -311,6 +311,23 @@ describe("proxy", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/opt/mai/caddy", containerPath: "/etc/caddy", readOnly: true });
   });
 
+  it("has its own admin socket, mounted at the same path, and a health check on its HTTP port", async () => {
+    expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/var/lib/mai/caddy-admin", containerPath: "/var/lib/mai/caddy-admin" });
+    expect(await caddyfile()).toContain("\tadmin unix//var/lib/mai/caddy-admin/admin.sock\n");
+    expect(container("proxy-container").inputs.healthcheck.tests).toEqual(["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/mai-proxy-health || exit 1"]);
+    expect(named("command:remote:Command", "proxy-caddyfile-seed").inputs.create).toMatch(/^install -d -m 0700 \/var\/lib\/mai\/caddy-admin && /);
+  });
+
+  it("keeps client containers from the metadata service and host services: the filter is installed on the server", () => {
+    const install = named("command:remote:Command", "host-client-firewall");
+    expect(install.inputs.create).toContain("-A MAI-CLIENT-FORWARD -i br-+ -d 169.254.0.0/16 -j DROP");
+    expect(install.inputs.create).toContain("systemctl restart mai-firewall.service");
+    expect(install.inputs.triggers).toHaveLength(1);
+    const userData = named("hcloud:index/server:Server", "host-server").inputs.userData as string;
+    expect(userData).toContain("/usr/local/sbin/mai-firewall");
+    expect(userData).toContain('"no-new-privileges": true');
+  });
+
   it("renders a site per active client, a 503 page for the suspended one and no secret", async () => {
     const text = await caddyfile();
     for (const host of ["acme.mai.example.net", "chat.globex.example", "ki.umbrella.mai.example.net"]) expect(text).toContain(host);
