@@ -147,25 +147,39 @@ export function clientPorts(client: ClientSpec) {
 
 /**
  * Capabilities the workspace needs back after all are dropped: none. It listens on 8080 (no
- * NET_BIND_SERVICE), runs as root inside the container and only writes files root owns (its
- * volume, /tmp), so it needs neither DAC_OVERRIDE nor FOWNER, and it never changes owners or
- * users (no CHOWN, SETUID, SETGID). Measured with the stand-in on the real engine.
+ * NET_BIND_SERVICE), only writes files its own user owns (its volume, /tmp), so it needs neither
+ * DAC_OVERRIDE nor FOWNER, and it never changes owners or users (no CHOWN, SETUID, SETGID).
+ * Measured on the real engine with the stand-in (root in the container) and Open WebUI 0.12.4
+ * (its image's user 10001).
  */
 export const CLIENT_ADDED_CAPABILITIES: readonly string[] = [];
 
 /**
+ * The container's only writable places besides its volume: /tmp, a tmpfs (Docker's own default
+ * options, spelled out as the engine stores them). Its pages count against the container's memory
+ * limit, so it needs no size of its own. The Open WebUI image keeps HOME and its static files
+ * there; uploads are spooled there.
+ */
+export const CLIENT_TMPFS: Readonly<Record<string, string>> = { "/tmp": "rw,noexec,nosuid,nodev" };
+
+/**
  * How a client's container is confined. Every workspace runs untrusted code (an Open WebUI admin
  * can add Python Functions and Tools), so: no capabilities beyond what the image needs (none),
- * `no-new-privileges` (a setuid binary or file capability cannot raise a process above that),
- * and an init process as PID 1 that reaps orphans (a tool's forgotten children stay no zombies
- * that count against the pids limit, and `docker stop` reaches the app). The pids limit itself
- * is applied by `pidsLimitCommand`: the Docker provider has no input for it.
+ * `no-new-privileges` (a setuid binary or file capability cannot raise a process above that), a
+ * read-only root file system (code cannot replace the app's own files or leave anything outside
+ * its volume and /tmp), and an init process as PID 1 that reaps orphans (a tool's forgotten
+ * children stay no zombies that count against the pids limit, and `docker stop` reaches the app).
+ * Measured on the real engine with the stand-in and Open WebUI 0.12.4 (`mai-local/open-webui`):
+ * both serve with all of it. The pids limit itself is applied by `pidsLimitCommand`: the Docker
+ * provider has no input for it.
  */
 export function clientContainment() {
   return {
     init: true,
     securityOpts: [NO_NEW_PRIVILEGES],
     capabilities: dockerCapabilities({ drop: ["ALL"], add: CLIENT_ADDED_CAPABILITIES }),
+    readOnly: true,
+    tmpfs: { ...CLIENT_TMPFS },
   };
 }
 

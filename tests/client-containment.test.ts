@@ -41,12 +41,15 @@ function issues(action: () => unknown): string[] {
 }
 
 describe("container confinement", () => {
-  it("drops every capability, adds none back, forbids privilege gain and runs an init process", () => {
+  it("drops every capability, adds none back, forbids privilege gain, runs an init process, keeps the root file system read-only", () => {
     expect(CLIENT_ADDED_CAPABILITIES).toEqual([]);
     expect(clientContainment()).toEqual({
       init: true,
       securityOpts: ["no-new-privileges:true"],
       capabilities: { drops: ["ALL"], adds: [] },
+      readOnly: true,
+      // Docker's own tmpfs options, written out: the engine stores and returns the text as given.
+      tmpfs: { "/tmp": "rw,noexec,nosuid,nodev" },
     });
   });
 
@@ -60,8 +63,8 @@ describe("container confinement", () => {
     expect(NO_NEW_PRIVILEGES).toBe("no-new-privileges:true");
   });
 
-  it("replaces a container whose init setting changes: the provider's in-place update would never apply it", () => {
-    expect(lifecycle.container.replaceOnChanges).toContain("init");
+  it("replaces a container whose init or tmpfs setting changes: the provider's in-place update would never apply them", () => {
+    expect(lifecycle.container.replaceOnChanges).toEqual(expect.arrayContaining(["init", "tmpfs"]));
   });
 
   it("mounts the backups directory read-only: workspace code cannot rewrite its backups or usage snapshots", () => {

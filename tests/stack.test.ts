@@ -131,11 +131,17 @@ describe("client instances", () => {
     expect(inputs.networksAdvanced).toEqual([{ name: "mai-acme" }]);
   });
 
-  it("confines every client container: no capabilities, no-new-privileges, an init process", () => {
+  it("confines every client container: no capabilities, no-new-privileges, an init process, a read-only root", () => {
     const containers = ofType("docker:index/container:Container").filter((c) => !c.name.startsWith("proxy"));
     expect(containers.map((c) => c.name).sort()).toEqual(["acme-container", "globex-container", "umbrella-container"]);
     for (const c of containers) {
-      expect(c.inputs).toMatchObject({ init: true, securityOpts: ["no-new-privileges:true"], capabilities: { drops: ["ALL"], adds: [] } });
+      expect(c.inputs).toMatchObject({
+        init: true,
+        securityOpts: ["no-new-privileges:true"],
+        capabilities: { drops: ["ALL"], adds: [] },
+        readOnly: true,
+        tmpfs: { "/tmp": "rw,noexec,nosuid,nodev" },
+      });
     }
   });
 
@@ -231,9 +237,9 @@ describe("client instances", () => {
     for (const c of ofType("docker:index/container:Container")) expect(c.options.deleteBeforeReplace).toBe(true);
   });
 
-  it("replaces a container whose memory reservation, health check or init changes (the provider's update never sends them)", () => {
+  it("replaces a container whose memory reservation, health check, init or tmpfs changes (the provider's update never sends them)", () => {
     for (const c of ofType("docker:index/container:Container")) {
-      expect(c.options.replaceOnChanges.sort()).toEqual(["healthcheck", "init", "memoryReservation"]);
+      expect(c.options.replaceOnChanges.sort()).toEqual(["healthcheck", "init", "memoryReservation", "tmpfs"]);
     }
   });
 });

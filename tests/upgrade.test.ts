@@ -57,7 +57,7 @@ describe("upgrading the single-server production stack", () => {
         "create command:remote:Command mueller-steuerberatung-pids-limit",
         // The stack-managed environment of the production guide (mai_client_<slug>, Secure/lax
         // session cookies, organisation model access) and the containment of a tenant (no
-        // capabilities, no-new-privileges, init, read-only backups): every active client restarts once.
+        // capabilities, no-new-privileges, init, read-only root and backups): every active client restarts once.
         "replace docker:index/container:Container acme-container",
         "replace docker:index/container:Container mueller-steuerberatung-container",
         // A session secret lives as long as its client: the suspended client gets its own now.
@@ -86,7 +86,7 @@ describe("upgrading the single-server production stack", () => {
     expect(replaced("proxy-container")).toEqual(["healthcheck", "networkMode", "networksAdvanced", "ports", "sysctls", "volumes"]);
     // The environment and the containment: the CPU amount "2" -> "2.0" and the health check's
     // "120s" -> "2m0s" are the same values in the provider's read-back form, so they are no change.
-    const containment = ["capabilities", "envs", "init", "securityOpts", "volumes"];
+    const containment = ["capabilities", "envs", "init", "readOnly", "securityOpts", "tmpfs", "volumes"];
     expect(replaced("acme-container")).toEqual(containment);
     expect(replaced("mueller-steuerberatung-container")).toEqual(containment);
   });
@@ -118,7 +118,7 @@ describe("upgrading the single-server production stack", () => {
     const untouchable = /^(hcloud:index\/(server|primaryIp|firewall|sshKey)|docker:index\/(volume|network)|cloudflare:|pulumi-nodejs:dynamic\/openrouter:Key$)/;
     expect(changes.filter((c) => untouchable.test(c.type))).toEqual([]);
     const containers = changes.filter((c) => c.type === "docker:index/container:Container" && c.name !== "proxy-container");
-    expect(containers.every((c) => c.op === "replace" && c.fields.join() === "capabilities,envs,init,securityOpts,volumes")).toBe(true);
+    expect(containers.every((c) => c.op === "replace" && c.fields.join() === "capabilities,envs,init,readOnly,securityOpts,tmpfs,volumes")).toBe(true);
     expect(changes.filter((c) => c.protected)).toEqual([]);
   });
 });
