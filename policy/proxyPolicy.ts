@@ -20,6 +20,7 @@ import { createHash } from "crypto";
 import { type CaddyfileOptions, PROXY_HEALTH_PATH } from "./caddyfile";
 import type { HostPaths } from "./hostPaths";
 import { HOST_PATHS } from "./cloudInit";
+import { shellQuote } from "./localHost";
 import { dockerHealthcheck } from "./dockerCanonical";
 import { PROXY_CONTAINER, proxyAdminDir } from "./sharedNames";
 
@@ -98,9 +99,18 @@ export function proxyApplyCommand(paths: HostPaths, image: string): string {
 }
 
 /**
- * Before the container starts: the admin socket's directory, root's only, and on first start the
- * Caddyfile to boot with (later changes go through the apply step).
+ * Before the container starts: the admin socket's directory, root's only, and the Caddyfile to
+ * boot with when there is none yet (later changes go through the apply step). Also when the
+ * installed one does not name this proxy's admin socket: a proxy from before the sockets listens
+ * on Caddy's default, localhost:2019, which two local servers' proxies on one machine share, so a
+ * reload there could reach the other one. The same deployment replaces the proxy container (its
+ * socket mount is new), and the new container starts on its own socket right away.
  */
 export function proxySeedCommand(paths: HostPaths): string {
-  return `install -d -m 0700 ${proxyAdminDir(paths)} && cd ${paths.caddyDir} && { [ -f Caddyfile ] || cp Caddyfile.next Caddyfile; }`;
+  const adminLine = `\tadmin unix/${proxyAdminSocket(paths)}`;
+  return [
+    `install -d -m 0700 ${proxyAdminDir(paths)}`,
+    `cd ${paths.caddyDir}`,
+    `{ grep -qxF ${shellQuote(adminLine)} Caddyfile 2>/dev/null || cp Caddyfile.next Caddyfile; }`,
+  ].join(" && ");
 }

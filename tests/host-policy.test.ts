@@ -10,6 +10,7 @@ import {
   proxyAdminSocket,
   proxyApplyCommand,
   proxyHealthcheck,
+  proxySeedCommand,
 } from "../policy/proxyPolicy";
 import { HOST_PATHS } from "../policy/cloudInit";
 import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../policy/localHost";
@@ -102,6 +103,32 @@ describe("proxy", () => {
   it("gives every host's proxy its own admin socket in the host's state directory, never Caddy's shared default", () => {
     expect(proxyAdminDir(HOST_PATHS)).toBe("/var/lib/mai/caddy-admin");
     expect(proxyAdminSocket(localHostPaths("/var/tmp/mai-a"))).not.toBe(proxyAdminSocket(localHostPaths("/var/tmp/mai-b")));
+  });
+  it("seeds the Caddyfile the proxy boots with: when there is none, and when it predates the proxy's own admin socket", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "mai-seed-"));
+    try {
+      const paths = localHostPaths(root);
+      fs.mkdirSync(paths.caddyDir, { recursive: true });
+      const live = path.join(paths.caddyDir, "Caddyfile");
+      const next = path.join(paths.caddyDir, "Caddyfile.next");
+      const current = `{\n\tadmin unix/${proxyAdminSocket(paths)}\n}\n# new\n`;
+      const seed = () => spawnSync("bash", ["-c", proxySeedCommand(paths)], { encoding: "utf8" });
+      fs.writeFileSync(next, current);
+      // First start: no Caddyfile yet.
+      expect(seed().status).toBe(0);
+      expect(fs.readFileSync(live, "utf8")).toBe(current);
+      expect(fs.statSync(proxyAdminDir(paths)).mode & 0o777).toBe(0o700);
+      // A Caddyfile naming the socket stays: later changes go through the validating apply step.
+      fs.writeFileSync(live, `{\n\tadmin unix/${proxyAdminSocket(paths)}\n}\n# running\n`);
+      expect(seed().status).toBe(0);
+      expect(fs.readFileSync(live, "utf8")).toContain("# running");
+      // One from before the socket (Caddy's shared default) is replaced, so the proxy starts on its socket.
+      fs.writeFileSync(live, "{\n\temail ops@example.com\n}\n# old\n");
+      expect(seed().status).toBe(0);
+      expect(fs.readFileSync(live, "utf8")).toBe(current);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
   it("checks the proxy's health on the host's own HTTP port, not on an admin port", () => {
     expect(proxyHealthcheck(8080).tests).toEqual(["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/mai-proxy-health || exit 1"]);

@@ -321,7 +321,7 @@ describe("proxy", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/var/lib/mai/caddy-admin", containerPath: "/var/lib/mai/caddy-admin" });
     expect(await caddyfile()).toContain("\tadmin unix//var/lib/mai/caddy-admin/admin.sock\n");
     expect(container("proxy-container").inputs.healthcheck.tests).toEqual(["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/mai-proxy-health || exit 1"]);
-    expect(named("command:remote:Command", "proxy-caddyfile-seed").inputs.create).toMatch(/^install -d -m 0700 \/var\/lib\/mai\/caddy-admin && /);
+    expect(named("command:remote:Command", "proxy-caddyfile-seed").inputs.create).toMatch(/^install -d -m 0700 \/var\/lib\/mai\/caddy-admin && .*admin unix\/\/var\/lib\/mai\/caddy-admin\/admin\.sock/);
   });
 
   it("keeps client containers from the metadata service and host services: the filter is installed on the server", () => {
