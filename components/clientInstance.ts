@@ -8,9 +8,9 @@ import type { ClientSpec } from "../config/model";
 import {
   CLIENT_HEALTHCHECK,
   CONTAINER_LOG_OPTS,
+  clientContainment,
   clientEnvironment,
   clientLabels,
-  clientContainment,
   clientLimits,
   clientMounts,
   clientNames,
