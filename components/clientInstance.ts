@@ -8,18 +8,21 @@ import type { ClientSpec } from "../config/model";
 import {
   CLIENT_HEALTHCHECK,
   CONTAINER_LOG_OPTS,
+  clientContainment,
   clientEnvironment,
   clientLabels,
   clientLimits,
+  clientMounts,
   clientNames,
   clientPorts,
   clientUrl,
   type ClientAdminAccount,
+  pidsLimitCommand,
 } from "../policy/clientContainer";
 import { dnsRecordsFor } from "../policy/dns";
 import { lifecycle, placedOn } from "../policy/lifecycle";
 import { OpenRouterKey } from "./openrouter/key";
-import type { Host } from "./hosts/host";
+import type { Host, HostCommand } from "./hosts/host";
 
 export interface ClientInstanceArgs {
   /** The validated client: `clients/<slug>.yaml` with the stack defaults applied. */
@@ -67,6 +70,8 @@ export class ClientInstance extends pulumi.ComponentResource {
   public readonly dataVolume: docker.Volume;
   /** The running workspace; undefined while the client is suspended. */
   public readonly container?: docker.Container;
+  /** Gives the container its pids limit (the Docker provider has none); with the container only. */
+  public readonly pidsLimit?: HostCommand;
   /** The stack-managed OpenRouter key, when the client has one. */
   public readonly openrouterKey?: OpenRouterKey;
   /** The move of the client's data from the server it leaves, in the deployment that moves it. */
@@ -152,18 +157,24 @@ export class ClientInstance extends pulumi.ComponentResource {
           restart: "unless-stopped",
           envs: pulumi.secret(envs),
           ...clientLimits(client),
+          ...clientContainment(),
           ports: clientPorts(client),
           networksAdvanced: [{ name: this.network.name }],
-          volumes: [
-            { volumeName: this.dataVolume.name, containerPath: "/app/backend/data" },
-            { hostPath: `${args.host.paths.backupsDir}/${client.slug}`, containerPath: "/app/backups" },
-          ],
+          volumes: this.dataVolume.name.apply((volumeName) => clientMounts(client.slug, args.host.paths.backupsDir, volumeName)),
           healthcheck: CLIENT_HEALTHCHECK,
           logDriver: "json-file",
           logOpts: CONTAINER_LOG_OPTS,
           labels: clientLabels(client),
         },
         { ...child, ...lifecycle.container, ...placedOn(client.server), dependsOn: afterMove },
+      );
+
+      // Replacing the container changes its id, which re-runs the command on the new one.
+      const limit = client.resources.pidsLimit;
+      this.pidsLimit = args.host.runCommand(
+        `${name}-pids-limit`,
+        { create: this.container.id.apply((id) => pidsLimitCommand(id, limit)), triggers: [this.container.id, limit] },
+        { ...child, dependsOn: [this.container] },
       );
     }
 

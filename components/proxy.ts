@@ -7,9 +7,10 @@ import { lifecycle } from "../policy/lifecycle";
 import {
   APPLY_SCRIPT_NAME,
   PROXY_CONTAINER,
-  PROXY_HEALTHCHECK,
   PROXY_NETWORK_MODE,
   contentHash,
+  proxyAdminDir,
+  proxyHealthcheck,
   proxyApplyCommand,
   proxySeedCommand,
 } from "../policy/proxyPolicy";
@@ -84,8 +85,10 @@ export class Proxy extends pulumi.ComponentResource {
           { volumeName: configVolume.name, containerPath: "/config" },
           // The directory, not the file: a file mount would pin the old inode after the swap.
           { hostPath: host.paths.caddyDir, containerPath: "/etc/caddy", readOnly: true },
+          // The admin socket's directory, at the same path inside: one address for every caller.
+          { hostPath: proxyAdminDir(host.paths), containerPath: proxyAdminDir(host.paths) },
         ],
-        healthcheck: PROXY_HEALTHCHECK,
+        healthcheck: proxyHealthcheck(host.proxy.httpPort),
         logDriver: "json-file",
         logOpts: CONTAINER_LOG_OPTS,
         labels: [{ label: "mai.role", value: "proxy" }],

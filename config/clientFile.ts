@@ -352,7 +352,15 @@ export const MIN_MEMORY_MB = 512;
 /** Smallest memory reservation. */
 export const MIN_RESERVED_MEMORY_MB = 64;
 
-/** Schema of the CPU/memory block shared by client files and the stack's defaultResources. */
+/**
+ * Fewest processes a container may be limited to: Open WebUI runs a thread pool, the embedding
+ * model's worker threads and the code its admins add; far fewer makes it fail to start.
+ */
+export const MIN_PIDS_LIMIT = 64;
+/** Most processes a container may be allowed: a limit far above what one workspace needs is no limit. */
+export const MAX_PIDS_LIMIT = 65536;
+
+/** Schema of the resources block shared by client files and the stack's defaultResources. */
 export function resourcesSchema() {
   return mapping(
     {
@@ -375,8 +383,13 @@ export function resourcesSchema() {
       )
         .describe("Guaranteed share under contention; counted against the server's capacity.")
         .optional(),
+      pids: integerIn(MIN_PIDS_LIMIT, MAX_PIDS_LIMIT)
+        .describe(
+          "Most processes and threads the container may run at once (Docker --pids-limit); a process flood inside the workspace stops there instead of exhausting the server.",
+        )
+        .optional(),
     },
-    "a mapping with cpus, memory and/or reservations",
+    "a mapping with cpus, memory, reservations and/or pids",
   );
 }
 

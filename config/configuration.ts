@@ -247,6 +247,7 @@ function resolveClient(
     memoryMb: given.memory === undefined ? defaults.memoryMb : memoryMb(given.memory),
     reservedCpus: given.reservations?.cpus ?? defaults.reservedCpus,
     reservedMemoryMb: given.reservations?.memory === undefined ? defaults.reservedMemoryMb : memoryMb(given.reservations.memory),
+    pidsLimit: given.pids ?? defaults.pidsLimit,
   };
   const origin = (value: unknown, defaultPath: string) =>
     value === undefined ? ` (stack default ${PROJECT}:defaultResources.${defaultPath})` : "";

@@ -19,6 +19,15 @@ export interface ResourceSpec {
   reservedMemoryMb: number;
 }
 
+/**
+ * Everything Docker limits for one client's container: CPU and memory, and how many processes
+ * (threads included) it may run at once.
+ */
+export interface ClientResources extends ResourceSpec {
+  /** Most processes and threads the container may run at once; Docker `--pids-limit`. */
+  pidsLimit: number;
+}
+
 /** One client, resolved from `clients/<slug>.yaml` plus the stack defaults. */
 export interface ClientSpec {
   /** DNS label taken from the file name; names every resource of the client. */
@@ -42,7 +51,7 @@ export interface ClientSpec {
   /** Container image reference (the client's override or the stack default). */
   image: string;
   /** Limits and reservations after stack defaults are applied. */
-  resources: ResourceSpec;
+  resources: ClientResources;
   /** Extra non-secret environment from the client file. */
   env: Record<string, string>;
   /** OpenRouter key provisioning settings, when the client file asks for a managed key. */
@@ -105,7 +114,7 @@ export interface StackSettings {
   /** Image used by clients that do not override `image`. */
   defaultImage: string;
   /** Resources used for every value a client file leaves out. */
-  defaultResources: ResourceSpec;
+  defaultResources: ClientResources;
   /** CPU and memory kept back for the OS, Docker and Caddy when checking capacity. */
   hostReserve: { cpus: number; memoryMb: number };
   /** Contact address for ACME (Let's Encrypt) accounts; absent only in a stack without Hetzner servers. */

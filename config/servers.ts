@@ -21,6 +21,9 @@ import type { ConfigIssue } from "./configIssues";
 import type { LocalServerSpec, ServerSpec } from "./model";
 import { SERVER_TYPE_NAMES } from "./serverTypes";
 import type { FieldPath } from "./yamlSource";
+import { MAX_UNIX_SOCKET_PATH_BYTES } from "../policy/caddyfile";
+import { localHostPaths } from "../policy/localHost";
+import { proxyAdminSocket } from "../policy/proxyPolicy";
 
 /** Name of the one server of a stack without `servers`; its resources keep the single-server names. */
 export const DEFAULT_SERVER_NAME = "host";
@@ -123,7 +126,7 @@ export function parseServers(
     }
     if (kind === "local") {
       const local = parsed.data as z.output<typeof localSchema>;
-      servers.push({
+      const spec: LocalServerSpec = {
         name,
         kind: "local",
         httpPort: local.httpPort,
@@ -131,8 +134,18 @@ export function parseServers(
         stateDir: (local.stateDir ?? defaultLocalStateDir(name)).replace(/\/+$/, ""),
         dockerHost: local.dockerHost ?? DEFAULT_LOCAL_DOCKER_HOST,
         ...(local.cpus === undefined ? {} : { cpus: local.cpus }),
-      });
+      };
+      servers.push(spec);
       if (local.httpPort === local.httpsPort) issue(["servers", name, "httpsPort"], `must differ from httpPort (${local.httpPort})`);
+      // The proxy's admin socket lives below the state directory (policy/proxyPolicy.ts).
+      const socketBytes = Buffer.byteLength(proxyAdminSocket(localHostPaths(spec.stateDir)));
+      if (socketBytes > MAX_UNIX_SOCKET_PATH_BYTES) {
+        const room = MAX_UNIX_SOCKET_PATH_BYTES - (socketBytes - Buffer.byteLength(spec.stateDir));
+        issue(
+          ["servers", name, "stateDir"],
+          `too long: the proxy's admin socket below it would have a ${socketBytes}-byte path, and a unix socket path has at most ${MAX_UNIX_SOCKET_PATH_BYTES}; use a directory of at most ${room} bytes`,
+        );
+      }
     } else {
       const hetzner = parsed.data as { serverType?: string; location?: string };
       servers.push({ name, kind: "hetzner", serverType: hetzner.serverType ?? defaults.serverType, location: hetzner.location ?? defaults.location });

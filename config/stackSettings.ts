@@ -5,7 +5,7 @@
  */
 import * as net from "net";
 import { z } from "zod";
-import type { ResourceSpec, StackSettings } from "./model";
+import type { ClientResources, StackSettings } from "./model";
 import {
   ALLOWED_CLIENT_ENV_KEY,
   ENV_NAME_PATTERN,
@@ -51,8 +51,15 @@ export const PROJECT = "mai-hosting";
 /** Secret config keys: set with `pulumi config set --secret`, never part of `StackSettings`. */
 export const SECRET_CONFIG_KEYS = ["openrouterApiKeys", "openrouterProvisioningKey", "sshPrivateKey", "alertWebhookUrl"] as const;
 
+/**
+ * Processes (threads included) a client container may run unless its file or the stack says
+ * otherwise: several times what Open WebUI runs (its thread pools, the embedding model's workers
+ * on a 32-core server, a few Python tools), and a small share of the kernel's process table.
+ */
+export const DEFAULT_PIDS_LIMIT = 1024;
+
 /** Resources a client gets for every value its file leaves out, unless the stack overrides them. */
-export const DEFAULT_RESOURCES: ResourceSpec = { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048 };
+export const DEFAULT_RESOURCES: ClientResources = { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048, pidsLimit: DEFAULT_PIDS_LIMIT };
 
 /** CPU and memory kept for the OS, Docker and Caddy unless the stack overrides them. */
 export const DEFAULT_HOST_RESERVE = { cpus: 2, memoryMb: 4096 };
@@ -323,13 +330,14 @@ function fromConfigString(kind: "list" | "object" | "number") {
   };
 }
 
-/** `pulumi config set --path defaultResources.cpus 2` stores "2": read numeric `cpus` strings as numbers. */
+/** `pulumi config set --path defaultResources.cpus 2` stores "2": read numeric `cpus` and `pids` strings as numbers. */
 function coerceNumbers(value: unknown): unknown {
   if (Array.isArray(value)) return value;
   if (typeof value !== "object" || value === null) return value;
   const result: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {
     if (key === "cpus" && typeof inner === "string" && /^\d+(\.\d+)?$/.test(inner.trim())) result[key] = Number(inner);
+    else if (key === "pids" && typeof inner === "string" && /^\d+$/.test(inner.trim())) result[key] = Number(inner);
     else result[key] = coerceNumbers(inner);
   }
   return result;
@@ -526,12 +534,13 @@ export function parseStackSettings(source: StackSettingsSource): StackSettingsRe
 
   const input = parsed.data;
   const resourcesInput = input.defaultResources ?? {};
-  const defaultResources: ResourceSpec = {
+  const defaultResources: ClientResources = {
     cpus: resourcesInput.cpus ?? DEFAULT_RESOURCES.cpus,
     memoryMb: resourcesInput.memory === undefined ? DEFAULT_RESOURCES.memoryMb : memoryMb(resourcesInput.memory),
     reservedCpus: resourcesInput.reservations?.cpus ?? DEFAULT_RESOURCES.reservedCpus,
     reservedMemoryMb:
       resourcesInput.reservations?.memory === undefined ? DEFAULT_RESOURCES.reservedMemoryMb : memoryMb(resourcesInput.reservations.memory),
+    pidsLimit: resourcesInput.pids ?? DEFAULT_RESOURCES.pidsLimit,
   };
   const builtIn = (given: unknown) => (given === undefined ? " (built-in default)" : "");
   if (defaultResources.reservedCpus > defaultResources.cpus) {

@@ -9,6 +9,10 @@
 #           directory, so it sees the new inode) and, when the proxy is running, Caddy reloads it
 #           gracefully (`caddy reload`; in-flight requests finish and websockets are kept by the
 #           config; a few requests arriving during the switch-over get no response).
+#           The reload goes to the admin address of the configuration the proxy runs (the
+#           `admin` line of the installed Caddyfile; Caddy's default localhost:2019 when it has
+#           none), never to a default: two proxies on one machine each have their own socket,
+#           and a proxy moving to a new address is reached at its old one this last time.
 #           When the proxy is not running yet the file is only installed: the container starts
 #           with it.
 #   Refusal: an invalid file exits non-zero and leaves "Caddyfile" untouched. If the reload itself
@@ -58,8 +62,18 @@ if ! validation_output="$("${caddy[@]}" validate --config "$config_dir/Caddyfile
   fail "the new Caddyfile is invalid; $live was left untouched"
 fi
 
+# The admin address in a Caddyfile's global options; Caddy's default when there is none.
+admin_address_of() {
+  local found
+  found=$(sed -n 's/^[[:space:]]*admin[[:space:]]\{1,\}\([^[:space:]{]\{1,\}\).*/\1/p' "$1" 2>/dev/null | head -n 1)
+  echo "${found:-localhost:2019}"
+}
+
 if [ -f "$live" ]; then
+  running_admin=$(admin_address_of "$live")
   cp -p "$live" "$previous"
+else
+  running_admin=$(admin_address_of "$next")
 fi
 mv -f "$next" "$live"
 
@@ -69,7 +83,7 @@ if [ "$running" = false ]; then
   exit 0
 fi
 
-if ! reload_output="$("${caddy[@]}" reload --config "$config_dir/Caddyfile" --adapter caddyfile 2>&1)"; then
+if ! reload_output="$("${caddy[@]}" reload --config "$config_dir/Caddyfile" --adapter caddyfile --address "$running_admin" 2>&1)"; then
   echo "$reload_output" | grep -v '"level":"info"' >&2 || true
   if [ -f "$previous" ]; then
     mv -f "$previous" "$live"

@@ -32,6 +32,8 @@ export interface PlanClientRow {
   reservedCpus: number;
   /** Reserved memory in MiB. */
   reservedMemoryMb: number;
+  /** Most processes and threads the container may run (Docker pids limit). */
+  pidsLimit: number;
   /** Server the client runs on. */
   server: string;
   /** Server the client leaves in this deployment (`moveFrom:` in its file). */
@@ -103,10 +105,11 @@ function clientRows(clients: readonly PlanClientRow[]): string[][] {
     c.status,
     `${cpus(c.cpus)} / ${cpus(c.reservedCpus)}`,
     `${memory(c.memoryMb)} / ${memory(c.reservedMemoryMb)}`,
+    String(c.pidsLimit),
   ]);
 }
 
-const clientHeader = ["CLIENT", "URL", "PORT", "STATUS", "CPU LIMIT / RESERVED", "MEMORY LIMIT / RESERVED"];
+const clientHeader = ["CLIENT", "URL", "PORT", "STATUS", "CPU LIMIT / RESERVED", "MEMORY LIMIT / RESERVED", "PIDS"];
 
 function capacityLines(c: CapacityReport): string[] {
   const t = c.totals;
@@ -312,7 +315,7 @@ export function renderMarkdown(report: PlanReport): string {
     }
   }
   lines.push(`<details><summary>Clients (${report.clients.length})</summary>`, "");
-  lines.push(`| Server | Client | URL | Port | Status | CPU limit / reserved | Memory limit / reserved |`, `|---|---|---|---|---|---|---|`);
+  lines.push(`| Server | Client | URL | Port | Status | CPU limit / reserved | Memory limit / reserved | Pids limit |`, `|---|---|---|---|---|---|---|---|`);
   for (const client of report.clients) lines.push(`| ${[client.server, ...clientRows([client])[0]].map(mdEscape).join(" | ")} |`);
   lines.push("", "</details>", "");
   lines.push("<details><summary>Capacity</summary>", "", "```", ...report.capacity.flatMap(capacityLines), "```", "", "</details>", "");
@@ -340,6 +343,7 @@ export function toJson(report: PlanReport): Record<string, unknown> {
       memoryMb: c.memoryMb,
       reservedCpus: c.reservedCpus,
       reservedMemoryMb: c.reservedMemoryMb,
+      pidsLimit: c.pidsLimit,
       server: c.server,
     })),
     servers: serverNames(report),

@@ -173,7 +173,8 @@ export function buildAdvice(summaries: readonly SampleSummary[], clients: readon
   }
   advice.sort((a, b) => a.slug.localeCompare(b.slug));
   const advised = new Map(advice.filter((a) => a.suggested).map((a) => [a.slug, a.suggested as ResourceSpec]));
-  const withAdvice = clients.map((client) => ({ ...client, resources: advised.get(client.slug) ?? client.resources }));
+  // CPU and memory advice only: the pids limit stays as configured.
+  const withAdvice = clients.map((client) => ({ ...client, resources: { ...client.resources, ...advised.get(client.slug) } }));
   return {
     rules: ADVICE_RULES,
     percentile: summaries[0]?.percentile ?? 95,

@@ -24,9 +24,21 @@ export interface CaddyfileOptions {
   upstream?: (client: ClientSpec) => string;
   /** Certificate issuer: public ACME (default) or Caddy's internal CA for local tests. */
   issuer?: "acme" | "internal";
-  /** Admin API listen address (`host:port`); default is Caddy's own (localhost:2019). */
+  /**
+   * Admin API listen address: `unix/<absolute socket path>` (every proxy of the stack: its own
+   * socket, see proxyPolicy.ts) or `host:port`; default is Caddy's own (localhost:2019).
+   */
   adminAddress?: string;
 }
+
+/** Longest path a unix socket may have: `sun_path` holds 108 bytes including the final NUL. */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Path the proxy container's health check requests on the plain-HTTP port, as host 127.0.0.1.
+ * Answered by a site of its own: every other plain-HTTP request is redirected to HTTPS.
+ */
+export const PROXY_HEALTH_PATH = "/mai-proxy-health";
 
 /** Largest request body accepted (document uploads to Open WebUI); larger ones get 413. */
 export const MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024;
@@ -47,6 +59,7 @@ const UPSTREAM_PATTERN = /^(?:[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]):
 const EMAIL_PATTERN = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 const BIND_ADDRESS_PATTERN = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+)$/i;
 const ADMIN_ADDRESS_PATTERN = /^(?:[a-z0-9.-]+|\[[0-9a-f:.]+\]):[0-9]{1,5}$/i;
+const ADMIN_SOCKET_PATTERN = /^unix\/(\/[A-Za-z0-9._/-]+)$/;
 
 /**
  * Renders the complete Caddyfile: global options, shared snippets, then per client (sorted by
@@ -61,7 +74,7 @@ export function renderCaddyfile(clients: ClientSpec[], options: CaddyfileOptions
     throw new Error(`Cannot render the Caddyfile:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   }
 
-  const blocks = [renderGlobalOptions(options), renderSnippets()];
+  const blocks = [renderGlobalOptions(options), renderSnippets(), renderHealthSite()];
   for (const client of sorted) {
     blocks.push(
       client.status === "active"
@@ -92,8 +105,15 @@ function checkOptions(options: CaddyfileOptions): string[] {
       problems.push(`${key}: expected an integer port between 1 and 65535, got ${port}`);
     }
   }
-  if (options.adminAddress !== undefined && !ADMIN_ADDRESS_PATTERN.test(options.adminAddress)) {
-    problems.push(`adminAddress: expected host:port, got ${JSON.stringify(options.adminAddress)}`);
+  if (options.adminAddress !== undefined) {
+    const socket = ADMIN_SOCKET_PATTERN.exec(options.adminAddress)?.[1];
+    if (socket === undefined && !ADMIN_ADDRESS_PATTERN.test(options.adminAddress)) {
+      problems.push(`adminAddress: expected unix/<absolute socket path> or host:port, got ${JSON.stringify(options.adminAddress)}`);
+    } else if (socket !== undefined && Buffer.byteLength(socket) > MAX_UNIX_SOCKET_PATH_BYTES) {
+      problems.push(
+        `adminAddress: the socket path ${socket} has ${Buffer.byteLength(socket)} bytes; a unix socket path has at most ${MAX_UNIX_SOCKET_PATH_BYTES}`,
+      );
+    }
   }
   return problems;
 }
@@ -176,6 +196,21 @@ function renderSnippets(): string {
     "\t\timport mai_security_headers",
     '\t\trespond "{err.status_code} {err.status_text}"',
     "\t}",
+    "}",
+  ].join("\n");
+}
+
+/**
+ * The proxy container's health check target: a plain-HTTP site for host 127.0.0.1 on the HTTP
+ * port. It proves Caddy serves its loaded configuration, through this proxy's own port, without
+ * the admin API (a unix socket the container's busybox cannot speak to).
+ */
+function renderHealthSite(): string {
+  return [
+    "# Health check of the proxy container (busybox wget on the HTTP port).",
+    "http://127.0.0.1 {",
+    `\trespond ${PROXY_HEALTH_PATH} "OK" 200`,
+    "\trespond 404",
     "}",
   ].join("\n");
 }

@@ -5,7 +5,8 @@
  */
 import type { ClientSpec, ServerSpec } from "../config/model";
 import { HOST_PATHS } from "./cloudInit";
-import { dockerCpus, dockerHealthcheck } from "./dockerCanonical";
+import { shellQuote } from "./localHost";
+import { NO_NEW_PRIVILEGES, dockerCapabilities, dockerCpus, dockerHealthcheck } from "./dockerCanonical";
 
 /** Port Open WebUI listens on inside its container. */
 export const APP_PORT = 8080;
@@ -178,4 +179,75 @@ export const CONTAINER_LOG_OPTS = { "max-size": "10m", "max-file": "5" };
 /** The app port, published on loopback only: the world reaches clients through Caddy. */
 export function clientPorts(client: ClientSpec) {
   return [{ internal: APP_PORT, external: client.port, ip: "127.0.0.1", protocol: "tcp" }];
+}
+
+/**
+ * Capabilities the workspace needs back after all are dropped: none. It listens on 8080 (no
+ * NET_BIND_SERVICE), only writes files its own user owns (its volume, /tmp), so it needs neither
+ * DAC_OVERRIDE nor FOWNER, and it never changes owners or users (no CHOWN, SETUID, SETGID).
+ * Measured on the real engine with the stand-in (root in the container) and Open WebUI 0.12.4
+ * (its image's user 10001).
+ */
+export const CLIENT_ADDED_CAPABILITIES: readonly string[] = [];
+
+/**
+ * The container's only writable places besides its volume: /tmp, a tmpfs (Docker's own default
+ * options, spelled out as the engine stores them). Its pages count against the container's memory
+ * limit, so it needs no size of its own. The Open WebUI image keeps HOME and its static files
+ * there; uploads are spooled there.
+ */
+export const CLIENT_TMPFS: Readonly<Record<string, string>> = { "/tmp": "rw,noexec,nosuid,nodev" };
+
+/**
+ * How a client's container is confined. Every workspace runs untrusted code (an Open WebUI admin
+ * can add Python Functions and Tools), so: no capabilities beyond what the image needs (none),
+ * `no-new-privileges` (a setuid binary or file capability cannot raise a process above that), a
+ * read-only root file system (code cannot replace the app's own files or leave anything outside
+ * its volume and /tmp), and an init process as PID 1 that reaps orphans (a tool's forgotten
+ * children stay no zombies that count against the pids limit, and `docker stop` reaches the app).
+ * Measured on the real engine with the stand-in and Open WebUI 0.12.4 (`mai-local/open-webui`):
+ * both serve with all of it. The pids limit itself is applied by `pidsLimitCommand`: the Docker
+ * provider has no input for it.
+ */
+export function clientContainment() {
+  return {
+    init: true,
+    securityOpts: [NO_NEW_PRIVILEGES],
+    capabilities: dockerCapabilities({ drop: ["ALL"], add: CLIENT_ADDED_CAPABILITIES }),
+    readOnly: true,
+    tmpfs: { ...CLIENT_TMPFS },
+  };
+}
+
+/** Where the client's nightly backups appear inside its container: read-only (see clientMounts). */
+export const BACKUPS_CONTAINER_PATH = "/app/backups";
+
+/**
+ * The container's mounts: its data volume, and its backups directory read-only. The backups and
+ * the daily usage snapshots the invoice counts users from live there; code running in the
+ * workspace may read its own backups but must not rewrite or delete them.
+ */
+export function clientMounts(slug: string, hostBackupsDir: string, dataVolumeName: string) {
+  return [
+    { volumeName: dataVolumeName, containerPath: "/app/backend/data" },
+    { hostPath: `${hostBackupsDir}/${slug}`, containerPath: BACKUPS_CONTAINER_PATH, readOnly: true },
+  ];
+}
+
+/**
+ * The host command that gives a container its pids limit (`docker update --pids-limit`) and
+ * checks that the engine holds it. The Docker provider has no pids-limit input; the limit is part
+ * of the container's stored host configuration, so it survives restarts of the container and of
+ * dockerd, and the command re-runs whenever the container is replaced (its id is a trigger).
+ */
+export function pidsLimitCommand(containerId: string, limit: number): string {
+  if (!Number.isInteger(limit) || limit < 1) throw new Error(`not a pids limit: ${limit}`);
+  const id = shellQuote(containerId);
+  return [
+    "set -eu",
+    `docker update --pids-limit ${limit} ${id} >/dev/null`,
+    `found=$(docker inspect -f '{{.HostConfig.PidsLimit}}' ${id})`,
+    `[ "$found" = ${limit} ] || { echo "pids limit of container ${id}: the engine holds $found, expected ${limit}" >&2; exit 1; }`,
+    `echo "pids limit ${limit}"`,
+  ].join("\n");
 }

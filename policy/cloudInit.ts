@@ -8,6 +8,7 @@
  */
 import { stringify } from "yaml";
 import type { HostPaths } from "./hostPaths";
+import { FIREWALL_FILES, renderFirewallDockerDropIn, renderFirewallScript, renderFirewallUnit } from "./clientFirewall";
 
 /** Host directories the stack uses; created at first boot and again by the deploy commands. */
 export const HOST_PATHS: Readonly<HostPaths> = {
@@ -63,6 +64,9 @@ export const DOCKER_DAEMON_CONFIG = {
   "log-opts": { "max-size": "10m", "max-file": "5" },
   "default-address-pools": [{ base: "172.20.0.0/14", size: 24 }],
   "live-restore": true,
+  // Every container, not only the clients (which set it themselves): no process gains privileges
+  // through setuid binaries or file capabilities.
+  "no-new-privileges": true,
 } as const;
 
 /**
@@ -148,11 +152,17 @@ export function renderCloudInit(): string {
       { path: "/etc/apt/apt.conf.d/52mai-unattended-upgrades", permissions: "0644", content: UNATTENDED_UPGRADES },
       { path: "/etc/ssh/sshd_config.d/10-mai.conf", permissions: "0644", content: SSHD_HARDENING },
       { path: SYSCTL_DROP_IN, permissions: "0644", content: renderSysctls() },
+      // Before the packages: dockerd's first start already runs the filter (policy/clientFirewall.ts).
+      { path: FIREWALL_FILES.script, permissions: "0755", content: renderFirewallScript() },
+      { path: FIREWALL_FILES.unit, permissions: "0644", content: renderFirewallUnit() },
+      { path: FIREWALL_FILES.dockerDropIn, permissions: "0644", content: renderFirewallDockerDropIn() },
     ],
     runcmd: [
       ["sysctl", "-p", SYSCTL_DROP_IN],
       ["install", "-d", "-m", "0755", HOST_PATHS.caddyDir, HOST_PATHS.etcDir, HOST_PATHS.binDir, HOST_PATHS.stateDir],
       ["install", "-d", "-m", "0750", HOST_PATHS.backupsDir],
+      ["systemctl", "daemon-reload"],
+      ["systemctl", "enable", "--now", "mai-firewall.service"],
       ["systemctl", "enable", "--now", "docker.service", "unattended-upgrades.service"],
       // daemon.json is written before the package installs, but restart in case Docker was preinstalled.
       ["systemctl", "restart", "docker.service"],

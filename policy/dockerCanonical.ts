@@ -89,6 +89,39 @@ export function dockerHealthcheck(check: {
   };
 }
 
+/**
+ * `no-new-privileges` as the engine stores and the provider reads back `HostConfig.SecurityOpt`:
+ * verbatim, so this spelling (the one Docker documents) is the one to declare.
+ */
+export const NO_NEW_PRIVILEGES = "no-new-privileges:true";
+
+/** Linux capability names Docker knows, without the `CAP_` prefix (capabilities(7)). */
+const CAPABILITY_NAMES = new Set([
+  "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
+  "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+  "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
+  "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN",
+  "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO",
+  "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+]);
+
+/**
+ * Container capabilities in the form the engine keeps them. Docker 20.10 stores `CapAdd` and
+ * `CapDrop` exactly as sent (only its CLI normalises), later engines normalise to `CAP_<NAME>`
+ * and `ALL`; the provider reads back whatever is stored. Declaring the normalised form reads back
+ * the same on both, so an unchanged container shows no diff (capabilities force replacement).
+ * Throws on a name that is not a capability: a typo would otherwise reach the engine at `up`.
+ */
+export function dockerCapabilities(spec: { drop: readonly string[]; add: readonly string[] }): { drops: string[]; adds: string[] } {
+  const canonical = (name: string): string => {
+    const bare = name.trim().toUpperCase().replace(/^CAP_/, "");
+    if (bare === "ALL") return "ALL";
+    if (!CAPABILITY_NAMES.has(bare)) throw new Error(`unknown Linux capability ${JSON.stringify(name)}`);
+    return `CAP_${bare}`;
+  };
+  return { drops: spec.drop.map(canonical).sort(), adds: spec.add.map(canonical).sort() };
+}
+
 /** `value / unit` with exactly `decimals` decimals, rounded half away from zero (big.Rat.FloatString). */
 function formatFixed(value: bigint, unit: bigint, decimals: number): string {
   const scale = 10n ** BigInt(decimals);

@@ -36,10 +36,10 @@ export const lifecycle = {
    * Containers have fixed names and host ports; Docker's provider would start the replacement
    * before removing the old one and collide on both (pulumi-docker#1356). The provider's update
    * only sends restart policy, CPU shares, memory, swap and cpuset to the engine: a changed memory
-   * reservation or health check would plan as an in-place update and never reach the running
-   * container, so those replace it instead.
+   * reservation, health check, init setting or tmpfs would plan as an in-place update and never
+   * reach the running container, so those replace it instead.
    */
-  container: { deleteBeforeReplace: true, replaceOnChanges: ["memoryReservation", "healthcheck"] },
+  container: { deleteBeforeReplace: true, replaceOnChanges: ["memoryReservation", "healthcheck", "init", "tmpfs"] },
 } satisfies Record<string, LifecycleOptions>;
 
 /**

@@ -8,6 +8,7 @@
  */
 import { HOST_PATHS } from "./cloudInit";
 import { clientNames } from "./clientContainer";
+import type { HostPaths } from "./hostPaths";
 
 /** The proxy's container; reload and status commands address it by this name. */
 export const PROXY_CONTAINER = "mai-proxy";
@@ -15,6 +16,11 @@ export const PROXY_CONTAINER = "mai-proxy";
 export const SHARED_NETWORK = "mai-network";
 /** Caddy's storage: certificates, ACME account, autosaved config. */
 export const PROXY_VOLUMES = { data: "mai-caddy-data", config: "mai-caddy-config" } as const;
+
+/** Directory of the proxy's admin socket on a host; mounted into the proxy at the same path. */
+export function proxyAdminDir(paths: HostPaths): string {
+  return `${paths.stateDir}/caddy-admin`;
+}
 
 /** The namespaces in which a client's name could meet a shared one. */
 export type NameKind = "container" | "network" | "volume" | "hostPath";
@@ -24,7 +30,7 @@ export const SHARED_NAMES: Readonly<Record<NameKind, readonly string[]>> = {
   container: [PROXY_CONTAINER],
   network: [SHARED_NETWORK],
   volume: [PROXY_VOLUMES.data, PROXY_VOLUMES.config],
-  hostPath: [HOST_PATHS.caddyDir, HOST_PATHS.backupsDir, HOST_PATHS.etcDir],
+  hostPath: [HOST_PATHS.caddyDir, HOST_PATHS.backupsDir, HOST_PATHS.etcDir, proxyAdminDir(HOST_PATHS)],
 };
 
 /** A client's name in each namespace, as a template around the slug. */

@@ -1,16 +1,21 @@
 /**
  * The rendered Caddyfile served by the real Caddy release on loopback, with small local servers
- * standing in for the clients' mAI containers. Only ports, upstream addresses, admin address and
- * the certificate issuer differ from production; configs are installed and reloaded with the
- * production script host/caddy-apply.sh.
+ * standing in for the clients' mAI containers. Only ports, upstream addresses, the admin socket's
+ * path and the certificate issuer differ from production; configs are installed and reloaded with
+ * the production script host/caddy-apply.sh. Two more Caddy processes stand for the proxies of two
+ * local servers on one machine (one network namespace): each has its own admin socket, and
+ * reloading one never changes the other.
  */
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_REQUEST_BODY_BYTES, renderCaddyfile, SUSPENDED_RETRY_AFTER_SECONDS } from "../policy/caddyfile";
+import os from "node:os";
+import path from "node:path";
+import { MAX_REQUEST_BODY_BYTES, PROXY_HEALTH_PATH, renderCaddyfile, SUSPENDED_RETRY_AFTER_SECONDS } from "../policy/caddyfile";
 import type { ClientSpec } from "../config/model";
-import { freePort, startCaddy, type CaddyInstance } from "./support/caddyProcess";
+import { adminGet, freePort, startCaddy, type CaddyInstance } from "./support/caddyProcess";
 import { fixtureClient, fixtureClients } from "./support/caddyFixtures";
 import { Http2Client, request, runLoad, timeStream, type Target } from "./support/httpClient";
 import { connectWebSocket } from "./support/httpWebSocket";
@@ -27,6 +32,15 @@ let caddy: CaddyInstance | undefined;
 let httpPort = 0;
 let httpsPort = 0;
 let adminAddress = "";
+/** Directories holding admin sockets, removed at the end. */
+const socketDirs: string[] = [];
+
+/** `unix/<path>` of a new admin socket in a directory of its own (as a host's state directory). */
+function newAdminSocket(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "mai-admin-"));
+  socketDirs.push(dir);
+  return `unix/${path.join(dir, "admin.sock")}`;
+}
 
 function render(list: ClientSpec[]): string {
   return renderCaddyfile(list, {
@@ -84,7 +98,7 @@ beforeAll(async () => {
     workspaces.set(client.slug, await startFakeWorkspace(client.slug));
   }
   [httpPort, httpsPort] = [await freePort(), await freePort()];
-  adminAddress = `127.0.0.1:${await freePort()}`;
+  adminAddress = newAdminSocket();
   caddy = await startCaddy(render(clients), adminAddress);
   for (const client of activeClients) await waitUntilServed(client.hostname, client.slug);
 });
@@ -92,6 +106,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await caddy?.stop();
   await Promise.all([...workspaces.values()].map((workspace) => workspace.close()));
+  for (const dir of socketDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe("Caddy serving the rendered Caddyfile", () => {
@@ -338,6 +353,147 @@ describe("Caddy serving the rendered Caddyfile", () => {
       expect(socket.isClosed).toBe(false);
     } finally {
       socket.close();
+    }
+  });
+});
+
+/** One local server's proxy: its Caddy, listeners, admin socket and clients. */
+interface LocalProxy {
+  caddy: CaddyInstance;
+  httpPort: number;
+  httpsPort: number;
+  adminAddress: string;
+  render(list: ClientSpec[]): string;
+}
+
+async function startLocalProxy(list: ClientSpec[], adminAddress = newAdminSocket()): Promise<LocalProxy> {
+  const [ownHttp, ownHttps] = [await freePort(), await freePort()];
+  const renderFor = (adminOf: string) => (serving: ClientSpec[]) =>
+    renderCaddyfile(serving, {
+      bindAddress: "127.0.0.1",
+      httpPort: ownHttp,
+      httpsPort: ownHttps,
+      adminAddress: adminOf,
+      issuer: "internal",
+      upstream: (client) => `127.0.0.1:${workspaces.get(client.slug)?.port ?? 9}`,
+    });
+  const started = await startCaddy(renderFor(adminAddress)(list), adminAddress);
+  return { caddy: started, httpPort: ownHttp, httpsPort: ownHttps, adminAddress, render: renderFor(adminAddress) };
+}
+
+/** Waits until `proxy` serves `slug` on `hostname` over HTTPS. */
+async function waitUntilServedBy(target: LocalProxy, hostname: string, slug: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const reply = await request({ port: target.httpsPort, hostname, ca: target.caddy.rootCa }, "/whoami").catch(() => undefined);
+    if (reply?.headers[WORKSPACE_HEADER] === slug) return;
+    if (Date.now() > deadline) throw new Error(`${hostname} is not served:\n${target.caddy.logs().slice(-3000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The host names a proxy's loaded configuration routes (from its admin API). */
+async function routedHosts(target: LocalProxy): Promise<string[]> {
+  const reply = await target.caddy.admin("/config/");
+  expect(reply.status).toBe(200);
+  return [...new Set([...reply.body.matchAll(/"host":\[([^\]]*)\]/g)].flatMap((m) => JSON.parse(`[${m[1]}]`) as string[]))].sort();
+}
+
+describe("two local servers' proxies on one machine", () => {
+  const alpha = clients.find((client) => client.slug === "alpha")!;
+  const bravo = clients.find((client) => client.slug === "bravo")!;
+  const charlie = clients.find((client) => client.slug === "charlie")!;
+  let a: LocalProxy | undefined;
+  let b: LocalProxy | undefined;
+  const both = () => {
+    if (!a || !b) throw new Error("the two proxies are not running");
+    return [a, b] as const;
+  };
+
+  beforeAll(async () => {
+    a = await startLocalProxy([alpha]);
+    b = await startLocalProxy([bravo]);
+    await waitUntilServedBy(a, alpha.hostname, "alpha");
+    await waitUntilServedBy(b, bravo.hostname, "bravo");
+  });
+
+  afterAll(async () => {
+    await a?.caddy.stop();
+    await b?.caddy.stop();
+  });
+
+  it("give each Caddy its own admin socket, which only its owner may use", async () => {
+    const [one, two] = both();
+    expect(one.adminAddress).not.toBe(two.adminAddress);
+    for (const proxy of [one, two]) {
+      const socket = proxy.adminAddress.slice("unix/".length);
+      expect(statSync(socket).isSocket()).toBe(true);
+      // Caddy creates it writable by its owner only: no other user on the host can drive it.
+      expect(statSync(socket).mode & 0o077).toBe(0);
+      const config = JSON.parse((await proxy.caddy.admin("/config/")).body);
+      expect(config.admin.listen).toBe(proxy.adminAddress);
+      expect(config.apps.http.http_port).toBe(proxy.httpPort);
+    }
+    expect(await routedHosts(one)).toEqual(["127.0.0.1", "alpha.mai.test"]);
+    expect(await routedHosts(two)).toEqual(["127.0.0.1", "bravo.mai.test"]);
+  });
+
+  it("answer the container health check on their own HTTP port, and only there", async () => {
+    const [one, two] = both();
+    for (const proxy of [one, two]) {
+      const reply = await request({ port: proxy.httpPort, hostname: "127.0.0.1" }, PROXY_HEALTH_PATH);
+      expect([reply.status, reply.body]).toEqual([200, "OK"]);
+    }
+    expect((await request({ port: one.httpPort, hostname: "127.0.0.1" }, "/config/")).status).toBe(404);
+  });
+
+  it("reloading one never changes the other's configuration", async () => {
+    const [one, two] = both();
+    const untouched = (await two.caddy.admin("/config/")).body;
+    for (let round = 0; round < 4; round++) {
+      const serving = round % 2 === 0 ? [alpha, charlie] : [alpha];
+      const applied = await one.caddy.apply(one.render(serving));
+      expect(applied.output).toContain("reloaded");
+      expect(applied.code).toBe(0);
+      expect(await routedHosts(one)).toEqual(["127.0.0.1", ...serving.map((client) => client.hostname)].sort());
+      expect((await two.caddy.admin("/config/")).body).toBe(untouched);
+    }
+    await waitUntilServedBy(two, bravo.hostname, "bravo");
+    // And the other way round.
+    const first = (await one.caddy.admin("/config/")).body;
+    const applied = await two.caddy.apply(two.render([bravo, charlie]));
+    expect(applied.code).toBe(0);
+    expect(await routedHosts(two)).toEqual(["127.0.0.1", "bravo.mai.test", "charlie.mai.test"]);
+    await waitUntilServedBy(two, charlie.hostname, "charlie");
+    expect((await one.caddy.admin("/config/")).body).toBe(first);
+    await waitUntilServedBy(one, alpha.hostname, "alpha");
+  });
+
+  it("reaches a proxy still on another admin address at that address, once, and moves it to its socket", async () => {
+    // A proxy whose running Caddyfile predates the socket (here: a TCP admin port of its own).
+    const tcp = `127.0.0.1:${await freePort()}`;
+    const socket = newAdminSocket();
+    const old = await startLocalProxy([charlie], tcp);
+    try {
+      const moved = renderCaddyfile([charlie], {
+        bindAddress: "127.0.0.1",
+        httpPort: old.httpPort,
+        httpsPort: old.httpsPort,
+        adminAddress: socket,
+        issuer: "internal",
+        upstream: (client) => `127.0.0.1:${workspaces.get(client.slug)?.port ?? 9}`,
+      });
+      const applied = await old.caddy.apply(moved);
+      expect(applied.output).toContain("reloaded");
+      expect(applied.code).toBe(0);
+      expect(JSON.parse((await adminGet(socket, "/config/")).body).admin.listen).toBe(socket);
+      await expect(adminGet(tcp, "/config/")).rejects.toThrow();
+      // The next reload goes through the socket the running configuration names.
+      const again = await old.caddy.apply(`${moved}\n# changed\n`);
+      expect(again.code).toBe(0);
+      expect(again.output).toContain("reloaded");
+    } finally {
+      await old.caddy.stop();
     }
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { CADDY_IMAGE, CADDY_VERSION } from "../policy/caddyRelease";
-import { htmlText, MAX_REQUEST_BODY_BYTES, renderCaddyfile } from "../policy/caddyfile";
+import { htmlText, MAX_REQUEST_BODY_BYTES, MAX_UNIX_SOCKET_PATH_BYTES, PROXY_HEALTH_PATH, renderCaddyfile } from "../policy/caddyfile";
 import { fixtureClient, fixtureClients } from "./support/caddyFixtures";
 
 const production = { acmeEmail: "ops@example.com" };
@@ -77,6 +77,27 @@ describe("renderCaddyfile", () => {
     expect(sites(local).replace(":8443{uri}", "{uri}")).toBe(sites(caddyfile));
     // Without the internal CA, an ACME account e-mail is required.
     expect(() => renderCaddyfile(fixtureClients(), { bindAddress: "127.0.0.1" })).toThrow(/acmeEmail: expected an e-mail address/);
+  });
+
+  it("names the proxy's own admin socket, and refuses a socket path no unix socket can have", () => {
+    const socket = "/var/lib/mai/caddy-admin/admin.sock";
+    const caddyfile = renderCaddyfile(fixtureClients(), { ...production, adminAddress: `unix/${socket}` });
+    expect(caddyfile).toContain(`\tadmin unix/${socket}\n`);
+    expect(caddyfile).not.toContain("2019");
+    // sun_path is 108 bytes with its NUL: 107 fit, 108 do not.
+    const fits = `/${"d".repeat(95)}/admin.sock`;
+    expect(Buffer.byteLength(fits)).toBe(MAX_UNIX_SOCKET_PATH_BYTES);
+    expect(() => renderCaddyfile([], { ...production, adminAddress: `unix/${fits}` })).not.toThrow();
+    expect(() => renderCaddyfile([], { ...production, adminAddress: `unix/${fits}x` })).toThrow(
+      /adminAddress: the socket path \/d+\/admin\.sockx has 108 bytes; a unix socket path has at most 107/,
+    );
+    expect(() => renderCaddyfile([], { ...production, adminAddress: "unix/relative.sock" })).toThrow(/expected unix\/<absolute socket path> or host:port/);
+    expect(() => renderCaddyfile([], { ...production, adminAddress: "unix//a b.sock" })).toThrow(/expected unix\/<absolute socket path>/);
+  });
+
+  it("answers the proxy's health check on a plain-HTTP site of its own, identical on every host", () => {
+    const block = siteBlock(renderCaddyfile(fixtureClients(), production), "http://127.0.0.1");
+    expect(block).toBe(`http://127.0.0.1 {\n\trespond ${PROXY_HEALTH_PATH} "OK" 200\n\trespond 404\n}`);
   });
 
   it("never puts a client name into the Caddyfile raw", () => {

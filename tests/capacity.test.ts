@@ -14,7 +14,7 @@ const SETTINGS: StackSettings = {
   sshPublicKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPSC1l/62VRwD1a2oO5ETlwMnjE84napWFyJKnqj306o ops@mai-hosting.eu"],
   adminCidrs: ["203.0.113.10/32"],
   defaultImage: "ghcr.io/mai-hosting/mai:1.4.2",
-  defaultResources: { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048 },
+  defaultResources: { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048, pidsLimit: 1024 },
   hostReserve: { cpus: 2, memoryMb: 4096 },
   acmeEmail: "ops@mai-hosting.eu",
   backupRetentionDays: 30,

@@ -2,7 +2,16 @@ import { describe, expect, it } from "vitest";
 import { firewallRules, sshKeyName } from "../policy/hostPolicy";
 import { dnsRecordsFor, externalHostnames, isInZone } from "../policy/dns";
 import { OVERRIDABLE_ENV_DEFAULTS, STACK_ENV, clientAdminsOutput, clientEnvironment, clientLimits, keptAfterFirstStart } from "../policy/clientContainer";
-import { caddyfileOptionsFor, proxyApplyCommand, PROXY_NETWORK_MODE } from "../policy/proxyPolicy";
+import {
+  PROXY_HEALTHCHECK,
+  PROXY_NETWORK_MODE,
+  caddyfileOptionsFor,
+  proxyAdminDir,
+  proxyAdminSocket,
+  proxyApplyCommand,
+  proxyHealthcheck,
+  proxySeedCommand,
+} from "../policy/proxyPolicy";
 import { HOST_PATHS } from "../policy/cloudInit";
 import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../policy/localHost";
 import { spawnSync } from "child_process";
@@ -22,7 +31,7 @@ const client = (over: Partial<ClientSpec> = {}): ClientSpec => ({
   defaultHostname: "acme.mai.example.net",
   status: "active",
   image: "ghcr.io/mai-hosting/mai:1.4.2",
-  resources: { cpus: 2, memoryMb: 4096, reservedCpus: 0.25, reservedMemoryMb: 2048 },
+  resources: { cpus: 2, memoryMb: 4096, reservedCpus: 0.25, reservedMemoryMb: 2048, pidsLimit: 1024 },
   env: {},
   server: "host",
   ...over,
@@ -103,13 +112,54 @@ describe("proxy", () => {
     expect(PROXY_NETWORK_MODE).toBe("host");
   });
   it("leaves the public defaults out of a production Caddyfile and binds a local one to the loopback", () => {
-    expect(caddyfileOptionsFor({ httpPort: 80, httpsPort: 443, issuer: "acme" }, "ops@example.net")).toEqual({ acmeEmail: "ops@example.net" });
-    expect(caddyfileOptionsFor({ bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" }, undefined)).toEqual({
+    const production = { httpPort: 80, httpsPort: 443, issuer: "acme" as const, adminSocket: proxyAdminSocket(HOST_PATHS) };
+    expect(caddyfileOptionsFor(production, "ops@example.net")).toEqual({
+      acmeEmail: "ops@example.net",
+      adminAddress: "unix//var/lib/mai/caddy-admin/admin.sock",
+    });
+    const local = { bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" as const, adminSocket: proxyAdminSocket(localHostPaths("/var/tmp/mai")) };
+    expect(caddyfileOptionsFor(local, undefined)).toEqual({
       bindAddress: "127.0.0.1",
+      adminAddress: "unix//var/tmp/mai/state/caddy-admin/admin.sock",
       httpPort: 8080,
       httpsPort: 8443,
       issuer: "internal",
     });
+  });
+  it("gives every host's proxy its own admin socket in the host's state directory, never Caddy's shared default", () => {
+    expect(proxyAdminDir(HOST_PATHS)).toBe("/var/lib/mai/caddy-admin");
+    expect(proxyAdminSocket(localHostPaths("/var/tmp/mai-a"))).not.toBe(proxyAdminSocket(localHostPaths("/var/tmp/mai-b")));
+  });
+  it("seeds the Caddyfile the proxy boots with: when there is none, and when it predates the proxy's own admin socket", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "mai-seed-"));
+    try {
+      const paths = localHostPaths(root);
+      fs.mkdirSync(paths.caddyDir, { recursive: true });
+      const live = path.join(paths.caddyDir, "Caddyfile");
+      const next = path.join(paths.caddyDir, "Caddyfile.next");
+      const current = `{\n\tadmin unix/${proxyAdminSocket(paths)}\n}\n# new\n`;
+      const seed = () => spawnSync("bash", ["-c", proxySeedCommand(paths)], { encoding: "utf8" });
+      fs.writeFileSync(next, current);
+      // First start: no Caddyfile yet.
+      expect(seed().status).toBe(0);
+      expect(fs.readFileSync(live, "utf8")).toBe(current);
+      expect(fs.statSync(proxyAdminDir(paths)).mode & 0o777).toBe(0o700);
+      // A Caddyfile naming the socket stays: later changes go through the validating apply step.
+      fs.writeFileSync(live, `{\n\tadmin unix/${proxyAdminSocket(paths)}\n}\n# running\n`);
+      expect(seed().status).toBe(0);
+      expect(fs.readFileSync(live, "utf8")).toContain("# running");
+      // One from before the socket (Caddy's shared default) is replaced, so the proxy starts on its socket.
+      fs.writeFileSync(live, "{\n\temail ops@example.com\n}\n# old\n");
+      expect(seed().status).toBe(0);
+      expect(fs.readFileSync(live, "utf8")).toBe(current);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+  it("checks the proxy's health on the host's own HTTP port, not on an admin port", () => {
+    expect(proxyHealthcheck(8080).tests).toEqual(["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/mai-proxy-health || exit 1"]);
+    expect(PROXY_HEALTHCHECK).toEqual(proxyHealthcheck(80));
+    expect(JSON.stringify(proxyHealthcheck(80))).not.toContain("2019");
   });
   it("reloads through the apply script with the production paths unchanged and a local host's Caddyfile directory", () => {
     expect(proxyApplyCommand(HOST_PATHS, "caddy:2.11.9-alpine")).toBe("CADDY_IMAGE=caddy:2.11.9-alpine bash /usr/local/sbin/mai-caddy-apply");

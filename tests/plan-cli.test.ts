@@ -77,7 +77,8 @@ describe("npm run plan", () => {
     const { code, stdout, stderr } = await plan();
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
     expect(stdout).toContain("not the cloud's actual state");
-    expect(stdout).toMatch(/acme\s+https:\/\/chat\.acme-industrie\.de\s+3002\s+active\s+4 \/ 2\s+8 GiB \/ 4 GiB/);
+    expect(stdout).toMatch(/acme\s+https:\/\/chat\.acme-industrie\.de\s+3002\s+active\s+4 \/ 2\s+8 GiB \/ 4 GiB\s+1024\n/);
+    expect(stdout).toMatch(/CLIENT\s+URL\s+PORT\s+STATUS\s+CPU LIMIT \/ RESERVED\s+MEMORY LIMIT \/ RESERVED\s+PIDS\n/);
     expect(stdout).toMatch(/nordlicht-design\s+\S+\s+3003\s+suspended/);
     expect(stdout).toMatch(/^Server host: 3 client\(s\)$/m);
     expect(stdout).toMatch(/Server host \(ccx53\): 32 vCPU, 128 GiB/);
@@ -178,7 +179,7 @@ describe("npm run plan", () => {
       const json = JSON.parse(stdout);
       expect(json).toMatchObject({ stack: "prod", capacity: [expect.objectContaining({ serverName: "host", serverType: "ccx53" })], servers: ["host"] });
       expect(Object.keys(json.clients[0]).sort()).toEqual(
-        ["cpus", "hostname", "memoryMb", "port", "reservedCpus", "reservedMemoryMb", "server", "slug", "status", "url"].sort(),
+        ["cpus", "hostname", "memoryMb", "pidsLimit", "port", "reservedCpus", "reservedMemoryMb", "server", "slug", "status", "url"].sort(),
       );
       for (const r of json.resources) expect(Object.keys(r).sort()).toEqual(["inputs", "name", "parent", "server", "type", "urn"]);
       expect(json.resources.filter((r: { server: string | null }) => r.server !== "host")).toEqual([]);

@@ -148,7 +148,7 @@ describe("renderings", () => {
   const report: PlanReport = {
     stack: "prod",
     clients: [
-      { slug: "acme", hostname: "acme.example.com", url: "https://acme.example.com", port: 8001, status: "active", cpus: 2, memoryMb: 4096, reservedCpus: 0.5, reservedMemoryMb: 1024, server: "host" },
+      { slug: "acme", hostname: "acme.example.com", url: "https://acme.example.com", port: 8001, status: "active", cpus: 2, memoryMb: 4096, reservedCpus: 0.5, reservedMemoryMb: 1024, pidsLimit: 1024, server: "host" },
     ],
     capacity: [{
       serverName: "host",

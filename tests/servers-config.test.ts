@@ -82,6 +82,15 @@ describe("servers", () => {
     ]);
   });
 
+  it("refuses a state directory too long for the proxy's admin socket below it (unix socket paths: 107 bytes)", () => {
+    // <stateDir>/state/caddy-admin/admin.sock: 29 bytes after the directory.
+    const longest = `/${"s".repeat(77)}`;
+    expect(resolve({ ...LOCAL_VALUES, servers: { local: { kind: "local", stateDir: longest } } }).settings.servers[0]).toMatchObject({ stateDir: longest });
+    expect(issues({ ...LOCAL_VALUES, servers: { local: { kind: "local", stateDir: `${longest}x` } } })).toEqual([
+      "Pulumi.test.yaml: mai-hosting:servers.local.stateDir: too long: the proxy's admin socket below it would have a 108-byte path, and a unix socket path has at most 107; use a directory of at most 78 bytes",
+    ]);
+  });
+
   it("refuses kind ssh (reserved) naming the fields it will take", () => {
     expect(issues({ ...HETZNER_VALUES, servers: { "old-box": { kind: "ssh", address: "203.0.113.9", user: "root", port: 22 } } })).toEqual([
       'Pulumi.test.yaml: mai-hosting:servers.old-box.kind: "ssh" (an existing host reached over SSH, with address, user, port) is reserved and not supported yet; use kind "hetzner" (the default) or "local"',

@@ -47,6 +47,7 @@ describe("adding a client", () => {
       "hooli-dns-a",
       "hooli-dns-aaaa",
       "hooli-network",
+      "hooli-pids-limit",
       "hooli-webui-secret",
     ]);
   });

@@ -60,7 +60,7 @@ describe("local stack", () => {
     const caddyfile = named("local-proxy-caddyfile");
     expect(caddyfile.inputs.create).toContain(`${STATE_DIR}/caddy/Caddyfile.next`);
     const text: string = await caddyfile.inputs.stdin;
-    expect(text.startsWith("{\n\tdefault_bind 127.0.0.1\n\thttp_port 8080\n\thttps_port 8443\n\tlocal_certs\n")).toBe(true);
+    expect(text.startsWith(`{\n\tdefault_bind 127.0.0.1\n\tadmin unix/${STATE_DIR}/state/caddy-admin/admin.sock\n\thttp_port 8080\n\thttps_port 8443\n\tlocal_certs\n`)).toBe(true);
     expect(text).not.toContain("email");
     expect(text).toMatch(/^mueller-steuerberatung\.localhost \{\n[\s\S]*?reverse_proxy 127\.0\.0\.1:3001 \{/m);
     expect(text).toContain("redir https://chat.acme-industrie.de:8443{uri} 308");
@@ -76,7 +76,7 @@ describe("local stack", () => {
   it("installs the backup scripts under the state directory but no systemd timer", () => {
     expect(ofType("mai:index:ClientBackup")).toEqual([]);
     expect(named("local-backup-tooling-install").inputs.create).not.toContain("systemctl");
-    expect(named("acme-container").inputs.volumes).toContainEqual({ hostPath: `${STATE_DIR}/backups/acme`, containerPath: "/app/backups" });
+    expect(named("acme-container").inputs.volumes).toContainEqual({ hostPath: `${STATE_DIR}/backups/acme`, containerPath: "/app/backups", readOnly: true });
   });
 
   it("starts clients without an OpenRouter key (the stack sets none) and without a managed key", () => {

@@ -7,6 +7,7 @@
 import * as path from "path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FIXTURE_API_KEYS, FIXTURE_CONFIG, FIXTURE_PROVISIONING_KEY, FIXTURE_SECRET_KEYS } from "./fixtures/stack/config";
+import { mockOutputs } from "../plan/mockRuntime";
 import { DeclaredResource, isSecretValue, MOCK_IPV4, MOCK_IPV6, ProgramRun, publicJson, runProgram } from "./support/programHarness";
 
 const CLIENTS_DIR = path.join(__dirname, "fixtures", "stack", "clients");
@@ -121,13 +122,39 @@ describe("client instances", () => {
     expect(container("umbrella-container").inputs.ports).toEqual([{ internal: 8080, external: 8004, ip: "127.0.0.1", protocol: "tcp" }]);
   });
 
-  it("mounts the data volume and the backups directory, and joins only its own network", () => {
+  it("mounts the data volume and the backups directory (read-only), and joins only its own network", () => {
     const inputs = container("acme-container").inputs;
     expect(inputs.volumes).toEqual([
       { volumeName: "mai-acme-data", containerPath: "/app/backend/data" },
-      { hostPath: "/srv/mai/backups/acme", containerPath: "/app/backups" },
+      { hostPath: "/srv/mai/backups/acme", containerPath: "/app/backups", readOnly: true },
     ]);
     expect(inputs.networksAdvanced).toEqual([{ name: "mai-acme" }]);
+  });
+
+  it("confines every client container: no capabilities, no-new-privileges, an init process, a read-only root", () => {
+    const containers = ofType("docker:index/container:Container").filter((c) => !c.name.startsWith("proxy"));
+    expect(containers.map((c) => c.name).sort()).toEqual(["acme-container", "globex-container", "umbrella-container"]);
+    for (const c of containers) {
+      expect(c.inputs).toMatchObject({
+        init: true,
+        securityOpts: ["no-new-privileges:true"],
+        capabilities: { drops: ["ALL"], adds: [] },
+        readOnly: true,
+        tmpfs: { "/tmp": "rw,noexec,nosuid,nodev" },
+      });
+    }
+  });
+
+  it("gives every client container its pids limit on the host, again whenever the container is replaced", () => {
+    const limits = ofType("command:remote:Command").filter((c) => c.name.endsWith("-pids-limit"));
+    expect(limits.map((c) => c.name).sort()).toEqual(["acme-pids-limit", "globex-pids-limit", "umbrella-pids-limit"]);
+    const acme = named("command:remote:Command", "acme-pids-limit");
+    const acmeId = mockOutputs("docker:index/container:Container", "acme-container", {}).id;
+    // The stack default (1024) for acme; globex's file sets its own.
+    expect(acme.inputs.create).toContain(`docker update --pids-limit 1024 ${acmeId}`);
+    expect(acme.inputs.triggers).toEqual([acmeId, 1024]);
+    expect(named("command:remote:Command", "globex-pids-limit").inputs.create).toContain("docker update --pids-limit 512 ");
+    expect(acme.options.dependsOn.some((urn) => urn.endsWith("::acme-container"))).toBe(true);
   });
 
   it("checks health on /health inside the container", () => {
@@ -225,9 +252,9 @@ describe("client instances", () => {
     for (const c of ofType("docker:index/container:Container")) expect(c.options.deleteBeforeReplace).toBe(true);
   });
 
-  it("replaces a container whose memory reservation or health check changes (the provider's update never sends them)", () => {
+  it("replaces a container whose memory reservation, health check, init or tmpfs changes (the provider's update never sends them)", () => {
     for (const c of ofType("docker:index/container:Container")) {
-      expect(c.options.replaceOnChanges.sort()).toEqual(["healthcheck", "memoryReservation"]);
+      expect(c.options.replaceOnChanges.sort()).toEqual(["healthcheck", "init", "memoryReservation", "tmpfs"]);
     }
   });
 });
@@ -303,6 +330,23 @@ describe("proxy", () => {
 
   it("mounts the Caddyfile directory, not the file", () => {
     expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/opt/mai/caddy", containerPath: "/etc/caddy", readOnly: true });
+  });
+
+  it("has its own admin socket, mounted at the same path, and a health check on its HTTP port", async () => {
+    expect(container("proxy-container").inputs.volumes).toContainEqual({ hostPath: "/var/lib/mai/caddy-admin", containerPath: "/var/lib/mai/caddy-admin" });
+    expect(await caddyfile()).toContain("\tadmin unix//var/lib/mai/caddy-admin/admin.sock\n");
+    expect(container("proxy-container").inputs.healthcheck.tests).toEqual(["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:80/mai-proxy-health || exit 1"]);
+    expect(named("command:remote:Command", "proxy-caddyfile-seed").inputs.create).toMatch(/^install -d -m 0700 \/var\/lib\/mai\/caddy-admin && .*admin unix\/\/var\/lib\/mai\/caddy-admin\/admin\.sock/);
+  });
+
+  it("keeps client containers from the metadata service and host services: the filter is installed on the server", () => {
+    const install = named("command:remote:Command", "host-client-firewall");
+    expect(install.inputs.create).toContain("-A MAI-CLIENT-FORWARD -i br-+ -d 169.254.0.0/16 -j DROP");
+    expect(install.inputs.create).toContain("systemctl restart mai-firewall.service");
+    expect(install.inputs.triggers).toHaveLength(1);
+    const userData = named("hcloud:index/server:Server", "host-server").inputs.userData as string;
+    expect(userData).toContain("/usr/local/sbin/mai-firewall");
+    expect(userData).toContain('"no-new-privileges": true');
   });
 
   it("renders a site per active client, a 503 page for the suspended one and no secret", async () => {

@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import type { ClientSpec, StackSettings } from "../config/model";
+import type { ClientSpec, ResourceSpec, StackSettings } from "../config/model";
 import { assessCapacity } from "../policy/capacity";
 import {
   ADVICE_RULES,
@@ -229,14 +229,14 @@ const SETTINGS: StackSettings = {
   sshPublicKeys: [],
   adminCidrs: [],
   defaultImage: "img:1",
-  defaultResources: { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048 },
+  defaultResources: { cpus: 2, memoryMb: 4096, reservedCpus: 1, reservedMemoryMb: 2048, pidsLimit: 1024 },
   hostReserve: { cpus: 2, memoryMb: 4096 },
   acmeEmail: "ops@mai-hosting.eu",
   proxyImage: "caddy:2",
   backupRetentionDays: 30,
 };
 
-function spec(slug: string, resources = SETTINGS.defaultResources, status: "active" | "suspended" = "active"): ClientSpec {
+function spec(slug: string, resources: ResourceSpec = SETTINGS.defaultResources, status: "active" | "suspended" = "active"): ClientSpec {
   return {
     slug,
     server: "host",
@@ -248,7 +248,7 @@ function spec(slug: string, resources = SETTINGS.defaultResources, status: "acti
     defaultHostname: `${slug}.mai-hosting.eu`,
     status,
     image: "img:1",
-    resources,
+    resources: { pidsLimit: SETTINGS.defaultResources.pidsLimit, ...resources },
     env: {},
   };
 }

@@ -50,8 +50,14 @@ describe("upgrading the single-server production stack", () => {
         "delete command:remote:Command proxy-attach-nordlicht-design",
         // tcp_migrate_req moves from the container to the host.
         "create command:remote:Command host-sysctl",
+        // Client containers reach neither the metadata service nor host services (DOCKER-USER/INPUT).
+        "create command:remote:Command host-client-firewall",
+        // Every client container gets its pids limit from the host (no provider input for it).
+        "create command:remote:Command acme-pids-limit",
+        "create command:remote:Command mueller-steuerberatung-pids-limit",
         // The stack-managed environment of the production guide (mai_client_<slug>, Secure/lax
-        // session cookies, organisation model access): every active client restarts once.
+        // session cookies, organisation model access) and the containment of a tenant (no
+        // capabilities, no-new-privileges, init, read-only root and backups): every active client restarts once.
         "replace docker:index/container:Container acme-container",
         "replace docker:index/container:Container mueller-steuerberatung-container",
         // A session secret lives as long as its client: the suspended client gets its own now.
@@ -80,11 +86,13 @@ describe("upgrading the single-server production stack", () => {
       ].sort(),
     );
     const replaced = (name: string) => changes.find((c) => c.op === "replace" && c.name === name)!.fields;
-    expect(replaced("proxy-container")).toEqual(["networkMode", "networksAdvanced", "ports", "sysctls"]);
-    // Only the environment: the CPU amount "2" -> "2.0" and the health check's "120s" -> "2m0s"
-    // are the same values in the provider's read-back form, so they are no change.
-    expect(replaced("acme-container")).toEqual(["envs"]);
-    expect(replaced("mueller-steuerberatung-container")).toEqual(["envs"]);
+    // The host network, and its own admin socket (a mount, and a health check without the admin port).
+    expect(replaced("proxy-container")).toEqual(["healthcheck", "networkMode", "networksAdvanced", "ports", "sysctls", "volumes"]);
+    // The environment and the containment: the CPU amount "2" -> "2.0" and the health check's
+    // "120s" -> "2m0s" are the same values in the provider's read-back form, so they are no change.
+    const containment = ["capabilities", "envs", "init", "readOnly", "securityOpts", "tmpfs", "volumes"];
+    expect(replaced("acme-container")).toEqual(containment);
+    expect(replaced("mueller-steuerberatung-container")).toEqual(containment);
   });
 
   it("only re-runs commands in place: the Caddyfile with loopback upstreams, its reload, and the fixed cloud-init wait", () => {
@@ -104,6 +112,8 @@ describe("upgrading the single-server production stack", () => {
       "nordlicht-design-openrouter-settings apiBaseUrl",
       "proxy-apply-script source,triggers (re-run)",
       "proxy-caddyfile source,triggers (re-run)",
+      // The admin socket's directory is made before the proxy starts.
+      "proxy-caddyfile-seed create",
       "proxy-reload triggers (re-run)",
     ]);
   });
@@ -112,7 +122,7 @@ describe("upgrading the single-server production stack", () => {
     const untouchable = /^(hcloud:index\/(server|primaryIp|firewall|sshKey)|docker:index\/(volume|network)|cloudflare:|pulumi-nodejs:dynamic\/openrouter:Key$)/;
     expect(changes.filter((c) => untouchable.test(c.type))).toEqual([]);
     const containers = changes.filter((c) => c.type === "docker:index/container:Container" && c.name !== "proxy-container");
-    expect(containers.every((c) => c.op === "replace" && c.fields.join() === "envs")).toBe(true);
+    expect(containers.every((c) => c.op === "replace" && c.fields.join() === "capabilities,envs,init,readOnly,securityOpts,tmpfs,volumes")).toBe(true);
     expect(changes.filter((c) => c.protected)).toEqual([]);
   });
 });

@@ -379,7 +379,7 @@ describe("client fields", () => {
     );
     expect(issues).toEqual([
       'clients/acme.yaml:2: prot: unknown field "prot"; did you mean "port"? (allowed: name, port, hostname, status, admin, image, resources, env, server, moveFrom, openrouter)',
-      'clients/acme.yaml:5: resources.memroy: unknown field "memroy"; did you mean "memory"? (allowed: cpus, memory, reservations)',
+      'clients/acme.yaml:5: resources.memroy: unknown field "memroy"; did you mean "memory"? (allowed: cpus, memory, reservations, pids)',
       'clients/acme.yaml:7: resources.reservations.cpu: unknown field "cpu"; did you mean "cpus"? (allowed: cpus, memory)',
       'clients/acme.yaml:9: openrouter.monthlyLimit: unknown field "monthlyLimit"; did you mean "monthlyLimitUsd"? (allowed: monthlyLimitUsd)',
       'clients/acme.yaml:10: foo: unknown field "foo" (allowed: name, port, hostname, status, admin, image, resources, env, server, moveFrom, openrouter)',
@@ -592,7 +592,7 @@ describe("stack settings", () => {
     if (!result.ok) return;
     expect(result.settings.adminCidrs).toEqual(["2001:db8::/48"]);
     expect(result.settings.backupRetentionDays).toBe(14);
-    expect(result.settings.defaultResources).toEqual({ cpus: 3, memoryMb: 6144, reservedCpus: 1.5, reservedMemoryMb: 2048 });
+    expect(result.settings.defaultResources).toEqual({ cpus: 3, memoryMb: 6144, reservedCpus: 1.5, reservedMemoryMb: 2048, pidsLimit: 1024 });
     expect(result.settings.hostReserve).toEqual({ cpus: 4, memoryMb: 8192 });
     expect(JSON.stringify(result.settings)).not.toContain("sk-or");
   });

@@ -4,9 +4,10 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { HetznerServerSpec, StackSettings } from "../../config/model";
 import { HOST_PATHS, cloudInitWaitCommand, renderCloudInit, sysctlApplyCommand } from "../../policy/cloudInit";
-import { contentHash } from "../../policy/proxyPolicy";
+import { contentHash, proxyAdminSocket } from "../../policy/proxyPolicy";
 import { lifecycle } from "../../policy/lifecycle";
 import { firewallRules, hostLabels, sshKeyName } from "../../policy/hostPolicy";
+import { firewallInstallCommand } from "../../policy/clientFirewall";
 import { type Host, type HostCommand, type HostCommandArgs, type HostFileArgs, commandFields, fileTriggers } from "./host";
 
 /** SSH options of every connection the machine running Pulumi opens to a Hetzner host. */
@@ -45,7 +46,7 @@ export class HetznerHost extends pulumi.ComponentResource implements Host {
   public readonly docker: docker.Provider;
   public readonly paths = HOST_PATHS;
   /** Caddy serves the public ports on every address. */
-  public readonly proxy = { httpPort: 80, httpsPort: 443, issuer: "acme" as const };
+  public readonly proxy = { httpPort: 80, httpsPort: 443, issuer: "acme" as const, adminSocket: proxyAdminSocket(HOST_PATHS) };
   public readonly hasSystemd = true;
   public readonly shell: pulumi.Output<string>;
 
@@ -145,6 +146,11 @@ export class HetznerHost extends pulumi.ComponentResource implements Host {
     // Also on servers whose first boot predates the drop-in (cloud-init never runs again).
     const sysctls = sysctlApplyCommand();
     this.runCommand(`${name}-sysctl`, { create: sysctls, triggers: [contentHash(sysctls)] }, { parent: this });
+
+    // Client containers reach neither the metadata service nor host services (policy/clientFirewall.ts);
+    // installed here too for servers whose first boot predates it.
+    const clientFirewall = firewallInstallCommand();
+    this.runCommand(`${name}-client-firewall`, { create: clientFirewall, triggers: [contentHash(clientFirewall)] }, { parent: this });
 
     // BatchMode: a move run by CI fails at once instead of waiting on a password prompt. (Not on
     // the Docker provider's own options: a change there is a change of the provider.)

@@ -21,6 +21,8 @@ export interface ProxyListeners {
   httpsPort: number;
   /** Public ACME certificates, or Caddy's internal CA (hostnames no public CA can verify). */
   issuer: "acme" | "internal";
+  /** Unix socket of this proxy's admin API (`proxyAdminSocket` of the host's paths). */
+  adminSocket: string;
 }
 
 /** A command run on a host; re-run when `triggers` change (see each implementation). */

@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as command from "@pulumi/command";
 import type { LocalServerSpec } from "../../config/model";
 import { localHostPaths, localShellPrefix, localWriteFileCommand } from "../../policy/localHost";
+import { proxyAdminSocket } from "../../policy/proxyPolicy";
 import { type Host, type HostCommand, type HostCommandArgs, type HostFileArgs, type HostPaths, commandFields, fileTriggers } from "./host";
 
 export interface LocalHostArgs {
@@ -34,7 +35,13 @@ export class LocalHost extends pulumi.ComponentResource implements Host {
     const { server } = args;
     this.name = server.name;
     this.paths = localHostPaths(server.stateDir);
-    this.proxy = { bindAddress: "127.0.0.1", httpPort: server.httpPort, httpsPort: server.httpsPort, issuer: "internal" };
+    this.proxy = {
+      bindAddress: "127.0.0.1",
+      httpPort: server.httpPort,
+      httpsPort: server.httpsPort,
+      issuer: "internal",
+      adminSocket: proxyAdminSocket(this.paths),
+    };
     this.environment = { DOCKER_HOST: server.dockerHost };
     this.shell = pulumi.output(localShellPrefix(server.dockerHost, this.paths));
 

@@ -48,6 +48,7 @@ export function validateConfiguration(stackPath: string, clientsDir: string, sta
       memoryMb: c.resources.memoryMb,
       reservedCpus: c.resources.reservedCpus,
       reservedMemoryMb: c.resources.reservedMemoryMb,
+      pidsLimit: c.resources.pidsLimit,
       server: c.server,
       ...(c.moveFrom === undefined ? {} : { moveFrom: c.moveFrom }),
     })),

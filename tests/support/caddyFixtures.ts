@@ -23,7 +23,7 @@ export function fixtureClient(
     defaultHostname,
     status: "active",
     image: "ghcr.io/example/mai:1.0.0",
-    resources: { cpus: 1, memoryMb: 2048, reservedCpus: 0.5, reservedMemoryMb: 1024 },
+    resources: { cpus: 1, memoryMb: 2048, reservedCpus: 0.5, reservedMemoryMb: 1024, pidsLimit: 1024 },
     env: {},
     server: "host",
     ...overrides,

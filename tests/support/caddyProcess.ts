@@ -1,7 +1,8 @@
 /**
  * Runs the real Caddy binary (the pinned release, built by `npm run caddy:install`) on loopback
- * ports with its own data, config and admin address, and applies configurations through the
- * production script `host/caddy-apply.sh`.
+ * ports with its own data, config and admin address (`host:port`, or `unix/<socket path>` as the
+ * stack's proxies use), and applies configurations through the production script
+ * `host/caddy-apply.sh`.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -46,8 +47,10 @@ export async function freePort(): Promise<number> {
 export interface CaddyInstance {
   /** Directory holding the Caddyfile (host dir and config dir at once in tests). */
   configDir: string;
-  /** Admin API address (host:port). */
+  /** Admin API address (host:port or unix/<path>). */
   adminAddress: string;
+  /** GET on the admin API (`/config/` is the loaded configuration as JSON). */
+  admin(path: string): Promise<{ status: number; body: string }>;
   /** Root certificate of Caddy's internal CA, to trust in clients. */
   rootCa: Buffer;
   /** Writes `Caddyfile.next` and runs the production apply script; returns its result. */
@@ -73,14 +76,14 @@ export async function startCaddy(caddyfile: string, adminAddress: string): Promi
     HOME: root,
   };
   mkdirSync(configDir);
-  const [adminHost, adminPort] = adminAddress.split(":");
-  const scriptEnv = {
+  const scriptEnv: NodeJS.ProcessEnv = {
     ...env,
     CADDY_HOST_DIR: configDir,
     CADDY_CONFIG_DIR: configDir,
     CADDY: binary,
     CADDY_OFFLINE: binary,
-    CADDY_PROXY_RUNNING: `(: </dev/tcp/${adminHost}/${adminPort}) 2>/dev/null`,
+    // Like the production check (is the proxy container running?): is the process alive?
+    CADDY_PROXY_RUNNING: "false",
   };
   const apply = async (content: string): Promise<{ code: number; output: string }> => {
     writeFileSync(path.join(configDir, "Caddyfile.next"), content);
@@ -106,6 +109,7 @@ export async function startCaddy(caddyfile: string, adminAddress: string): Promi
     ["run", "--config", path.join(configDir, "Caddyfile"), "--adapter", "caddyfile"],
     { env, stdio: ["ignore", "pipe", "pipe"] },
   );
+  scriptEnv.CADDY_PROXY_RUNNING = `kill -0 ${child.pid}`;
   child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -120,7 +124,7 @@ export async function startCaddy(caddyfile: string, adminAddress: string): Promi
 
   const rootCaPath = path.join(env.XDG_DATA_HOME, "caddy", "pki", "authorities", "local", "root.crt");
   const deadline = Date.now() + 15_000;
-  while (!(await adminAnswers(adminAddress)) || !existsSync(rootCaPath)) {
+  while ((await adminGet(adminAddress, "/config/").catch(() => undefined))?.status !== 200 || !existsSync(rootCaPath)) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`Caddy did not start:\n${log.slice(-4000)}`);
@@ -130,6 +134,7 @@ export async function startCaddy(caddyfile: string, adminAddress: string): Promi
   return {
     configDir,
     adminAddress,
+    admin: (requestPath) => adminGet(adminAddress, requestPath),
     rootCa: readFileSync(rootCaPath),
     apply,
     logs: () => log,
@@ -137,13 +142,26 @@ export async function startCaddy(caddyfile: string, adminAddress: string): Promi
   };
 }
 
-/** Plain node http: fetch() adds Sec-Fetch-Mode, which the admin API's origin check refuses. */
-function adminAnswers(adminAddress: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = http.get(`http://${adminAddress}/config/`, (response) => {
-      response.resume();
-      resolve(response.statusCode === 200);
+/** The socket path of a `unix/<path>` admin address, else undefined. */
+function adminSocketPath(adminAddress: string): string | undefined {
+  return adminAddress.startsWith("unix/") ? adminAddress.slice("unix/".length) : undefined;
+}
+
+/**
+ * A GET on Caddy's admin API at `adminAddress`. Plain node http: fetch() adds Sec-Fetch-Mode,
+ * which the admin API's origin check refuses; over a unix socket Caddy expects an empty Host.
+ */
+export function adminGet(adminAddress: string, requestPath: string): Promise<{ status: number; body: string }> {
+  const socketPath = adminSocketPath(adminAddress);
+  const [host, port] = adminAddress.split(":");
+  const target = socketPath ? { socketPath, headers: { Host: "" } } : { host, port: Number(port) };
+  return new Promise((resolve, reject) => {
+    const probe = http.get({ ...target, path: requestPath, timeout: 5_000 }, (response) => {
+      let body = "";
+      response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
     });
-    probe.on("error", () => resolve(false));
+    probe.on("timeout", () => probe.destroy(new Error("admin API timed out")));
+    probe.on("error", reject);
   });
 }
