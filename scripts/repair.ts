@@ -27,7 +27,6 @@ import {
   type EngineRef,
   type LockHolder,
   type ObservedObject,
-  type RepairStep,
   type StackExport,
 } from "../policy/repair";
 import { forEachArg } from "./lib/cliArgs";
@@ -234,12 +233,12 @@ function lookUp(work: ReturnType<typeof pendingWork>): Map<string, ObservedObjec
   return observed;
 }
 
-function importState(options: RepairOptions, state: StackExport, steps: RepairStep[]): void {
+function importState(options: RepairOptions, state: StackExport, deployment: StackExport["deployment"]): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "mai-repair-"));
   const file = path.join(dir, "state.json");
   try {
     // The export holds secrets only as ciphertext; still, only this user may read the copy.
-    fs.writeFileSync(file, JSON.stringify({ ...state, deployment: repairedDeployment(state.deployment, steps) }), { mode: 0o600 });
+    fs.writeFileSync(file, JSON.stringify({ ...state, deployment }), { mode: 0o600 });
     const r = pulumi(options, ["stack", "import", "--stack", options.stack, "--file", file]);
     if (r.status !== 0) {
       const locked = /locked/i.test(r.stderr);
@@ -302,13 +301,19 @@ function repair(options: RepairOptions, io: RepairIo): number {
     return 0;
   }
 
+  let repaired: StackExport["deployment"];
+  try {
+    repaired = repairedDeployment(first.state.deployment, steps);
+  } catch (error) {
+    throw new RepairError(`Cannot write the repaired state: ${(error as Error).message}. Nothing was changed.`);
+  }
   // The state must be the one the plan was made from: another Pulumi command since would be lost.
   if (exportStack(options).text !== first.text) {
     throw new RepairError(`The state of ${stack} changed while repair was looking (another pulumi command?). Nothing was changed; run repair again.`);
   }
   // The state write comes first: it takes the stack's lock, so a deployment that is still running
   // (on any backend) refuses it before anything on an engine changes.
-  importState(options, first.state, steps);
+  importState(options, first.state, repaired);
 
   const failed: string[] = [];
   const notRemoved = new Set<string>();
