@@ -9,7 +9,6 @@ import {
   PROXY_CONTAINER,
   PROXY_HEALTHCHECK,
   PROXY_NETWORK_MODE,
-  PROXY_RESTART_POLICY,
   contentHash,
   proxyApplyCommand,
   proxySeedCommand,
@@ -77,9 +76,7 @@ export class Proxy extends pulumi.ComponentResource {
       {
         name: PROXY_CONTAINER,
         image: image.imageId,
-        // Every client depends on it: back after a crash, an OOM kill and a `docker kill` too
-        // (which `unless-stopped` takes for a deliberate stop and leaves down).
-        restart: PROXY_RESTART_POLICY,
+        restart: "unless-stopped",
         // The host's network: no published ports, no client network memberships (see proxyPolicy.ts).
         networkMode: PROXY_NETWORK_MODE,
         volumes: [

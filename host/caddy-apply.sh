@@ -14,9 +14,11 @@
 #   Refusal: an invalid file exits non-zero and leaves "Caddyfile" untouched. If the reload itself
 #           fails, the previous Caddyfile is put back and the script exits non-zero.
 #   Proxy gone meanwhile: when a caddy command fails because the proxy stopped or restarted while
-#           it ran (killed, OOM-killed, its daemon restarted), it is retried every second, up to
-#           CADDY_PROXY_WAIT seconds (60), while the restart policy brings the proxy back: the new
-#           file is then served, and the deploy step succeeds instead of leaving the old routes.
+#           it ran, it is retried every second for up to CADDY_PROXY_WAIT seconds (60) while the
+#           proxy comes back, so that the new file is served and the deploy step succeeds. A crash,
+#           an OOM kill or a daemon restart is undone by the restart policy; a `docker kill` or
+#           `docker stop` Docker takes for a deliberate stop, which no policy undoes: a proxy
+#           found stopped twice in a row is started again (the deploy wants it serving).
 #   Environment (defaults are the production host):
 #     CADDY_HOST_DIR      directory holding the Caddyfile on this host     (/opt/mai/caddy)
 #     CADDY_CONFIG_DIR    the same directory as Caddy sees it              (/etc/caddy)
@@ -26,20 +28,22 @@
 #     CADDY_IMAGE         image for the default CADDY_OFFLINE (required only in that case)
 #     CADDY_PROXY_RUNNING shell command that succeeds when the proxy is running
 #                         (default: docker inspect of mai-proxy)
-#     CADDY_PROXY_STATE   shell command printing what identifies the running proxy (default: the
-#                         container's running flag and start time; with CADDY_PROXY_RUNNING given,
-#                         whether that succeeds)
+#     CADDY_PROXY_STATE   shell command printing the proxy's status and start time
+#                         (default: docker inspect of mai-proxy; with CADDY_PROXY_RUNNING given,
+#                         "running" or "stopped" as that command says)
+#     CADDY_PROXY_START   shell command starting a stopped proxy (default: docker start mai-proxy;
+#                         none when CADDY_PROXY_RUNNING is given)
 set -euo pipefail
 
 host_dir="${CADDY_HOST_DIR:-/opt/mai/caddy}"
 config_dir="${CADDY_CONFIG_DIR:-/etc/caddy}"
 proxy_running="${CADDY_PROXY_RUNNING:-[ \"\$(docker inspect -f '{{.State.Running}}' mai-proxy 2>/dev/null)\" = true ]}"
-if [ -n "${CADDY_PROXY_STATE:-}" ]; then
-  proxy_state_command=$CADDY_PROXY_STATE
-elif [ -n "${CADDY_PROXY_RUNNING:-}" ]; then
-  proxy_state_command="if $proxy_running; then echo running; else echo stopped; fi"
+if [ -n "${CADDY_PROXY_RUNNING:-}" ]; then
+  proxy_state_command="${CADDY_PROXY_STATE:-if $proxy_running; then echo running; else echo stopped; fi}"
+  proxy_start="${CADDY_PROXY_START:-}"
 else
-  proxy_state_command="docker inspect -f '{{.State.Running}} {{.State.StartedAt}}' mai-proxy 2>/dev/null"
+  proxy_state_command="${CADDY_PROXY_STATE:-docker inspect -f '{{.State.Status}} {{.State.StartedAt}}' mai-proxy 2>/dev/null}"
+  proxy_start="${CADDY_PROXY_START-docker start mai-proxy}"
 fi
 proxy_wait="${CADDY_PROXY_WAIT:-60}"
 
@@ -72,19 +76,29 @@ proxy_was=$(proxy_state)
 proxy_went_away=no
 
 # in_proxy <caddy arguments>: runs caddy (in the proxy), its output in $caddy_output. A failure
-# while the same proxy keeps running is Caddy's own answer and final. A failure because the proxy
-# stopped or restarted meanwhile is retried every second while its restart policy brings it back
-# (Caddy then runs the live file; the retry loads it again), up to $proxy_wait seconds.
+# while the same proxy keeps running is Caddy's own answer, final at once. A failure because the
+# proxy stopped or restarted meanwhile is retried every second while it comes back (Caddy then
+# runs the live file; the retry loads it again), up to $proxy_wait seconds.
 caddy_output=
 in_proxy() {
-  local deadline=$((SECONDS + proxy_wait))
+  local deadline=$((SECONDS + proxy_wait)) state stopped=0
   until caddy_output="$("${caddy[@]}" "$@" 2>&1)"; do
-    if { [ "$proxy_went_away" = no ] && [ "$(proxy_state)" = "$proxy_was" ]; } || [ "$SECONDS" -ge "$deadline" ]; then
+    state=$(proxy_state)
+    if { [ "$proxy_went_away" = no ] && [ "$state" = "$proxy_was" ]; } || [ "$SECONDS" -ge "$deadline" ]; then
       return 1
     fi
     [ "$proxy_went_away" = yes ] ||
       echo "caddy-apply: the proxy stopped or restarted during 'caddy $1'; retrying while it comes back (up to ${proxy_wait}s)" >&2
     proxy_went_away=yes
+    case "$state" in
+      exited* | created*) stopped=$((stopped + 1)) ;;
+      *) stopped=0 ;;
+    esac
+    if [ "$stopped" -ge 2 ] && [ -n "$proxy_start" ]; then
+      echo "caddy-apply: the proxy is stopped (no restart policy restarts a docker kill or stop); starting it" >&2
+      bash -c "$proxy_start" >/dev/null 2>&1 || echo "caddy-apply: could not start the proxy" >&2
+      stopped=0
+    fi
     sleep 1
   done
 }

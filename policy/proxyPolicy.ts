@@ -25,13 +25,6 @@ export { PROXY_CONTAINER };
 /** The proxy's network mode: the host's own network namespace. */
 export const PROXY_NETWORK_MODE = "host";
 
-/**
- * The proxy's restart policy. `always`, not the clients' `unless-stopped`: Docker counts a
- * `docker kill` as a deliberate stop, so under `unless-stopped` a killed proxy stays down with
- * every client behind it (seen on Docker 20.10), and nothing in a `pulumi up` starts it again.
- */
-export const PROXY_RESTART_POLICY = "always";
-
 /** Short, stable content hash: a changed hash is what triggers an upload and a reload. */
 export function contentHash(content: string): string {
   return createHash("sha256").update(content).digest("hex").slice(0, 16);

@@ -272,10 +272,6 @@ describe("proxy", () => {
     expect(inputs).not.toHaveProperty("networksAdvanced");
   });
 
-  it("restarts always: a `docker kill` of the proxy (a deliberate stop for `unless-stopped`) must not leave every client offline", () => {
-    expect(container("proxy-container").inputs.restart).toBe("always");
-  });
-
   it("keeps its certificate storage on a volume retained on delete", () => {
     const data = named("docker:index/volume:Volume", "proxy-data");
     expect(data.options.retainOnDelete).toBe(true);
