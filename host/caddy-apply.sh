@@ -17,6 +17,12 @@
 #           with it.
 #   Refusal: an invalid file exits non-zero and leaves "Caddyfile" untouched. If the reload itself
 #           fails, the previous Caddyfile is put back and the script exits non-zero.
+#   Proxy gone meanwhile: when a caddy command fails because the proxy stopped or restarted while
+#           it ran, it is retried every second for up to CADDY_PROXY_WAIT seconds (60) while the
+#           proxy comes back, so that the new file is served and the deploy step succeeds. A crash,
+#           an OOM kill or a daemon restart is undone by the restart policy; a `docker kill` or
+#           `docker stop` Docker takes for a deliberate stop, which no policy undoes: a proxy
+#           found stopped twice in a row is started again (the deploy wants it serving).
 #   Environment (defaults are the production host):
 #     CADDY_HOST_DIR      directory holding the Caddyfile on this host     (/opt/mai/caddy)
 #     CADDY_CONFIG_DIR    the same directory as Caddy sees it              (/etc/caddy)
@@ -26,11 +32,24 @@
 #     CADDY_IMAGE         image for the default CADDY_OFFLINE (required only in that case)
 #     CADDY_PROXY_RUNNING shell command that succeeds when the proxy is running
 #                         (default: docker inspect of mai-proxy)
+#     CADDY_PROXY_STATE   shell command printing the proxy's status and start time
+#                         (default: docker inspect of mai-proxy; with CADDY_PROXY_RUNNING given,
+#                         "running" or "stopped" as that command says)
+#     CADDY_PROXY_START   shell command starting a stopped proxy (default: docker start mai-proxy;
+#                         none when CADDY_PROXY_RUNNING is given)
 set -euo pipefail
 
 host_dir="${CADDY_HOST_DIR:-/opt/mai/caddy}"
 config_dir="${CADDY_CONFIG_DIR:-/etc/caddy}"
 proxy_running="${CADDY_PROXY_RUNNING:-[ \"\$(docker inspect -f '{{.State.Running}}' mai-proxy 2>/dev/null)\" = true ]}"
+if [ -n "${CADDY_PROXY_RUNNING:-}" ]; then
+  proxy_state_command="${CADDY_PROXY_STATE:-if $proxy_running; then echo running; else echo stopped; fi}"
+  proxy_start="${CADDY_PROXY_START:-}"
+else
+  proxy_state_command="${CADDY_PROXY_STATE:-docker inspect -f '{{.State.Status}} {{.State.StartedAt}}' mai-proxy 2>/dev/null}"
+  proxy_start="${CADDY_PROXY_START-docker start mai-proxy}"
+fi
+proxy_wait="${CADDY_PROXY_WAIT:-60}"
 
 next="$host_dir/Caddyfile.next"
 live="$host_dir/Caddyfile"
@@ -56,9 +75,42 @@ else
   fi
 fi
 
+proxy_state() { bash -c "$proxy_state_command" 2>/dev/null || true; }
+proxy_was=$(proxy_state)
+proxy_went_away=no
+
+# in_proxy <caddy arguments>: runs caddy (in the proxy), its output in $caddy_output. A failure
+# while the same proxy keeps running is Caddy's own answer, final at once. A failure because the
+# proxy stopped or restarted meanwhile is retried every second while it comes back (Caddy then
+# runs the live file; the retry loads it again), up to $proxy_wait seconds.
+caddy_output=
+in_proxy() {
+  local deadline=$((SECONDS + proxy_wait)) state stopped=0
+  until caddy_output="$("${caddy[@]}" "$@" 2>&1)"; do
+    state=$(proxy_state)
+    if { [ "$proxy_went_away" = no ] && [ "$state" = "$proxy_was" ]; } || [ "$SECONDS" -ge "$deadline" ]; then
+      return 1
+    fi
+    [ "$proxy_went_away" = yes ] ||
+      echo "caddy-apply: the proxy stopped or restarted during 'caddy $1'; retrying while it comes back (up to ${proxy_wait}s)" >&2
+    proxy_went_away=yes
+    case "$state" in
+      exited* | created*) stopped=$((stopped + 1)) ;;
+      *) stopped=0 ;;
+    esac
+    if [ "$stopped" -ge 2 ] && [ -n "$proxy_start" ]; then
+      echo "caddy-apply: the proxy is stopped (no restart policy restarts a docker kill or stop); starting it" >&2
+      bash -c "$proxy_start" >/dev/null 2>&1 || echo "caddy-apply: could not start the proxy" >&2
+      stopped=0
+    fi
+    sleep 1
+  done
+}
+
 # Validation provisions every module (TLS, proxy, matchers), not just the syntax.
-if ! validation_output="$("${caddy[@]}" validate --config "$config_dir/Caddyfile.next" --adapter caddyfile 2>&1)"; then
-  echo "$validation_output" | grep -v '"level":"info"' >&2 || true
+if ! in_proxy validate --config "$config_dir/Caddyfile.next" --adapter caddyfile; then
+  echo "$caddy_output" | grep -v '"level":"info"' >&2 || true
+  [ "$proxy_went_away" = no ] || fail "the proxy did not come back within ${proxy_wait}s to validate the new Caddyfile; $live was left untouched"
   fail "the new Caddyfile is invalid; $live was left untouched"
 fi
 
@@ -83,8 +135,8 @@ if [ "$running" = false ]; then
   exit 0
 fi
 
-if ! reload_output="$("${caddy[@]}" reload --config "$config_dir/Caddyfile" --adapter caddyfile --address "$running_admin" 2>&1)"; then
-  echo "$reload_output" | grep -v '"level":"info"' >&2 || true
+if ! in_proxy reload --config "$config_dir/Caddyfile" --adapter caddyfile --address "$running_admin"; then
+  echo "$caddy_output" | grep -v '"level":"info"' >&2 || true
   if [ -f "$previous" ]; then
     mv -f "$previous" "$live"
     fail "reload failed; the previous Caddyfile was restored and is still being served"
@@ -92,4 +144,8 @@ if ! reload_output="$("${caddy[@]}" reload --config "$config_dir/Caddyfile" --ad
   fail "reload failed"
 fi
 rm -f "$previous"
-echo "caddy-apply: installed $live and reloaded the proxy"
+if [ "$proxy_went_away" = yes ]; then
+  echo "caddy-apply: installed $live and reloaded the proxy (after it came back)"
+else
+  echo "caddy-apply: installed $live and reloaded the proxy"
+fi

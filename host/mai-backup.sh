@@ -136,8 +136,9 @@ fi
 
 PART="$WORK/$NAME"
 # Default level, two threads: the clients share these CPUs at night too.
-zstd -q -T2 "$SNAPSHOT" -o "$PART" 2>&1 || fail "$EX_FAILED" "zstd compression failed"
-zstd -q -t "$PART" 2>&1 || fail "$EX_FAILED" "the compressed file failed its zstd test"
+# zstd's own words in the message (and the status record): "No space left on device" says what to do.
+err=$(zstd -q -T2 "$SNAPSHOT" -o "$PART" 2>&1) || fail "$EX_FAILED" "zstd compression failed: ${err:0:300}; nothing kept"
+err=$(zstd -q -t "$PART" 2>&1) || fail "$EX_FAILED" "the compressed file failed its zstd test: ${err:0:300}; nothing kept"
 chmod 0640 "$PART"
 sync "$PART" 2>/dev/null || true
 if ! mv -n "$PART" "$DEST_DIR/$NAME" || [[ -e $PART ]]; then

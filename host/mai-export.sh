@@ -17,7 +17,9 @@
 #
 # A file target is written as <archive>.part-*, re-read and verified in full (every checksum),
 # then linked into place: an existing archive is never overwritten and a failed export leaves
-# nothing behind. With `-` the archive streams to stdout (the log goes to stderr) and the reader
+# nothing behind. A killed one (SIGKILL, power loss: no clean-up ran) leaves its hidden work
+# directory (.mai-export-tmp.<slug>.*, with a copy of the database) and its .part file, never a
+# file with the archive's name; the client's next export removes them. With `-` the archive streams to stdout (the log goes to stderr) and the reader
 # (mai-import) verifies it.
 #
 # Exit codes:
@@ -90,14 +92,29 @@ else
   log "no container $CONTAINER (suspended client?): reading the volume only${NAME:+; name '$NAME' as given}"
 fi
 
+# --- leftovers of this client's killed exports: we hold its lock, so none is in use -------------
+# remove_leftovers <dir>: each work directory .mai-export-tmp.<slug>.<id> and its <archive>.part-<slug>.<id>.
+remove_leftovers() {
+  local work id
+  for work in "$1/.mai-export-tmp.$SLUG."*; do
+    [[ -d $work ]] || continue
+    id=${work##*/.mai-export-tmp.}
+    rm -f -- "$1"/*.part-"$id" && rm -rf -- "$work" &&
+      log "removed the leftovers of an interrupted export ($id) in $1"
+  done
+}
+[[ -d $EXPORT_ROOT ]] && remove_leftovers "$EXPORT_ROOT"
+[[ $TARGET == - || $(dirname -- "$TARGET") -ef $EXPORT_ROOT ]] || remove_leftovers "$(dirname -- "$TARGET")"
+
 # --- work space: next to the archive (same filesystem, so the final step is a link) -------------
+# Named after the client, so that its next run can tell its own leftovers from another client's.
 if [[ $TARGET == - ]]; then
   mkdir -p "$EXPORT_ROOT" || fail "$EX_FAILED" "cannot create $EXPORT_ROOT"
-  WORK=$(mktemp -d "$EXPORT_ROOT/.mai-export-tmp.XXXXXX") || fail "$EX_FAILED" "cannot create a temp dir in $EXPORT_ROOT"
+  WORK=$(mktemp -d "$EXPORT_ROOT/.mai-export-tmp.$SLUG.XXXXXX") || fail "$EX_FAILED" "cannot create a temp dir in $EXPORT_ROOT"
   OUT=/dev/stdout
 else
-  WORK=$(mktemp -d "$(dirname -- "$TARGET")/.mai-export-tmp.XXXXXX") || fail "$EX_FAILED" "cannot create a temp dir next to $TARGET"
-  OUT="$TARGET.part-${WORK##*.}"
+  WORK=$(mktemp -d "$(dirname -- "$TARGET")/.mai-export-tmp.$SLUG.XXXXXX") || fail "$EX_FAILED" "cannot create a temp dir next to $TARGET"
+  OUT="$TARGET.part-${WORK##*/.mai-export-tmp.}"
 fi
 cleanup() {
   rm -rf -- "$WORK"

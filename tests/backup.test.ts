@@ -193,6 +193,44 @@ describe("mai-backup", () => {
     expect(backupFiles("ghost")).toEqual([]);
   });
 
+  it("fails cleanly when the backup disk fills up while compressing: the cause in its message and record, nothing kept, older backups intact", () => {
+    makeClientDb("acme", 50);
+    expect(run(BACKUP, ["acme"]).code).toBe(0);
+    const before = backupFiles("acme");
+    const sums = before.map((f) => sha256(path.join(backupDir("acme"), f)));
+    // zstd as it fails on a full disk: part of the output written, then ENOSPC (its message as
+    // seen on a full tmpfs); every other use of zstd is the real one.
+    const realZstd = spawnSync("bash", ["-c", "command -v zstd"], { encoding: "utf8" }).stdout.trim();
+    fs.writeFileSync(
+      path.join(root, "bin", "zstd"),
+      `#!/usr/bin/env bash
+prev=
+for arg in "$@"; do
+  if [[ $prev == -o ]]; then
+    head -c 4096 /dev/urandom > "$arg"
+    echo "zstd: error 70 : Write error : cannot write block : No space left on device " >&2
+    exit 70
+  fi
+  prev=$arg
+done
+exec ${realZstd} "$@"
+`,
+      { mode: 0o755 },
+    );
+    const r = run(BACKUP, ["acme"]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain("zstd compression failed: zstd: error 70 : Write error : cannot write block : No space left on device");
+    expect(r.stderr).toContain("nothing kept");
+    // Nothing new in the directory (no partial file, no work directory), the older backup unchanged.
+    expect(backupFiles("acme")).toEqual(before);
+    expect(before.map((f) => sha256(path.join(backupDir("acme"), f)))).toEqual(sums);
+    const record = JSON.parse(fs.readFileSync(path.join(root, "state", "backup", "acme.json"), "utf8"));
+    expect(record).toMatchObject({ result: "failed", exitCode: 5, file: null });
+    expect(record.message).toContain("No space left on device");
+    // What a restore would take: the older backup, nothing else.
+    expect(run(RESTORE, ["acme"]).stdout.split("\n").filter((line) => /^acme-\d{8}T\d{6}Z\.db\.zst$/.test(line))).toEqual(before);
+  });
+
   it.each(["wal", "delete"] as const)(
     "takes a consistent, restorable backup while another process keeps writing (%s journal)",
     async (journalMode) => {

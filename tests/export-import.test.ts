@@ -5,7 +5,7 @@
  * export-import.engine.test.ts.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -309,6 +309,37 @@ describe("mai-export + mai-import", () => {
     expect(named.code).toBe(0);
     expect(fs.readdirSync(exportsDir()).filter((f) => /^acme-\d{8}T\d{6}Z\.tar\.zst$/.test(f))).toHaveLength(1);
   });
+
+  it("killed with SIGKILL mid-archive leaves no file with an archive's name; the client's next export removes its leftovers, not another client's", async () => {
+    makeClient("acme", 10);
+    // Enough data that the archive is still being written when the part file appears.
+    fs.writeFileSync(path.join(dataDir("acme"), "uploads", "big.bin"), randomBytes(32 * 1024 * 1024));
+    // Another client's killed export, which acme's runs must leave alone (only beta holds its lock).
+    fs.mkdirSync(path.join(exportsDir(), ".mai-export-tmp.beta.Xy12Zw", "snapshot"), { recursive: true });
+    fs.writeFileSync(path.join(exportsDir(), "beta-20261201T000000Z.tar.zst.part-beta.Xy12Zw"), "half");
+    const child = spawn("bash", [EXPORT, "acme"], { env, stdio: "ignore", detached: true });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    const part = () => fs.readdirSync(exportsDir()).find((f) => /^acme-\d{8}T\d{6}Z\.tar\.zst\.part-acme\.\w+$/.test(f));
+    for (let i = 0; i < 3000; i++) {
+      const name = part();
+      if (name && fs.statSync(path.join(exportsDir(), name)).size > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(part(), "the export wrote no part file").toBeDefined();
+    process.kill(-child.pid!, "SIGKILL"); // the whole group: bash, tar, zstd, as a power loss would
+    await exited;
+    const left = fs.readdirSync(exportsDir()).sort();
+    // Nothing an import or an operator would take for an archive; what is left is marked as such.
+    expect(left.filter((f) => f.endsWith(".tar.zst"))).toEqual([]);
+    expect(left.filter((f) => f.includes("acme"))).toEqual([expect.stringMatching(/^\.mai-export-tmp\.acme\.\w+$/), part()]);
+
+    const again = run(EXPORT, ["acme"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("removed the leftovers of an interrupted export");
+    expect(fs.readdirSync(exportsDir()).sort()).toEqual(
+      [".mai-export-tmp.beta.Xy12Zw", "beta-20261201T000000Z.tar.zst.part-beta.Xy12Zw", expect.stringMatching(/^acme-\d{8}T\d{6}Z\.tar\.zst$/)].sort(),
+    );
+  }, 120_000);
 
   it("names a missing volume, a missing database, a bad slug and a busy client", () => {
     expect(run(EXPORT, ["ghost"])).toMatchObject({ code: 4, stderr: expect.stringContaining("volume mai-ghost-data not found") });
