@@ -95,13 +95,14 @@ const clients = hosts.flatMap((host) =>
 for (const host of hosts) {
   const pinned = pinnedByHost.get(host.name)!;
   const leaving = clients.filter((instance) => instance.move && instance.client.moveFrom === host.name).map((instance) => instance.move!);
+  const arriving = clients.filter((instance) => instance.move && instance.client.server === host.name).flatMap((instance) => instance.arrival);
   new Proxy(
     serverResourceNames(host.name).proxy,
     {
       host,
       caddyfile: renderCaddyfile(pinned, caddyfileOptionsFor(host.proxy, settings.acmeEmail)),
       image: settings.proxyImage,
-      reloadAfter: leaving,
+      reloadAfter: [...leaving, ...arriving],
     },
     { providers: { docker: host.docker } },
   );

@@ -76,6 +76,12 @@ export class ClientInstance extends pulumi.ComponentResource {
   public readonly openrouterKey?: OpenRouterKey;
   /** The move of the client's data from the server it leaves, in the deployment that moves it. */
   public readonly move?: ClientMove;
+  /**
+   * In the deployment that moves the client here: what must be done before this host's proxy
+   * routes to it (the move, the container started here, the DNS records pointing here). Empty
+   * otherwise.
+   */
+  public readonly arrival: pulumi.Resource[] = [];
   /** Where the workspace answers, with the port when the host's proxy is not on 443. */
   public readonly url: string;
   /** The validated client this instance declares. */
@@ -189,7 +195,7 @@ export class ClientInstance extends pulumi.ComponentResource {
     const zoneId = args.cloudflareZoneId;
     const dnsRecords = ipv4Address && ipv6Address && zoneId ? dnsRecordsFor(client, args.domain) : [];
     for (const record of dnsRecords) {
-      new cloudflare.DnsRecord(
+      const dns = new cloudflare.DnsRecord(
         `${name}-dns-${record.key}`,
         {
           zoneId: zoneId!,
@@ -204,7 +210,12 @@ export class ClientInstance extends pulumi.ComponentResource {
         // After a move, DNS switches only once the workspace runs here.
         { ...child, dependsOn: this.container ? [this.container, ...afterMove] : afterMove },
       );
+      if (this.move) this.arrival.push(dns);
     }
+    // The target's Caddy gets the route once the client runs here and DNS points here: a failed
+    // move leaves the target's served configuration as it was, and the first certificate request
+    // (HTTP-01 on a public server) finds the client's name already answered by this host.
+    if (this.move) this.arrival.push(this.move, ...(this.container ? [this.container] : []));
 
     this.registerOutputs({ url: this.url, status: client.status });
   }

@@ -28,8 +28,9 @@ export interface ProxyArgs {
   /** Caddy image (stack `proxyImage`). */
   image: string;
   /**
-   * What the reload waits for: the moves of clients leaving this host, so that a failed move
-   * leaves their route in place (the client keeps running here).
+   * What the reload waits for in a deployment that moves clients: the moves of clients leaving
+   * this host (a failed move leaves their route in place: the client keeps running here), and the
+   * arrival of clients moving here (their container and DNS records: a failed move adds no route).
    */
   reloadAfter?: pulumi.Resource[];
 }

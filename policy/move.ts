@@ -19,23 +19,32 @@
  * on the target), so some step has to carry the data anyway.
  *
  * ## What `pulumi up` does (ClientMove, components/clientMove.ts)
- * The moved client's Docker resources change provider: Pulumi creates them on the target and
- * deletes them on the source (the data volume is `retainOnDelete`, so the source volume stays).
- * The move is one local command on the machine running Pulumi (`host/mai-move.sh`), ordered:
- *   target volume and network created -> move -> target container -> DNS records,
- * and the source server's proxy reload waits for the move too. The move command itself:
+ * The moved client's volume, network and container carry their server as `replacementTrigger`
+ * (policy/lifecycle.ts `placedOn`): a changed server replaces them, i.e. creates them through the
+ * target's provider (a provider change alone would only repoint the state), and deletes them
+ * through the source's (the data volume is `retainOnDelete`, so the source volume stays). The move
+ * is one local command on the machine running Pulumi (`host/mai-move.sh`). Seen on the real engine
+ * (tests/move.engine.test.ts), in this order:
+ *   target volume and network created -> move -> source container deleted (delete-before-replace;
+ *   the move stopped it) -> target container -> DNS records -> target proxy reloaded with the
+ *   route; the source proxy's reload (without the route) waits for the move; the source network
+ *   is deleted last, after its container.
+ * The move command itself:
  *   1. checks both hosts and refuses a source whose data already moved away (stale copy);
  *   2. stops `mai-<slug>` on the source itself. Pulumi deletes the source container only as the
- *      replaced/removed resource, which can happen after the creates and goes through the other
- *      provider, so `deleteBeforeReplace` gives no ordering across servers: stopping first is
- *      what guarantees that two copies never run;
+ *      replaced resource, through the other provider, so `deleteBeforeReplace` gives no ordering
+ *      across servers by itself: stopping first is what guarantees that two copies never run;
  *   3. streams `mai-export <slug> -` (source shell) into `mai-import <slug> -` (target shell)
  *      with pipefail: the import verifies the archive before it writes anything;
  *   4. checks the database on the target, records the move on the source host (a later move
  *      from that stale copy is refused) and disables the client's backup timer there;
  *   5. on any failure starts the source container again and exits non-zero with a message
- *      naming the step: Pulumi stops, so the target container is never created, DNS keeps
- *      pointing at the source and the source proxy keeps its route.
+ *      naming the step: Pulumi stops, so the source container is neither deleted nor replaced,
+ *      the target container is never created, DNS keeps pointing at the source, the source
+ *      proxy keeps its route and the target proxy gets none. A failed create leaves no move in
+ *      the state, so the next `pulumi up` runs it again from the start (the volume and network
+ *      already on the target are kept; the leftover network on the source is deleted only after
+ *      the source container is).
  * Trade-offs: the client is offline from the stop until DNS answers with the target (transfer,
  * start, DNS TTL, the target's first certificate); the archive passes through the machine
  * running Pulumi (no SSH trust between servers, but twice the transfer on a slow uplink).
@@ -129,9 +138,10 @@ export function moveSteps(move: Pick<ClientMoveSpec, "slug" | "from" | "to" | "s
     `check the database on ${to}; record the move on ${from} and stop its nightly backup of the old copy there`,
     move.suspended
       ? `no container on ${to} while suspended; DNS records point at ${to}`
-      : `start ${container} on ${to}, then point its DNS records at ${to}; Caddy on ${to} obtains the certificate once DNS answers with ${to}`,
-    `remove the stopped container from ${from}; volume mai-${slug}-data stays on ${from} (retained) until you delete it`,
-    `if any step fails: ${container} is started again on ${from}, DNS and the proxy on ${from} are unchanged, and \`pulumi up\` stops with the reason`,
+      : `remove the stopped ${container} from ${from} and start it on ${to}, then point its DNS records at ${to}`,
+    `reload Caddy on ${to} with the client's route (it obtains the certificate, DNS answering with ${to}) and Caddy on ${from} without it`,
+    `remove network ${container} from ${from}; volume mai-${slug}-data stays on ${from} (retained) until you delete it`,
+    `if any step fails: ${container} is started again on ${from}, DNS and both proxies are unchanged, and \`pulumi up\` stops with the reason; the next \`pulumi up\` runs the move again`,
   ];
 }
 

@@ -3,7 +3,8 @@
  * `moveFrom: nbg1-a`. The program declares the move command on the machine running Pulumi with
  * both servers' shell prefixes, and the order that makes a move safe: the target's volume,
  * network and host tools before the move; the move before the target container; the container
- * before DNS; and the source proxy's reload after the move. Nothing is declared for clients that
+ * before DNS; the source proxy's reload after the move, the target proxy's after the container and
+ * DNS. Nothing is declared for clients that
  * stay. A wrong `moveFrom` stops the program naming file and field.
  */
 import * as fs from "fs";
@@ -87,9 +88,17 @@ describe("a client moving to another server", () => {
     }
   });
 
-  it("reloads the source's proxy (without the client) only after the move; the target's proxy does not wait", () => {
-    expect(named("nbg1-a-proxy-reload").options.dependsOn.some((urn) => urn.includes("globex-move"))).toBe(true);
-    expect(named("fsn1-b-proxy-reload").options.dependsOn.some((urn) => urn.includes("globex-move"))).toBe(false);
+  it("reloads the source's proxy (without the client) after the move, the target's (with it) after its container and DNS", () => {
+    const source = named("nbg1-a-proxy-reload");
+    expect(source.options.dependsOn.some((urn) => urn.includes("globex-move"))).toBe(true);
+    expect(waitsFor(source, "globex-container")).toBe(false);
+    const target = named("fsn1-b-proxy-reload");
+    expect(waitsFor(target, "globex-move")).toBe(true);
+    expect(waitsFor(target, "globex-container")).toBe(true);
+    const dns = run.resources.filter((r) => r.type === "cloudflare:index/dnsRecord:DnsRecord" && r.name.startsWith("globex-dns-"));
+    for (const record of dns) expect(target.options.dependsOn.some((urn) => urn.endsWith(`::${record.name}`)), record.name).toBe(true);
+    // Clients that stay add no wait to either reload.
+    expect(waitsFor(target, "acme-container") || waitsFor(source, "acme-container")).toBe(false);
   });
 
   it("declares no move for clients that stay", () => {
