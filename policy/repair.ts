@@ -276,9 +276,9 @@ export function decideStep(
         ? { ...base, action: "refresh", reason: `interrupted while ${op.type}: re-read from its provider, the next pulumi up does what is left` }
         : { ...base, action: "clear", reason: `interrupted while ${op.type}, and no longer in the state: nothing to re-read` };
     case "volume":
-      return { ...base, action: "clear", reason: "never touched: docker volume create is idempotent, the next pulumi up adopts the volume with its data" };
+      return { ...base, action: "clear", reason: inState(op.resource.urn, deployment) ? "never touched; already in the state (a later pulumi up made it)" : "never touched: docker volume create is idempotent, the next pulumi up adopts the volume with its data" };
     case "stateOnly":
-      return { ...base, action: "clear", reason: "nothing outside the state: the next pulumi up creates it again" };
+      return { ...base, action: "clear", reason: inState(op.resource.urn, deployment) ? "already in the state (a later pulumi up made it): only the stale pending create is dropped" : "nothing outside the state: the next pulumi up creates it again" };
     case "unknown":
       return forget.has(op.resource.urn)
         ? { ...base, action: "clear", reason: "cleared as you asked (--forget): the next pulumi up creates it again" }
@@ -298,6 +298,11 @@ function decideDocker(
 ): RepairStep {
   const { declared, engine } = work;
   if (!found) return { ...base, action: "clear", reason: `no ${declared.kind} ${declared.name} on server ${engine.server}: the create never got there` };
+  // A pending create outlives later deployments: when a later `up` made the object, the state holds
+  // it with this very id, and it is the stack's live object, not a half-made one.
+  if ((deployment.resources ?? []).some((r) => r.urn === base.urn && r.id === found.id)) {
+    return { ...base, action: "clear", reason: `${declared.kind} ${declared.name} is the one the state already holds (a later pulumi up made it): untouched, only the stale pending create is dropped` };
+  }
   const object = { kind: declared.kind, name: declared.name, id: found.id, engine };
   if (declared.kind === "network") {
     const matches = sameLabels(declared, found) && found.driver === declared.driver;

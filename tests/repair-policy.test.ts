@@ -120,6 +120,17 @@ describe("repair: what it does with each interrupted create", () => {
     expect(foreign.action).toBe("blocked");
   });
 
+  it("never touches the live object when a later up already created it (the stale pending create is only dropped)", () => {
+    const live: StateResource = { ...container.resource, id: "c-live" };
+    const stale: Deployment = { resources: [provider, client, live], pending_operations: [container] };
+    const [step] = planRepair(stale, observe([[container, ours("c-live")]]));
+    expect(step.action).toBe("clear");
+    expect(removals([step])).toEqual([]);
+    // The old container of a delete-first replacement is still in the state with its (gone) id: the half-made new one goes.
+    const [replacement] = planRepair(stale, observe([[container, ours("c-new")]]));
+    expect(replacement).toMatchObject({ action: "remove", object: { id: "c-new" } });
+  });
+
   it("clears a container or network create that never reached the engine", () => {
     const steps = planRepair(deployment(network, container), observe([[network, undefined], [container, undefined]]));
     expect(steps.map((s) => s.action)).toEqual(["clear", "clear"]);
