@@ -14,9 +14,16 @@
  *   (the engine uploads the Caddyfile and runs the validated reload), counted per `up` and within
  *   the engine's reload step.
  *
+ * It runs itself again in a network namespace of its own where it can (root, `unshare`): the
+ * stack's Caddy runs on the host network and, while the program gives it no admin address of its
+ * own, shares Caddy's default admin address 127.0.0.1:2019 with every other Caddy there (a user's
+ * local stack, another run's proxy), so a reload could land in theirs; where it cannot, it waits
+ * for no other Caddy to listen there, or says why it measured nothing.
+ *
  * Each part catches its own failure and prints "not measured: <why>". Holds the engine lock;
  * wipes the test engine afterwards. Run alone: `npx tsx scripts/bench-engine.ts`.
  */
+import http from "node:http";
 import https from "node:https";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
@@ -26,12 +33,12 @@ import { localServerName, type PrivateEngine } from "../tests/support/privateEng
 import { RealStack, proxyRootCa } from "../tests/support/realStack";
 import { newRunId } from "../tests/support/engine";
 import { changeSummary, countWithin, median, memoryUsageMib, notMeasured, ratioText, seconds } from "./lib/benchFigures";
-import { clientYaml, dockerOn, holdTestEngine, sleep, timed, untilAnswering } from "./lib/realEngineBench";
+import { clientYaml, dockerOn, holdTestEngine, inOwnNetworkNamespace, runsInOwnNetworkNamespace, sharedAdminHazard, sleep, timed, untilAnswering } from "./lib/realEngineBench";
 
 /** Limits of the many-client stacks: 20 of them fit 2 cores and leave room for the rest. */
-const SMALL = { cpus: 0.1, memory: "512M", reservedCpus: 0.05, reservedMemory: "32M" };
+const SMALL = { cpus: 0.1, memory: "512M", reservedCpus: 0.1, reservedMemory: "64M" };
 /** The noisy neighbour's pair: 0.5 CPU each, 25 % of this 2-CPU host. */
-const HALF_CPU = { cpus: 0.5, memory: "512M", reservedCpus: 0.05, reservedMemory: "32M" };
+const HALF_CPU = { cpus: 0.5, memory: "512M", reservedCpus: 0.1, reservedMemory: "64M" };
 const NOISY_ROUNDS = 3;
 const NOISY_ROUND = { concurrency: 2, maxRequests: 4000, maxDurationMs: 5000 };
 const RELOADS = 3;
@@ -41,7 +48,12 @@ const loadNow = () => os.loadavg()[0].toFixed(1);
 
 /** Runs the benchmark and returns the lines to print. */
 export async function runEngineBench(): Promise<string[]> {
-  const lines = [`Real-engine benchmark (real \`pulumi up\` through the Automation API on a private dockerd, workspace stand-in; ${os.cpus().length} CPUs, load ${loadNow()})`];
+  const isolated = await inOwnNetworkNamespace(__filename);
+  if (isolated) return isolated;
+  const where = runsInOwnNetworkNamespace() ? "a private dockerd in a network namespace of its own" : "a private dockerd";
+  const lines = [`Real-engine benchmark (real \`pulumi up\` through the Automation API on ${where}, workspace stand-in; ${os.cpus().length} CPUs, load ${loadNow()})`];
+  const hazard = await sharedAdminHazard(undefined, (who) => progress(`waiting for another Caddy on the default admin address to go (${who})`));
+  if (hazard) return [...lines, `  every real-engine figure: not measured: ${hazard}`, testSuiteLine()];
   let held: Awaited<ReturnType<typeof holdTestEngine>>;
   try {
     held = await holdTestEngine(() => progress("waiting for the engine lock (another engine test or bench holds it)"));
@@ -49,6 +61,11 @@ export async function runEngineBench(): Promise<string[]> {
     return [...lines, notMeasured("every real-engine figure", error), testSuiteLine()];
   }
   try {
+    const appeared = await sharedAdminHazard(0);
+    if (appeared) {
+      lines.push(`  every real-engine figure: not measured: ${appeared}`);
+      return lines;
+    }
     lines.push(`  engine: Docker ${await dockerOn(held.engine.host, ["version", "-f", "{{.Server.Version}}"])}, private daemon ${held.engine.host}`);
     lines.push(...(await threeClients(held.engine)));
     held.engine.wipe();
@@ -85,6 +102,7 @@ async function upFigures(stack: RealStack, keys: string[], label: string): Promi
     const answering = await untilAnswering(keys.map((k) => stack.port(k)));
     lines.push(row("first up", first.ms, `${changeSummary(first)}; every client answered /health ${seconds(answering)} later`));
   } catch (error) {
+    progress(`${label}: first up failed: ${String(error)}`);
     lines.push(notMeasured(`${label}: first up`, error));
     return { lines, deployed: false };
   }
@@ -192,9 +210,10 @@ async function containerCpuMicros(host: string, container: string): Promise<numb
   return Number(await dockerOn(host, ["exec", container, "sh", "-c", script]));
 }
 
-/** B's /health through Caddy with keep-alive, one bounded round. */
+/** /health with keep-alive (through Caddy when the target has a CA), one bounded round. */
 async function latencyRound(target: Target): Promise<LoadResult> {
-  const agent = new https.Agent({ keepAlive: true, maxSockets: NOISY_ROUND.concurrency });
+  const options = { keepAlive: true, maxSockets: NOISY_ROUND.concurrency };
+  const agent = target.ca ? new https.Agent(options) : new http.Agent(options);
   try {
     return await runLoad(NOISY_ROUND, async () => {
       const reply = await request({ ...target, agent }, "/health");
@@ -234,6 +253,7 @@ async function noisyNeighbour(stack: RealStack, target: Target): Promise<string[
     roundRatios.push(ratioText(percentile(n.latenciesMs, 99), percentile(q.latenciesMs, 99)));
     await sleep(Math.max(0, burnSeconds * 1000 + 500 - (performance.now() - burnStarted))); // the burners end
   }
+  const direct = await latencyRound({ port: stack.port("b"), hostname: "localhost" });
   const p = (values: number[], q: number) => percentile(values, q).toFixed(2);
   const ratio = percentile(busy, 99) / percentile(quiet, 99);
   return [
@@ -241,6 +261,7 @@ async function noisyNeighbour(stack: RealStack, target: Target): Promise<string[
       `B's /health through Caddy (HTTPS keep-alive, ${NOISY_ROUND.concurrency} in flight, ${NOISY_ROUNDS} quiet and ${NOISY_ROUNDS} noisy rounds alternated, load ${loadNow()}):`,
     `    quiet p50/p99 ${p(quiet, 50)}/${p(quiet, 99)} ms (${quiet.length} requests), noisy p50/p99 ${p(busy, 50)}/${p(busy, 99)} ms (${busy.length} requests); ` +
       `p99 noisy/quiet x${ratioText(percentile(busy, 99), percentile(quiet, 99))} (target <= 1.2: ${ratio <= 1.2 ? "met" : "not met"}); per round x${roundRatios.join(", x")}; failed ${failed}`,
+    `    for scale, B quiet on its own port (no Caddy, HTTP keep-alive): p50/p99 ${p(direct.latenciesMs, 50)}/${p(direct.latenciesMs, 99)} ms (${direct.latenciesMs.length} requests)`,
   ];
 }
 

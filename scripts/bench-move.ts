@@ -7,7 +7,8 @@
  * `up`'s wall time, and the client's downtime as its loopback port sees it (probed every 100 ms;
  * both engines publish the same port on this machine), and whether the data arrived intact. The
  * volume holds chats in the database and incompressible uploads, a worst case for the transfer.
- * Holds the engine lock; removes both engines' objects and the second engine afterwards.
+ * Runs in a network namespace of its own where it can (why: scripts/bench-engine.ts). Holds the
+ * engine lock; removes both engines' objects and the second engine afterwards.
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -19,12 +20,12 @@ import { newRunId } from "../tests/support/engine";
 import { localServerName, startSecondTestEngine, type PrivateEngine } from "../tests/support/privateEngine";
 import { RealStack } from "../tests/support/realStack";
 import { changeSummary, longestOutage, notMeasured, seconds, type Probe } from "./lib/benchFigures";
-import { clientYaml, dockerOn, holdTestEngine, sleep, timed, untilAnswering } from "./lib/realEngineBench";
+import { clientYaml, dockerOn, holdTestEngine, inOwnNetworkNamespace, runsInOwnNetworkNamespace, sharedAdminHazard, sleep, timed, untilAnswering } from "./lib/realEngineBench";
 
 const DEFAULT_MB = 200;
 const FILE_MB = 10;
 const TARGET_SERVER = "second";
-const RESOURCES = { cpus: 0.5, memory: "512M", reservedCpus: 0.05, reservedMemory: "32M" };
+const RESOURCES = { cpus: 0.5, memory: "512M", reservedCpus: 0.1, reservedMemory: "64M" };
 
 const progress = (message: string) => console.error(`bench-move: ${message}`);
 
@@ -70,12 +71,22 @@ async function probe(port: number, stop: () => boolean): Promise<Probe[]> {
 
 /** Runs the move benchmark; returns the lines to print. */
 export async function runMoveBench(megabytes: number = DEFAULT_MB): Promise<string[]> {
-  const title = `move benchmark: one real \`pulumi up\` moving a client with ${megabytes} MB of data between two private Docker engines on this machine (${os.cpus().length} CPUs)`;
+  const isolated = await inOwnNetworkNamespace(__filename, [String(megabytes)]);
+  if (isolated) return isolated;
+  const where = runsInOwnNetworkNamespace() ? ", in a network namespace of their own" : "";
+  const title = `move benchmark: one real \`pulumi up\` moving a client with ${megabytes} MB of data between two private Docker engines on this machine${where} (${os.cpus().length} CPUs)`;
+  const hazard = await sharedAdminHazard(undefined, (who) => progress(`waiting for another Caddy on the default admin address to go (${who})`));
+  if (hazard) return [title, `  move: not measured: ${hazard}`];
   let held: Awaited<ReturnType<typeof holdTestEngine>>;
   try {
     held = await holdTestEngine(() => progress("waiting for the engine lock (another engine test or bench holds it)"));
   } catch (error) {
     return [title, notMeasured("move", error)];
+  }
+  const appeared = await sharedAdminHazard(0);
+  if (appeared) {
+    await held.release();
+    return [title, `  move: not measured: ${appeared}`];
   }
   const secondDir = fs.mkdtempSync("/tmp/mai-bench-move-");
   let second: PrivateEngine | undefined;
@@ -121,6 +132,7 @@ export async function runMoveBench(megabytes: number = DEFAULT_MB): Promise<stri
           ? `not back within 120 s (${outage.failedProbes} failed probes)`
           : `${seconds(outage.ms)} (${outage.failedProbes} failed probes, 100 ms apart)`;
     if (moveError !== undefined || move === undefined) {
+      progress(`the move's up failed: ${String(moveError)}`);
       lines.push(notMeasured("move", moveError));
       lines.push(`  client ${back ? "answers again" : "does NOT answer"} on its port after the failed move; outage meanwhile ${downtime}`);
       return lines;

@@ -9,7 +9,8 @@
  * benchmark of scripts/bench-proxy.ts when that file exists, the workspace stand-in's latency
  * directly and through Caddy (scripts/bench-standin.ts), and the real-engine benchmark of
  * scripts/bench-engine.ts (real `pulumi up` on a private Docker engine). Each part catches its own
- * failure and prints "not measured: <why>".
+ * failure and prints "not measured: <why>". `npm run bench -- --only engine,move` runs only the
+ * parts named (plan, move, proxy, standin, status, engine).
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -122,12 +123,27 @@ async function planBench(): Promise<string[]> {
   return lines;
 }
 
+/** The parts, in the order they run; `npm run bench -- --only engine,move` runs some of them. */
+const PARTS = ["plan", "move", "proxy", "standin", "status", "engine"] as const;
+type Part = (typeof PARTS)[number];
+
+function selectedParts(argv: string[]): Set<Part> {
+  const at = argv.indexOf("--only");
+  if (at < 0) return new Set(PARTS);
+  const names = (argv[at + 1] ?? "").split(",").filter(Boolean);
+  const unknown = names.filter((name) => !(PARTS as readonly string[]).includes(name));
+  if (names.length === 0 || unknown.length > 0) throw new Error(`--only takes a comma-separated list of ${PARTS.join(", ")}; got "${argv[at + 1] ?? ""}"`);
+  return new Set(names as Part[]);
+}
+
 async function main(): Promise<void> {
-  await part("plan benchmark", planBench);
-  await part("move benchmark", async () => (await import("./bench-move")).runMoveBench());
+  const parts = selectedParts(process.argv.slice(2));
+  if (parts.has("plan")) await part("plan benchmark", planBench);
+  // A real `pulumi up` moving a client between two private engines (scripts/bench-move.ts).
+  if (parts.has("move")) await part("move benchmark", async () => (await import("./bench-move")).runMoveBench());
 
   const proxyBench = path.join(__dirname, "bench-proxy.ts");
-  if (fs.existsSync(proxyBench)) {
+  if (parts.has("proxy") && fs.existsSync(proxyBench)) {
     await part("proxy benchmark", async () => {
       // Loaded by path: the file is optional.
       const mod = require(proxyBench) as { runProxyBench?: () => unknown };
@@ -138,12 +154,12 @@ async function main(): Promise<void> {
   }
 
   // The workspace stand-in's /health, directly and through Caddy (goal p50 <= 2 ms through Caddy).
-  await part("workspace stand-in benchmark", async () => (await import("./bench-standin")).runStandInBench());
+  if (parts.has("standin")) await part("workspace stand-in benchmark", async () => (await import("./bench-standin")).runStandInBench());
   // The operator's view on the local engine (status over 20/100 clients, sampler cost).
-  await part("status benchmark", async () => (await import("./bench-status")).runStatusBench());
+  if (parts.has("status")) await part("status benchmark", async () => (await import("./bench-status")).runStatusBench());
   // Real `pulumi up` on a private engine: ups for 3 and 20 clients, idle memory, noisy neighbour,
   // reloads under load (scripts/bench-engine.ts).
-  await part("real-engine benchmark", async () => (await import("./bench-engine")).runEngineBench());
+  if (parts.has("engine")) await part("real-engine benchmark", async () => (await import("./bench-engine")).runEngineBench());
 }
 
 /** Runs one benchmark part and prints its lines; a failure prints "not measured" and the bench goes on. */

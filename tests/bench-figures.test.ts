@@ -58,5 +58,8 @@ describe("small figures", () => {
     const error = new Error("pulumi up failed:\n  docker:index/container:Container (x):\n    error: network mai-x not found\nmore");
     expect(notMeasured("move", error)).toBe("  move: not measured: error: network mai-x not found");
     expect(notMeasured("memory", new Error("no engine"))).toBe("  memory: not measured: no engine");
+    expect(notMeasured("up", new Error("pulumi up failed:\n  1 errored\nerror: invalid configuration:\nclients/x.yaml:7: bad\nerror: x"))).toBe(
+      "  up: not measured: error: invalid configuration: clients/x.yaml:7: bad",
+    );
   });
 });

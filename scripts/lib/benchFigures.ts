@@ -111,6 +111,11 @@ export function notMeasured(what: string, error: unknown): string {
   const why = error instanceof Error ? error.message : String(error);
   // The engine's output can be long: its error line (the first that says "error") is the reason.
   const lines = why.split("\n").map((line) => line.trim()).filter(Boolean);
-  const reason = lines.find((line) => /error/i.test(line) && !/^pulumi (up|preview) failed:?$/.test(line)) ?? lines[0] ?? "unknown";
+  // The engine's own "error: ..." line first (progress lines like "1 errored" say less).
+  const generic = /^error: (update|preview) failed$|^error: an error occurred/i;
+  const engineError = lines.findIndex((line) => /^error:/i.test(line) && !generic.test(line));
+  const at = engineError >= 0 ? engineError : lines.findIndex((line) => /error/i.test(line) && !/^pulumi (up|preview) failed:?$/.test(line));
+  // "error: invalid configuration:" says what kind; the next line says what.
+  const reason = at < 0 ? (lines[0] ?? "unknown") : lines[at].endsWith(":") && at + 1 < lines.length ? `${lines[at]} ${lines[at + 1]}` : lines[at];
   return `  ${what}: not measured: ${reason}`;
 }

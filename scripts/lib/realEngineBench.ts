@@ -4,11 +4,13 @@
  * a RealStack timed with the moment the engine ran the proxy's reload, docker commands aimed at
  * one engine, and health waits. Plain Node (no vitest), like the test support files it builds on.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import net from "node:net";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import type { HeldLock } from "./fileLock";
+import { caddyfileOptionsFor } from "../../policy/proxyPolicy";
 import { acquireEngineLock } from "../../tests/support/engine";
 import { request } from "../../tests/support/httpClient";
 import { startTestEngine, type PrivateEngine } from "../../tests/support/privateEngine";
@@ -143,4 +145,89 @@ export function clientYaml(name: string, resources: { cpus: number; memory: stri
     `    memory: ${resources.reservedMemory}`,
     extra,
   ].join("\n");
+}
+
+/** Caddy's default admin address, which every Caddy without an `admin` option of its own binds. */
+const DEFAULT_CADDY_ADMIN = { host: "127.0.0.1", port: 2019 };
+
+/** Whether the program's proxies keep Caddy's default admin address (no `admin` in their Caddyfile). */
+export function proxiesShareDefaultAdmin(): boolean {
+  // Not an object literal: versions of the settings with more fields (an admin socket) take it too.
+  const listeners = { bindAddress: "127.0.0.1", httpPort: 8080, httpsPort: 8443, issuer: "internal" as const, adminSocket: "/run/mai-caddy/admin.sock" };
+  return caddyfileOptionsFor(listeners, undefined).adminAddress === undefined;
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** Who listens on the default admin address, as `ss` names it (best effort). */
+function adminListeners(): string {
+  const ss = spawnSync("ss", ["-Hltnp", `sport = :${DEFAULT_CADDY_ADMIN.port}`], { encoding: "utf8" });
+  const users = (ss.stdout ?? "").match(/users:\(\(.*?\)\)/g) ?? [];
+  return users.join(", ") || "a process";
+}
+
+/**
+ * Why a stack must not be deployed now, or undefined. Caddy's listeners use SO_REUSEPORT: while
+ * the program's proxies (host network) keep the default admin address, a `caddy reload` of this
+ * bench's proxy can land in any other Caddy on the machine that binds it too (a user's local
+ * stack, another run's proxy) and load this bench's sites into it, and theirs into ours. Waits up
+ * to `waitMs` for such a Caddy to go away.
+ */
+export async function sharedAdminHazard(waitMs = 10 * 60_000, onWait?: (who: string) => void): Promise<string | undefined> {
+  if (!proxiesShareDefaultAdmin()) return undefined;
+  const deadline = Date.now() + waitMs;
+  let warned = false;
+  while (await listening(DEFAULT_CADDY_ADMIN.host, DEFAULT_CADDY_ADMIN.port)) {
+    const who = adminListeners();
+    if (Date.now() > deadline) {
+      return (
+        `another Caddy on this machine (${who}) listens on Caddy's default admin address ${DEFAULT_CADDY_ADMIN.host}:${DEFAULT_CADDY_ADMIN.port}, ` +
+        "which the stack's proxy would share (it has no admin address of its own): a reload could load this bench's sites into it"
+      );
+    }
+    if (!warned) onWait?.(who);
+    warned = true;
+    await sleep(10_000);
+  }
+  return undefined;
+}
+
+/** Set in a benchmark process that already runs in a network namespace of its own. */
+const OWN_NETNS = "MAI_BENCH_OWN_NETNS";
+
+/** Whether this process is a benchmark re-run in a network namespace of its own. */
+export const runsInOwnNetworkNamespace = () => process.env[OWN_NETNS] === "1";
+
+/**
+ * Runs a benchmark script again in a network namespace of its own (`unshare --net`, loopback up):
+ * its private dockerd, the stack's host-network Caddy, its loopback ports and its load are then
+ * out of reach of every other process on the machine, and theirs out of its reach (a `caddy
+ * reload` to the default admin address cannot land in another Caddy). Resolves with the lines the
+ * script printed, or undefined when no namespace can be made here (not root, no unshare) or when
+ * this process already is the one in the namespace: then the caller measures in-process.
+ */
+export async function inOwnNetworkNamespace(script: string, args: string[] = []): Promise<string[] | undefined> {
+  if (runsInOwnNetworkNamespace()) return undefined;
+  if (spawnSync("unshare", ["--net", "true"]).status !== 0) return undefined;
+  const child = spawn("unshare", ["--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", process.execPath, "--import", "tsx", script, ...args], {
+    env: { ...process.env, [OWN_NETNS]: "1" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let stdout = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const lines = stdout.split("\n").filter((line) => line.length > 0);
+  if (code !== 0 && lines.length === 0) throw new Error(`${script} in its own network namespace exited with ${code} (its errors are above)`);
+  return lines;
 }
