@@ -15,6 +15,8 @@
 #           and a proxy moving to a new address is reached at its old one this last time.
 #           When the proxy is not running yet the file is only installed: the container starts
 #           with it.
+#           Without a new file (a re-run after only this script changed, or after a deployment
+#           that died between the install and recording it), the installed file is applied again.
 #   Refusal: an invalid file exits non-zero and leaves "Caddyfile" untouched. If the reload itself
 #           fails, the previous Caddyfile is put back and the script exits non-zero.
 #   Proxy gone meanwhile: when a caddy command fails because the proxy stopped or restarted while
@@ -60,7 +62,13 @@ fail() {
   exit 1
 }
 
-[ -f "$next" ] || fail "no new configuration at $next"
+if [ ! -f "$next" ]; then
+  # This step runs again without a new upload when only this script changed, or after a deployment
+  # died between installing the file and recording that it had: the file it wants is the live one.
+  [ -f "$live" ] || fail "no new configuration at $next"
+  echo "caddy-apply: no new configuration at $next; applying the installed $live again" >&2
+  cp -p "$live" "$next"
+fi
 
 if bash -c "$proxy_running"; then
   running=true

@@ -276,9 +276,9 @@ export function decideStep(
         ? { ...base, action: "refresh", reason: `interrupted while ${op.type}: re-read from its provider, the next pulumi up does what is left` }
         : { ...base, action: "clear", reason: `interrupted while ${op.type}, and no longer in the state: nothing to re-read` };
     case "volume":
-      return { ...base, action: "clear", reason: inState(op.resource.urn, deployment) ? "never touched; already in the state (a later pulumi up made it)" : "never touched: docker volume create is idempotent, the next pulumi up adopts the volume with its data" };
+      return { ...base, action: "clear", reason: inState(op.resource.urn, deployment) ? "never touched; the state holds it already (made by a later pulumi up, or the one this create replaces)" : "never touched: docker volume create is idempotent, the next pulumi up adopts the volume with its data" };
     case "stateOnly":
-      return { ...base, action: "clear", reason: inState(op.resource.urn, deployment) ? "already in the state (a later pulumi up made it): only the stale pending create is dropped" : "nothing outside the state: the next pulumi up creates it again" };
+      return { ...base, action: "clear", reason: inState(op.resource.urn, deployment) ? "the state holds it already (made by a later pulumi up, or the one this create replaces): only the pending create is dropped, the next pulumi up runs it again if it is still due" : "nothing outside the state: the next pulumi up creates it again" };
     case "unknown":
       return forget.has(op.resource.urn)
         ? { ...base, action: "clear", reason: "cleared as you asked (--forget): the next pulumi up creates it again" }
