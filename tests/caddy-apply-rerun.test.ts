@@ -41,7 +41,8 @@ describe("caddy-apply.sh without a new Caddyfile", () => {
     expect(result.code).toBe(0);
     expect(result.output).toContain(`no new configuration at ${dir}/Caddyfile.next; applying the installed ${dir}/Caddyfile again`);
     expect(result.output).toContain("reloaded the proxy");
-    expect(calls()).toEqual([`caddy validate --config ${dir}/Caddyfile.next --adapter caddyfile`, `caddy reload --config ${dir}/Caddyfile --adapter caddyfile`]);
+    expect(calls()).toEqual([`caddy validate --config ${dir}/Caddyfile.next --adapter caddyfile`, // The reload goes to the running configuration's admin address (Caddy's default: no admin line).
+    `caddy reload --config ${dir}/Caddyfile --adapter caddyfile --address localhost:2019`]);
     expect(fs.readFileSync(path.join(dir, "Caddyfile"), "utf8")).toBe("acme.localhost {\n\trespond ok\n}\n");
     expect(fs.readdirSync(dir).sort()).toEqual(["Caddyfile", "caddy", "calls"]);
   });
