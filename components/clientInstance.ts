@@ -44,7 +44,7 @@ export interface ClientInstanceArgs {
   move?: {
     /** The server the client leaves. */
     source: Host;
-    /** Resources the move waits for besides the client's own volume and network on this host. */
+    /** Resources the move waits for besides the client's own volume on this host. */
     after: pulumi.Resource[];
   };
   /** When set and the client file has `openrouter.monthlyLimitUsd`, the stack creates the key itself. */
@@ -103,13 +103,8 @@ export class ClientInstance extends pulumi.ComponentResource {
       { ...child, ...lifecycle.dataVolume, ...placedOn(client.server) },
     );
 
-    this.network = new docker.Network(
-      `${name}-network`,
-      { name: names.network, driver: "bridge", labels: [{ label: "mai.client", value: client.slug }] },
-      { ...child, ...placedOn(client.server) },
-    );
-
-    // A move fills the new (empty) volume before anything starts here; see policy/move.ts.
+    // A move fills the new (empty) volume before anything else of the client exists here; see
+    // policy/move.ts.
     if (args.move) {
       this.move = new ClientMove(
         `${name}-move`,
@@ -117,12 +112,24 @@ export class ClientInstance extends pulumi.ComponentResource {
           move: { slug: client.slug, from: args.move.source.name, to: args.host.name, suspended: client.status === "suspended" },
           source: args.move.source,
           target: args.host,
-          after: [this.dataVolume, this.network, ...args.move.after],
+          after: [this.dataVolume, ...args.move.after],
         },
         child,
       );
     }
     const afterMove = this.move ? [this.move] : [];
+
+    // Created here only once the data has moved: a failed move then leaves the network where it
+    // was in the state too (the volume's replacement is harmless: `docker volume create` adopts
+    // the existing volume, and the copy left behind is retained), so both retrying and cancelling
+    // the move work. Replaced the other way round, the source network would stay in the state
+    // only as pending deletion, with the client still attached, and setting `server:` back would
+    // fail on "network with name mai-<slug> already exists" at every `pulumi up`.
+    this.network = new docker.Network(
+      `${name}-network`,
+      { name: names.network, driver: "bridge", labels: [{ label: "mai.client", value: client.slug }] },
+      { ...child, ...placedOn(client.server), dependsOn: afterMove },
+    );
 
     // A suspended client keeps its key (resuming keeps the same key) but cannot spend with it.
     const limitUsd = client.openrouter?.monthlyLimitUsd;

@@ -34,7 +34,8 @@ export interface ClientMoveArgs {
   target: MoveHost;
   /**
    * What must exist before the data moves: the client's volume on the target and the host tools
-   * (`mai-export`, `mai-import`) on both servers.
+   * (`mai-export`, `mai-import`) on both servers. (The client's network on the target waits for
+   * the move, see ClientInstance.)
    */
   after: pulumi.Input<pulumi.Resource>[];
   /** The move script's content; read from the checkout when omitted. */
@@ -48,7 +49,7 @@ export interface ClientMoveArgs {
  * (once `moveFrom` is removed from the client file) does nothing on any host.
  */
 export class ClientMove extends pulumi.ComponentResource {
-  /** The move command; the client's container on the target and its DNS records depend on it. */
+  /** The move command; the client's network and container on the target and its DNS records depend on it. */
   public readonly command: command.local.Command;
 
   constructor(name: string, args: ClientMoveArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -25,10 +25,12 @@
  * through the source's (the data volume is `retainOnDelete`, so the source volume stays). The move
  * is one local command on the machine running Pulumi (`host/mai-move.sh`). Seen on the real engine
  * (tests/move.engine.test.ts), in this order:
- *   target volume and network created -> move -> source container deleted (delete-before-replace;
- *   the move stopped it) -> target container -> DNS records -> target proxy reloaded with the
- *   route; the source proxy's reload (without the route) waits for the move; the source network
- *   is deleted last, after its container.
+ *   target volume created -> move -> target network created -> source container deleted
+ *   (delete-before-replace; the move stopped it) -> target container -> DNS records -> target
+ *   proxy reloaded with the route; the source proxy's reload (without the route) waits for the
+ *   move; the source network is deleted last, after its container. The network waits for the move
+ *   so that a failed move leaves it in the state where it is (see ClientInstance): retrying the
+ *   move and cancelling it (`server:` back, `moveFrom` removed) both work.
  * The move command itself:
  *   1. checks both hosts and refuses a source whose data already moved away (stale copy);
  *   2. stops `mai-<slug>` on the source itself. Pulumi deletes the source container only as the
@@ -42,9 +44,9 @@
  *      naming the step: Pulumi stops, so the source container is neither deleted nor replaced,
  *      the target container is never created, DNS keeps pointing at the source, the source
  *      proxy keeps its route and the target proxy gets none. A failed create leaves no move in
- *      the state, so the next `pulumi up` runs it again from the start (the volume and network
- *      already on the target are kept; the leftover network on the source is deleted only after
- *      the source container is).
+ *      the state, so the next `pulumi up` runs it again from the start (the volume already on the
+ *      target is kept and adopted); a cancel adopts the source volume again (`docker volume create`
+ *      of an existing volume) and leaves the target's empty volume behind (retained).
  * Trade-offs: the client is offline from the stop until DNS answers with the target (transfer,
  * start, DNS TTL, the target's first certificate); the archive passes through the machine
  * running Pulumi (no SSH trust between servers, but twice the transfer on a slow uplink).
@@ -130,15 +132,15 @@ export function moveSteps(move: Pick<ClientMoveSpec, "slug" | "from" | "to" | "s
   const { slug, from, to } = move;
   const container = `mai-${slug}`;
   return [
-    `create volume mai-${slug}-data and network ${container} on ${to} (empty)`,
+    `create volume mai-${slug}-data on ${to} (empty)`,
     move.suspended
       ? `${slug} is suspended: no container to stop on ${from}`
       : `stop ${container} on ${from} (the workspace goes offline)`,
     `stream \`mai-export ${slug} -\` on ${from} through the machine running Pulumi into \`mai-import ${slug} -\` on ${to}; the import verifies the archive before writing`,
     `check the database on ${to}; record the move on ${from} and stop its nightly backup of the old copy there`,
     move.suspended
-      ? `no container on ${to} while suspended; DNS records point at ${to}`
-      : `remove the stopped ${container} from ${from} and start it on ${to}, then point its DNS records at ${to}`,
+      ? `create network ${container} on ${to}; no container there while suspended; DNS records point at ${to}`
+      : `create network ${container} on ${to}; remove the stopped ${container} from ${from} and start it on ${to}, then point its DNS records at ${to}`,
     `reload Caddy on ${to} with the client's route (it obtains the certificate, DNS answering with ${to}) and Caddy on ${from} without it`,
     `remove network ${container} from ${from}; volume mai-${slug}-data stays on ${from} (retained) until you delete it`,
     `if any step fails: ${container} is started again on ${from}, DNS and both proxies are unchanged, and \`pulumi up\` stops with the reason; the next \`pulumi up\` runs the move again`,

@@ -39,13 +39,13 @@ describe("reviewing placements between a base and a head", () => {
     expect(move).toMatchObject({ slug: "acme", from: "nbg1-a", to: "nbg1-b", suspended: false });
     expect(move.downtime).toMatch(/^DOWNTIME: acme is offline from the stop on nbg1-a until DNS answers with nbg1-b/);
     // The order that makes a move safe (and the real engine keeps, tests/move.engine.test.ts): the
-    // target's objects, stop, transfer, start there, DNS, then the target's proxy route.
+    // target's volume, stop, transfer, network and start there, DNS, then the target's proxy route.
     const step = (pattern: RegExp) => move.steps.findIndex((s) => pattern.test(s));
     const order = [
-      step(/^create volume mai-acme-data and network mai-acme on nbg1-b/),
+      step(/^create volume mai-acme-data on nbg1-b \(empty\)$/),
       step(/^stop mai-acme on nbg1-a/),
       step(/mai-export acme -/),
-      step(/^remove the stopped mai-acme from nbg1-a and start it on nbg1-b, then point its DNS records at nbg1-b/),
+      step(/^create network mai-acme on nbg1-b; remove the stopped mai-acme from nbg1-a and start it on nbg1-b, then point its DNS records at nbg1-b/),
       step(/^reload Caddy on nbg1-b with the client's route/),
       step(/^remove network mai-acme from nbg1-a/),
     ];

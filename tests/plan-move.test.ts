@@ -125,7 +125,7 @@ describe("a client's move in the report", () => {
 
   it("text lists the move's steps in order and warns about the downtime", () => {
     const text = renderText(report);
-    expect(text).toContain("  Moves (1)\n    acme: nbg1-a -> nbg1-b\n      1. create volume mai-acme-data and network mai-acme on nbg1-b (empty)\n      2. stop mai-acme on nbg1-a");
+    expect(text).toContain("  Moves (1)\n    acme: nbg1-a -> nbg1-b\n      1. create volume mai-acme-data on nbg1-b (empty)\n      2. stop mai-acme on nbg1-a");
     expect(text).toContain("DOWNTIME: acme is offline from the stop on nbg1-a until DNS answers with nbg1-b");
     expect(text).toContain("client acme (moves nbg1-a -> nbg1-b)");
     expect(text).toMatch(/replace docker:Container acme-container \(replacementTrigger\) — recreated on nbg1-b, removed from nbg1-a; starts on nbg1-b after the data has moved/);

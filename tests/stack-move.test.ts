@@ -1,8 +1,8 @@
 /**
  * A client moving between two Hetzner servers, under Pulumi's mocks: `server: fsn1-b` with
  * `moveFrom: nbg1-a`. The program declares the move command on the machine running Pulumi with
- * both servers' shell prefixes, and the order that makes a move safe: the target's volume,
- * network and host tools before the move; the move before the target container; the container
+ * both servers' shell prefixes, and the order that makes a move safe: the target's volume and
+ * host tools before the move; the move before the target's network and container; the container
  * before DNS; the source proxy's reload after the move, the target proxy's after the container and
  * DNS. Nothing is declared for clients that
  * stay. A wrong `moveFrom` stops the program naming file and field.
@@ -70,11 +70,15 @@ describe("a client moving to another server", () => {
     expect(move.inputs.environment.MAI_TARGET_SHELL).toMatch(new RegExp(`^ssh .*root@${ipv4Of("fsn1-b").replace(/\./g, "\\.")}$`));
   });
 
-  it("moves after the target's volume, network and both servers' host tools exist", () => {
+  it("moves after the target's volume and both servers' host tools exist; the target's network waits for the move", () => {
     const move = named("globex-move-run");
-    for (const dependency of ["globex-data", "globex-network", "nbg1-a-backup-tooling", "fsn1-b-backup-tooling"]) {
+    for (const dependency of ["globex-data", "nbg1-a-backup-tooling", "fsn1-b-backup-tooling"]) {
       expect(waitsFor(move, dependency), dependency).toBe(true);
     }
+    // So that a failed move leaves the network in the state where it was (a cancel then works).
+    expect(waitsFor(move, "globex-network")).toBe(false);
+    expect(waitsFor(named("globex-network"), "globex-move")).toBe(true);
+    expect(named("acme-network").options.dependsOn).toEqual([]);
   });
 
   it("starts the target container only after the move, and switches DNS only after the container", () => {
