@@ -10,7 +10,8 @@
  *
  * The local server has no systemd, so no backup timers: the one backup-age alert needs a timer, and
  * mai-status reads enabled timers from MAI_TIMERS_DIR, which the test points at a directory of its
- * own. The failing health check is the stack's own check with curl taken out of the container.
+ * own. The failing health check is the stack's own check against a workspace process frozen with
+ * SIGSTOP from the host (the container's root file system is read-only: nothing can be moved away).
  */
 import { execFile, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -34,8 +35,13 @@ const resources = `resources:\n  cpus: 0.5\n  memory: ${MEMORY_MB}M\n  reservati
 const HEALTH_WAIT_MS = 240_000;
 
 const received: any[] = [];
-/** Where curl was in the sick client's container before the test moved it away. */
-let curlPath = "";
+/** Host PIDs of the sick client's workspace program (frozen to fail the stack's health check). */
+async function workspacePids(): Promise<number[]> {
+  const top = await docker(["top", container("sick"), "-eo", "pid,args"]);
+  const pids = top.split("\n").slice(1).filter((line) => line.includes("workspace.py")).map((line) => Number(line.trim().split(/\s+/)[0]));
+  if (pids.length === 0) throw new Error(`no workspace process in ${container("sick")}:\n${top}`);
+  return pids;
+}
 let receiver: http.Server | undefined;
 
 const suite = useRealEngineSuite({
@@ -67,10 +73,9 @@ const suite = useRealEngineSuite({
     await until("the clients and the proxy to be healthy", async () => (await Promise.all([...["ok", "oom", "sick"].map(container), "mai-proxy"].map(health))).every((h) => h === "healthy"), HEALTH_WAIT_MS, 1000);
     await Promise.all([
       (async () => {
-        // The stack's health check runs curl in the container: without it the check fails.
-        curlPath = await docker(["exec", container("sick"), "sh", "-c", "command -v curl"]);
-        await docker(["exec", container("sick"), "mv", curlPath, `${curlPath}.off`]);
-        await until("the client without curl to be unhealthy", async () => (await health(container("sick"))) === "unhealthy", HEALTH_WAIT_MS, 1000);
+        // The stack's health check asks the workspace: frozen, it never answers.
+        for (const pid of await workspacePids()) process.kill(pid, "SIGSTOP");
+        await until("the frozen client to be unhealthy", async () => (await health(container("sick"))) === "unhealthy", HEALTH_WAIT_MS, 1000);
       })(),
       (async () => {
         // Allocate past the limit in the main process: the kernel kills it, Docker restarts it.
@@ -185,7 +190,7 @@ describe("the stack's mai-alert", () => {
     expect(received).toHaveLength(3);
 
     // Fix two of them: the health check passes again, and a fresh backup arrives.
-    await docker(["exec", container("sick"), "mv", `${curlPath}.off`, curlPath]);
+    for (const pid of await workspacePids()) process.kill(pid, "SIGCONT");
     await until("the client to recover", async () => (await health(container("sick"))) === "healthy", HEALTH_WAIT_MS, 1000);
     fs.writeFileSync(path.join(backups, `${slug("ok")}-${stamp(Date.now())}.db.zst`), "x");
     for (let i = 0; i < 2; i++) {
