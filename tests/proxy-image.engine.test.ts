@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { LOCAL_PROXY_IMAGE } from "../policy/localImages";
-import { PROXY_HEALTHCHECK } from "../policy/proxyPolicy";
+import { proxyHealthcheck } from "../policy/proxyPolicy";
 import { PROXY_VOLUMES } from "../policy/sharedNames";
 import { docker, inspect, newRunId } from "./support/engine";
 import { request, timeStream, type Target } from "./support/httpClient";
@@ -92,6 +92,8 @@ describe("proxy image as the stack deploys it", () => {
   }, 180_000);
 
   it("passes the health check the stack declares (busybox sh and wget), inside and as Docker runs it", async () => {
+    // The local proxy's own check: its health site on this server's plain-HTTP port.
+    const PROXY_HEALTHCHECK = proxyHealthcheck(suite.stack.httpPort());
     const proxy = await inspect<ProxyInspect>(PROXY);
     const seconds = (text: string) => {
       const m = /^(?:(\d+)m)?(\d+)s$/.exec(text);
