@@ -1,7 +1,9 @@
 /**
- * Helpers for moves between two engines on one machine (tests/move.engine.test.ts and the move
- * benchmark): the docker CLI against either engine, and the host scripts a move runs, installed
- * as the stack's host tooling installs them. The second engine itself is tests/support/secondEngine.ts.
+ * Helpers for the move benchmark (scripts/bench-move.ts), which runs the move script between two
+ * engines on one machine without Pulumi: the docker CLI against either engine, and the host
+ * scripts a move runs, installed as the stack's host tooling installs them. The second engine
+ * itself is tests/support/secondEngine.ts. (The move test deploys with a real `pulumi up`,
+ * tests/move.engine.test.ts.)
  */
 import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
