@@ -250,8 +250,8 @@ describe("a move is one pulumi up", () => {
     expect(Object.keys(others).sort()).toEqual(
       [...["stay", "f1", "f2"].map((k) => `${LOCAL}/${container(k)}`), `${LOCAL}/mai-proxy`, `${TARGET}/${container("far")}`, `${TARGET}/mai-proxy`].sort(),
     );
-    // Each server's Caddy serves its own sites with its own CA (two proxies sharing one admin
-    // endpoint would load each other's configuration on reload: issue "one admin endpoint per proxy").
+    // Each server's Caddy serves its own sites with its own CA (two proxies on one machine sharing
+    // one admin endpoint would load each other's configuration on reload).
     expect(await throughProxy(LOCAL, "m1"), "local's Caddy serves m1 with local's CA").toBe(200);
     expect(await throughProxy(TARGET, "far"), "b's Caddy serves far with b's CA").toBe(200);
     expect(caddyfile(TARGET)).not.toContain(stack().hostname("m1"));
