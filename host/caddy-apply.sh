@@ -88,7 +88,7 @@ proxy_was=$(proxy_state)
 proxy_went_away=no
 
 # in_proxy <caddy arguments>: runs caddy (in the proxy), its output in $caddy_output. A failure
-# while the same proxy keeps running is Caddy's own answer, final at once. A failure because the
+# while the same proxy keeps running is Caddy's own answer, final (after 3 s). A failure because the
 # proxy stopped or restarted meanwhile is retried every second while it comes back (Caddy then
 # runs the live file; the retry loads it again), up to $proxy_wait seconds.
 caddy_output=
@@ -96,9 +96,16 @@ in_proxy() {
   local deadline=$((SECONDS + proxy_wait)) state stopped=0
   until caddy_output="$("${caddy[@]}" "$@" 2>&1)"; do
     state=$(proxy_state)
-    if { [ "$proxy_went_away" = no ] && [ "$state" = "$proxy_was" ]; } || [ "$SECONDS" -ge "$deadline" ]; then
-      return 1
+    if [ "$proxy_went_away" = no ]; then
+      # The exec can fail before Docker has recorded the proxy's end: look again for a moment.
+      for _ in 1 2 3 4 5 6; do
+        [ "$state" = "$proxy_was" ] || break
+        sleep 0.5
+        state=$(proxy_state)
+      done
+      [ "$state" != "$proxy_was" ] || return 1
     fi
+    [ "$SECONDS" -lt "$deadline" ] || return 1
     [ "$proxy_went_away" = yes ] ||
       echo "caddy-apply: the proxy stopped or restarted during 'caddy $1'; retrying while it comes back (up to ${proxy_wait}s)" >&2
     proxy_went_away=yes

@@ -21,8 +21,12 @@ const APPLY = path.resolve(__dirname, "..", "host", "caddy-apply.sh");
  * still fails (Caddy's admin not up yet); an exited one stays down until started. While it runs,
  * each call of a verb (validate, reload) takes the next line of `<verb>.plan` ("ok" when none is
  * left): ok; refuse (Caddy's own refusal, the proxy keeps running); crash (the process dies, as
- * by a kernel OOM kill: restarting); kill (`docker kill`: exited). Calls are logged `<verb> <what>`.
+ * by a kernel OOM kill: restarting); kill (`docker kill`: exited); kill-late (the same, with Docker
+ * recording the end only after the first look at the proxy's state). Calls are logged `<verb> <what>`.
  */
+/** The proxy's state as the script reads it; a late state change shows from the second read on. */
+const STATE_COMMAND = (root: string) =>
+  `if [ -f ${root}/state.later ]; then if [ -f ${root}/state.seen ]; then mv ${root}/state.later ${root}/state; rm ${root}/state.seen; else touch ${root}/state.seen; fi; fi; cat ${root}/state`;
 const FAKE_CADDY = `#!/usr/bin/env bash
 verb=$1
 state=$(<"$FAKE_ROOT/state")
@@ -42,6 +46,7 @@ case "$action" in
   refuse) echo "caddy $verb: loading new config: listen tcp :443: bind: address already in use" >&2; exit 1 ;;
   crash) echo "restarting 2026-12-01T09:00:00Z" > "$FAKE_ROOT/state"; exit 137 ;;
   kill) echo "exited 2026-12-01T09:00:00Z" > "$FAKE_ROOT/state"; exit 137 ;;
+  kill-late) echo "exited 2026-12-01T09:00:00Z" > "$FAKE_ROOT/state.later"; exit 137 ;;
 esac
 `;
 
@@ -79,7 +84,7 @@ function apply(wait = 30, start = startCommand()) {
       CADDY_CONFIG_DIR: caddyDir,
       CADDY: path.join(root, "caddy-fake"),
       CADDY_PROXY_RUNNING: "true",
-      CADDY_PROXY_STATE: `cat ${root}/state`,
+      CADDY_PROXY_STATE: STATE_COMMAND(root),
       CADDY_PROXY_START: start,
       CADDY_PROXY_WAIT: String(wait),
     },
@@ -108,6 +113,14 @@ describe("caddy-apply when the proxy goes away", () => {
     expect(run.calls).toEqual(["validate ok", "reload kill", "reload down", "start", "reload ok"]);
     expect(run.live).toBe("new routes\n");
     expect(run.output).toContain("the proxy is stopped");
+  });
+
+  it("looks at the proxy again when Docker records its end only after the failed exec", () => {
+    plan("reload", ["kill-late", "ok"]);
+    const run = apply();
+    expect(run.code, run.output).toBe(0);
+    expect(run.calls).toEqual(["validate ok", "reload kill-late", "reload down", "start", "reload ok"]);
+    expect(run.live).toBe("new routes\n");
   });
 
   it("retries a validation the proxy crashed during, then installs and reloads", () => {
