@@ -1,6 +1,6 @@
 /**
  * Real engine, real `pulumi up` killed on purpose: adding two clients, the deployment is killed
- * with SIGKILL (the CLI and everything it started, as power loss or a killed CI runner do) at
+ * with SIGKILL (the CLI and every process it started, as power loss or a killed CI runner do) at
  * points the engine itself shows — a network of the new clients exists, a container of theirs
  * exists, the deployment has only just begun — then `pulumi cancel`, `npm run repair` (the CLI,
  * run for real) and `pulumi up` settle the stack: the preview after is clean, every client answers
@@ -26,6 +26,7 @@ const suite = useRealEngineSuite({
     await answering("a");
     await sql("a", `CREATE TABLE IF NOT EXISTS repair_marker (v TEXT); INSERT INTO repair_marker VALUES ('${MARKER}');`);
   },
+  teardown: () => reapLeftovers(),
 });
 const stack = () => suite.stack;
 /** Every client the stack should be serving (grows as the tests add clients). */
@@ -85,7 +86,53 @@ function lockFiles(): string[] {
   return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".json")) : [];
 }
 
-/** A `pulumi up` in its own process group, so a kill reaches the CLI and every plugin it started. */
+/** Every process of the machine with its parent, from /proc. */
+function parentsOfAll(): Map<number, number> {
+  const parents = new Map<number, number>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return parents;
+}
+
+/** A process and all its descendants. */
+function processTree(root: number): number[] {
+  const parents = parentsOfAll();
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, parent] of parents) if (parent === tree[i]) tree.push(pid);
+  return tree;
+}
+
+/**
+ * Processes started for this test's stack that outlived their deployment: the CLI runs its providers
+ * in process groups of their own, so after its death they are orphans (seen: they do not exit by
+ * themselves). Ended after every kill and at the end, so nothing of this file keeps running.
+ */
+function reapLeftovers(): void {
+  let clientsDir: string;
+  try {
+    clientsDir = suite.stack.clientsDir;
+  } catch {
+    return; // the setup never got as far as a stack
+  }
+  const mark = `MAI_CLIENTS_DIR=${clientsDir}`;
+  for (const [pid] of parentsOfAll()) {
+    if (pid === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(mark)) process.kill(pid, "SIGKILL");
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+}
+
+/** A `pulumi up` in a process group of its own: SIGINT goes to it as Ctrl-C sends it to a terminal's foreground group. */
 interface RunningUp {
   child: ChildProcess;
   output: () => string;
@@ -103,6 +150,17 @@ function startUp(): RunningUp {
 
 const signalGroup = (up: RunningUp, signal: NodeJS.Signals) => process.kill(-up.child.pid!, signal);
 
+/** SIGKILL to the CLI and everything it started, providers included, at once: power loss, a killed runner. */
+function killAll(up: RunningUp): void {
+  for (const pid of processTree(up.child.pid!)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 /** Polls the engine until `seen` holds; fails if the deployment ended first (the kill point was missed). */
 async function until(up: RunningUp, seen: () => Promise<boolean>, what: string, timeoutMs = 150_000): Promise<void> {
   let ended = false;
@@ -111,7 +169,7 @@ async function until(up: RunningUp, seen: () => Promise<boolean>, what: string, 
   while (!(await seen())) {
     if (ended) throw new Error(`pulumi up ended before ${what}:\n${up.output().slice(-3000)}`);
     if (Date.now() > deadline) {
-      signalGroup(up, "SIGKILL");
+      killAll(up);
       throw new Error(`no ${what} within ${timeoutMs / 1000} s:\n${up.output().slice(-3000)}`);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -126,12 +184,23 @@ async function objectsOf(kind: "network" | "container" | "volume", slugs: string
   return names.filter((name) => wanted.has(name)).sort();
 }
 
-/** Each volume with its creation time: a volume removed and made again would show a new one. */
-async function volumes(): Promise<Record<string, string>> {
-  const names = (await docker(["volume", "ls", "-q"])).split("\n").filter(Boolean);
-  if (names.length === 0) return {};
-  const created = (await docker(["volume", "inspect", "-f", "{{.Name}} {{.CreatedAt}}", ...names])).split("\n");
-  return Object.fromEntries(created.map((line) => line.split(" ", 2) as [string, string]));
+/**
+ * Puts a marker file into every volume on the engine (the test engine's data root is on this
+ * machine); returns the volume names. With `volumesKept` it shows that no volume was removed or
+ * emptied: Docker's CreatedAt is no evidence (it moved by 2 s for a volume nobody recreated).
+ */
+async function markVolumes(): Promise<string[]> {
+  const names = (await docker(["volume", "ls", "-q"])).split("\n").filter(Boolean).sort();
+  for (const name of names) fs.writeFileSync(path.join(await docker(["volume", "inspect", "-f", "{{.Mountpoint}}", name]), `.repair-test-${id}`), name);
+  return names;
+}
+
+async function volumesKept(names: string[]): Promise<void> {
+  expect((await docker(["volume", "ls", "-q"])).split("\n").filter(Boolean).sort()).toEqual(expect.arrayContaining(names));
+  for (const name of names) {
+    const marker = path.join(await docker(["volume", "inspect", "-f", "{{.Mountpoint}}", name]), `.repair-test-${id}`);
+    expect(fs.existsSync(marker) ? fs.readFileSync(marker, "utf8") : `no marker in ${name}`).toBe(name);
+  }
 }
 
 const identity = (key: string) => docker(["inspect", "-f", "{{.Id}} {{.State.StartedAt}}", stack().container(key)]);
@@ -162,8 +231,9 @@ async function addClientsKilled(keys: string[], killWhen: (slugs: string[]) => P
   const started = Date.now();
   const up = startUp();
   await until(up, () => killWhen(slugs), what);
-  signalGroup(up, "SIGKILL");
+  killAll(up);
   await up.exited;
+  reapLeftovers();
   const killedAfter = Date.now() - started;
   clients.push(...keys);
   return { slugs, killedAfter, up };
@@ -174,15 +244,16 @@ async function cancelAndRepair() {
   const cancelStarted = Date.now();
   const cancelled = await pulumi("cancel", "--yes");
   expect(cancelled.code, cancelled.stderr).toBe(0);
+  const cancelMs = Date.now() - cancelStarted;
+  const marked = await markVolumes();
   const repairStarted = Date.now();
-  const volumesBefore = await volumes();
   const repaired = await repair();
   const repairMs = Date.now() - repairStarted;
   expect(repaired.stderr).toBe("");
   expect(repaired.code).toBe(0);
-  // Repair never removes or recreates a volume.
-  expect(await volumes()).toEqual(volumesBefore);
-  return { repaired, cancelMs: repairStarted - cancelStarted, repairMs };
+  // Repair never removes a volume nor anything in it.
+  await volumesKept(marked);
+  return { repaired, cancelMs, repairMs };
 }
 
 /** One line of figures per cycle, with what the kill left and what repair said (for the record). */
@@ -218,7 +289,7 @@ describe("a pulumi up killed while adding clients: cancel, repair, up", () => {
     expect(stuck.code).not.toBe(0);
     expect(stuck.stdout + stuck.stderr).toMatch(/network with name mai-\S+ already exists/);
 
-    const { repaired, repairMs } = await cancelAndRepair();
+    const { repaired, cancelMs, repairMs } = await cancelAndRepair();
     for (const name of pendingNetworks.filter((n) => halfMade.includes(n as string))) {
       expect(repaired.stdout).toMatch(new RegExp(`(adopted|removed) +network ${name} \\(server local\\)`));
     }
@@ -227,7 +298,7 @@ describe("a pulumi up killed while adding clients: cancel, repair, up", () => {
     const upMs = Date.now() - upStarted;
     await expectSettled();
     expect(await identity("a")).toBe(before);
-    report("network made", { "kill after": killedAfter, repair: repairMs, "up after": upMs }, pending, repaired.stdout);
+    report("network made", { "kill after": killedAfter, cancel: cancelMs, repair: repairMs, "up after": upMs }, pending, repaired.stdout);
   }, CYCLE_MS);
 
   it("killed once a container of the new clients exists: repair removes it (its volume stays), up recreates it", async () => {
@@ -262,7 +333,7 @@ describe("a pulumi up killed while adding clients: cancel, repair, up", () => {
     await stack().up();
     const upMs = Date.now() - upStarted;
     await expectSettled();
-    report("at the start", { "kill after": killedAfter, repair: repairMs, "up after": upMs }, pending, repaired.stdout);
+    report("at the start", { "kill after": killedAfter, cancel: cancelMs, repair: repairMs, "up after": upMs }, pending, repaired.stdout);
   }, CYCLE_MS);
 });
 
@@ -276,9 +347,10 @@ describe("a pulumi up interrupted with SIGINT (Ctrl-C)", () => {
     await until(up, async () => (await objectsOf("network", slugs)).length > 0, "a network of the new clients");
     const interrupted = Date.now();
     signalGroup(up, "SIGINT");
-    const timer = setTimeout(() => signalGroup(up, "SIGKILL"), 120_000);
+    const timer = setTimeout(() => killAll(up), 120_000);
     const { code } = await up.exited;
     clearTimeout(timer);
+    reapLeftovers();
     const stopMs = Date.now() - interrupted;
     clients.push(...keys);
     expect(up.output()).toContain("cancel");
