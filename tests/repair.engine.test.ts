@@ -325,7 +325,7 @@ describe("a pulumi up killed while adding clients: cancel, repair, up", () => {
   it("killed as soon as the deployment began: only the lock is left, repair finds nothing to do and says so", async () => {
     const { killedAfter } = await addClientsKilled(["e1", "e2"], async () => lockFiles().length > 0, "the stack's lock");
     const pending = await pendingOperations();
-    const { repaired, repairMs } = await cancelAndRepair();
+    const { repaired, cancelMs, repairMs } = await cancelAndRepair();
     // The lock is taken before the program runs: no resource operation had begun.
     expect(pending).toEqual([]);
     expect(repaired.stdout).toContain("Nothing to repair; nothing was changed.");
