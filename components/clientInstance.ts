@@ -182,12 +182,13 @@ export class ClientInstance extends pulumi.ComponentResource {
         { ...child, ...lifecycle.container, ...placedOn(client.server), dependsOn: afterMove },
       );
 
-      // Replacing the container changes its id, which re-runs the command on the new one.
-      const limit = client.resources.pidsLimit;
+      // `replaceWith`: a new container gets the limit again. The command names the container
+      // rather than taking its id, so an in-place update (which keeps the limit) leaves it alone;
+      // an id is unknown in a preview of any container change and would show a re-run each time.
       this.pidsLimit = args.host.runCommand(
         `${name}-pids-limit`,
-        { create: this.container.id.apply((id) => pidsLimitCommand(id, limit)), triggers: [this.container.id, limit] },
-        { ...child, dependsOn: [this.container] },
+        { create: pidsLimitCommand(names.container, client.resources.pidsLimit) },
+        { ...child, dependsOn: [this.container], replaceWith: [this.container] },
       );
     }
 

@@ -110,18 +110,15 @@ export function diffDeclarations(
     hasProviderForm(r.type, field)
       ? canonicalJson(providerForm(r.type, field, r.inputs[field]))
       : (fingerprints?.[side]?.get(r.urn)?.[field] ?? canonicalJson(r.inputs[field]));
-  const changes: ResourceChange[] = [];
   const slugs = [...new Set([...clientSlugs(base), ...clientSlugs(head)])];
 
-  for (const after of head) {
+  /** The change of one head resource, given the head resources replaced (for `replaceWith`). */
+  const changeOf = (after: DeclaredResource, replaced: ReadonlySet<string>): ResourceChange | undefined => {
     const client = clientOwner(after, headByUrn, slugs);
     const before = previousOf(after);
     const common = { urn: after.urn, type: after.type, name: after.name, ...(client ? { client } : {}) };
-    if (!before) {
-      changes.push({ op: "create", ...common, fields: [] });
-      continue;
-    }
-    if (!after.custom) continue;
+    if (!before) return { op: "create", ...common, fields: [] };
+    if (!after.custom) return undefined;
     const fbBase = fingerprintOf("base");
     const fbHead = fingerprintOf("head");
     const fields = changedInputs(before, after, (r, f) => (r === before ? fbBase(r, f) : fbHead(r, f))).filter((f) =>
@@ -133,24 +130,38 @@ export function diffDeclarations(
     const trigger = (r: DeclaredResource) => r.options.replacementTrigger;
     const triggerChanged = trigger(before) !== undefined && trigger(after) !== undefined && canonicalJson(trigger(before)) !== canonicalJson(trigger(after));
     if (triggerChanged) fields.push("replacementTrigger");
-    if (fields.length === 0) continue;
-    const replaceFields = fields.filter((f) => f === "replacementTrigger" || forcesReplacement(after.type, f, after.options.replaceOnChanges));
-    if (replaceFields.length > 0 && !triggerChanged && replacementOnlyReruns(before, after)) {
-      changes.push({ op: "update", ...common, fields, rerun: true });
-    } else if (replaceFields.length > 0) {
-      changes.push({
-        op: "replace",
-        ...common,
-        fields,
-        replaceFields,
-        // The old resource of a replacement is kept like a deleted one (e.g. a data volume).
-        ...(before.options.retainOnDelete ? { retained: true } : {}),
-        ...(before.options.protect ? { protected: true } : {}),
-      });
-    } else {
-      changes.push({ op: "update", ...common, fields });
+    // `replaceWith`: the engine replaces the resource with any of those it names.
+    const replacedWith = (after.options.replaceWith ?? []).some((urn) => replaced.has(urn));
+    if (replacedWith) fields.push("replaceWith");
+    if (fields.length === 0) return undefined;
+    const forced = (f: string) => f === "replacementTrigger" || f === "replaceWith";
+    const replaceFields = fields.filter((f) => forced(f) || forcesReplacement(after.type, f, after.options.replaceOnChanges));
+    if (replaceFields.length > 0 && !triggerChanged && !replacedWith && replacementOnlyReruns(before, after)) {
+      return { op: "update", ...common, fields, rerun: true };
     }
+    if (replaceFields.length === 0) return { op: "update", ...common, fields };
+    return {
+      op: "replace",
+      ...common,
+      fields,
+      replaceFields,
+      // The old resource of a replacement is kept like a deleted one (e.g. a data volume).
+      ...(before.options.retainOnDelete ? { retained: true } : {}),
+      ...(before.options.protect ? { protected: true } : {}),
+    };
+  };
+
+  // Registration order need not follow `replaceWith` (a dependant may be recorded first), so
+  // replacements are propagated until nothing more is replaced.
+  let replaced = new Set<string>();
+  let headChanges: (ResourceChange | undefined)[];
+  for (;;) {
+    headChanges = head.map((after) => changeOf(after, replaced));
+    const now = new Set(headChanges.filter((c) => c?.op === "replace").map((c) => c!.urn));
+    if (now.size === replaced.size) break;
+    replaced = now;
   }
+  const changes: ResourceChange[] = headChanges.filter((c): c is ResourceChange => c !== undefined);
 
   for (const before of base) {
     if (matchedBase.has(before.urn)) continue;

@@ -33,6 +33,7 @@ interface RegisterRequest {
   getProvider(): string;
   getAliasesList?(): AliasMessage[];
   getReplacementTrigger?(): { toJavaScript(): unknown } | undefined;
+  getReplaceWithList?(): string[];
 }
 
 /** One alias of a RegisterResourceRequest: a URN, or a spec relative to the resource itself. */
@@ -59,6 +60,12 @@ export function engineUrn(stack: string, project: string, parent: string | undef
 function replacementTriggerOf(req: RegisterRequest): { replacementTrigger?: unknown } {
   const value = req.getReplacementTrigger?.()?.toJavaScript();
   return value === undefined || value === null ? {} : { replacementTrigger: value };
+}
+
+/** The `replaceWith` option of a registration (URNs), when it has one. */
+function replaceWithOf(req: RegisterRequest): { replaceWith?: string[] } {
+  const urns = req.getReplaceWithList?.() ?? [];
+  return urns.length > 0 ? { replaceWith: [...urns].sort() } : {};
 }
 
 /**
@@ -331,6 +338,7 @@ export async function evaluateProgram(input: EvaluationInput): Promise<Evaluatio
         replaceOnChanges: req.getReplaceonchangesList(),
         ignoreChanges: req.getIgnorechangesList(),
         ...replacementTriggerOf(req),
+        ...replaceWithOf(req),
       },
       ...(provider ? { provider } : {}),
       ...(aliases.length > 0 ? { aliases } : {}),

@@ -138,7 +138,9 @@ export function describeChange(change: ResourceChange): string {
   const notes: string[] = [];
   if (change.move) notes.push(...moveNotes(change, change.move));
   else if (change.op === "replace" && restartingTypes.has(change.type)) notes.push(`restart of ${change.client ?? "the container"}`);
-  if (change.op === "replace" && change.replaceFields && !change.move) notes.push(`recreated because of ${change.replaceFields.join(", ")}`);
+  const ownFields = change.replaceFields?.filter((f) => f !== "replaceWith") ?? [];
+  if (change.op === "replace" && ownFields.length > 0 && !change.move) notes.push(`recreated because of ${ownFields.join(", ")}`);
+  if (change.op === "replace" && change.replaceFields?.includes("replaceWith")) notes.push("recreated with the resource it belongs to (replaceWith)");
   if (change.op === "update" && restartingTypes.has(change.type)) notes.push("updated in place, no restart");
   if (change.op === "update") {
     for (const field of change.fields) {

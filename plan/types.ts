@@ -21,6 +21,8 @@ export interface DeclaredOptions {
    * on the new server).
    */
   replacementTrigger?: unknown;
+  /** `replaceWith`: URNs of resources whose replacement replaces this one too. */
+  replaceWith?: string[];
 }
 
 /** One resource the program registers, with its inputs in plain JSON form. */

@@ -238,11 +238,12 @@ export function clientMounts(slug: string, hostBackupsDir: string, dataVolumeNam
  * The host command that gives a container its pids limit (`docker update --pids-limit`) and
  * checks that the engine holds it. The Docker provider has no pids-limit input; the limit is part
  * of the container's stored host configuration, so it survives restarts of the container and of
- * dockerd, and the command re-runs whenever the container is replaced (its id is a trigger).
+ * dockerd and in-place updates (`docker update` of memory or CPU leaves it as it is); the
+ * command runs again whenever the container is replaced (`replaceWith` in the component).
  */
-export function pidsLimitCommand(containerId: string, limit: number): string {
+export function pidsLimitCommand(container: string, limit: number): string {
   if (!Number.isInteger(limit) || limit < 1) throw new Error(`not a pids limit: ${limit}`);
-  const id = shellQuote(containerId);
+  const id = shellQuote(container);
   return [
     "set -eu",
     `docker update --pids-limit ${limit} ${id} >/dev/null`,

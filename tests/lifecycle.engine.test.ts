@@ -6,6 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_PIDS_LIMIT } from "../config/stackSettings";
 import { docker, newRunId } from "./support/engine";
 import { request } from "./support/httpClient";
 import { proxyRootCa, type Changes } from "./support/realStack";
@@ -57,7 +58,14 @@ describe("lifecycle through a real pulumi up", () => {
     const result = await up();
     expect(result.created).toEqual(ofClient(result.created, "c"));
     expect(result.created.map((k) => k.split("::")[0]).sort()).toEqual(
-      ["docker:index/container:Container", "docker:index/network:Network", "docker:index/volume:Volume", "random:index/randomPassword:RandomPassword"].sort(),
+      [
+        "command:local:Command", // its pids limit
+        "docker:index/container:Container",
+        "docker:index/network:Network",
+        "docker:index/volume:Volume",
+        "random:index/randomPassword:RandomPassword", // its admin's password
+        "random:index/randomPassword:RandomPassword", // its session secret
+      ].sort(),
     );
     expect(besidesProxyConfig([...result.updated, ...result.replaced, ...result.deleted])).toEqual([]);
     expect(result.replaced.filter((k) => PROXY_CONFIG.test(k))).toHaveLength(2);
@@ -74,8 +82,10 @@ describe("lifecycle through a real pulumi up", () => {
     expect(changed(result)).toEqual([`docker:index/container:Container::${stack().slug("c")}-container`]);
     expect(result.updated).toEqual([`docker:index/container:Container::${stack().slug("c")}-container`]);
     expect(await identity("c")).toBe(explicit);
-    const host = (JSON.parse(await docker(["inspect", container("c")])) as { HostConfig: { Memory: number; MemorySwap: number } }[])[0].HostConfig;
+    const host = (JSON.parse(await docker(["inspect", container("c")])) as { HostConfig: { Memory: number; MemorySwap: number; PidsLimit: number } }[])[0].HostConfig;
     expect({ memory: host.Memory / 1024 / 1024, swapTotal: host.MemorySwap / 1024 / 1024 }).toEqual({ memory: 768, swapTotal: 768 });
+    // The provider's in-place update leaves the pids limit the stack gave the container.
+    expect(host.PidsLimit).toBe(DEFAULT_PIDS_LIMIT);
     expect(await stack().preview()).toMatchObject({ created: [], updated: [], replaced: [], deleted: [] });
   }, 180_000);
 
@@ -86,9 +96,10 @@ describe("lifecycle through a real pulumi up", () => {
     const resumed = await up();
     const secrets = (keys: string[]) => keys.filter((k) => k.startsWith("random:"));
     expect(secrets([...changed(suspended), ...changed(resumed)])).toEqual([]);
-    expect(besidesProxyConfig(changed(suspended))).toEqual([`docker:index/container:Container::${stack().slug("c")}-container`]);
-    expect(suspended.deleted).toEqual([`docker:index/container:Container::${stack().slug("c")}-container`]);
-    expect(resumed.created).toEqual([`docker:index/container:Container::${stack().slug("c")}-container`]);
+    const runtime = (key: string) => [`command:local:Command::${stack().slug(key)}-pids-limit`, `docker:index/container:Container::${stack().slug(key)}-container`];
+    expect(besidesProxyConfig(changed(suspended))).toEqual(runtime("c"));
+    expect(suspended.deleted).toEqual(runtime("c"));
+    expect(resumed.created).toEqual(runtime("c"));
     await answering("c");
   }, 180_000);
 
@@ -97,7 +108,7 @@ describe("lifecycle through a real pulumi up", () => {
     const others = { a: await identity("a"), c: await identity("c") };
     await stack().writeClient({ key: "b", yaml: "name: Test b\nstatus: suspended\n" });
     const result = await up();
-    expect(result.deleted).toEqual([`docker:index/container:Container::${stack().slug("b")}-container`]);
+    expect(result.deleted).toEqual([`command:local:Command::${stack().slug("b")}-pids-limit`, `docker:index/container:Container::${stack().slug("b")}-container`]);
     expect(besidesProxyConfig([...result.created, ...result.updated, ...result.replaced])).toEqual([]);
     expect(exists("container", container("b"))).toBe(false);
     expect(exists("volume", volume("b"))).toBe(true);

@@ -121,8 +121,10 @@ describe("npm run plan", () => {
     fs.writeFileSync(path.join(clientsDir, "acme.yaml"), fs.readFileSync(path.join(clientsDir, "acme.yaml"), "utf8").replace("    memory: 4G", "    memory: 3G"));
     try {
       const list = await changes();
-      expect(list).toHaveLength(1);
-      expect(list[0]).toMatchObject({ op: "replace", type: "docker:index/container:Container", client: "acme", fields: ["memoryReservation"], restart: true });
+      expect(list.map((c) => `${c.op} ${c.name}`).sort()).toEqual(["replace acme-container", "replace acme-pids-limit"]);
+      expect(list.find((c) => c.name === "acme-container")).toMatchObject({ type: "docker:index/container:Container", client: "acme", fields: ["memoryReservation"], restart: true });
+      // The new container gets its pids limit again.
+      expect(list.find((c) => c.name === "acme-pids-limit")).toMatchObject({ type: "command:remote:Command", fields: ["replaceWith"] });
     } finally {
       reset();
     }
@@ -145,7 +147,10 @@ describe("npm run plan", () => {
     fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace('ENABLE_COMMUNITY_SHARING: "false"', 'ENABLE_COMMUNITY_SHARING: "true"'));
     try {
       const list = await changes();
-      expect(list).toEqual([expect.objectContaining({ op: "replace", type: "docker:index/container:Container", client: "acme", fields: ["envs"], restart: true })]);
+      expect(list.filter((c) => c.name !== "acme-pids-limit")).toEqual([
+        expect.objectContaining({ op: "replace", type: "docker:index/container:Container", client: "acme", fields: ["envs"], restart: true }),
+      ]);
+      expect(list.find((c) => c.name === "acme-pids-limit")).toMatchObject({ op: "replace", client: "acme", fields: ["replaceWith"] });
       const text = (await plan("--base", "HEAD")).stdout;
       expect(text).toContain("restart of acme");
       expect(text).toContain("Clients: 0 added, 0 changed, 1 restarted (acme), 0 removed.");

@@ -100,6 +100,30 @@ describe("diffDeclarations", () => {
     expect(summariseChanges(changes)).toMatchObject({ restarted: ["acme"], changed: [] });
   });
 
+  it("replaces a resource with what it names in replaceWith, and only when that is replaced", () => {
+    const containerUrn = (slug: string) => `${stackUrn}mai:index:ClientInstance$docker:index/container:Container::mai-${slug}`;
+    const withLimit = (slug: string, over: { memory?: number; envs?: string[] } = {}): DeclaredResource[] => [
+      ...clientResources(slug, over),
+      {
+        urn: `${stackUrn}mai:index:ClientInstance$command:local:Command::${slug}-pids-limit`,
+        type: "command:local:Command",
+        name: `${slug}-pids-limit`,
+        parent: `${stackUrn}mai:index:ClientInstance::${slug}`,
+        custom: true,
+        inputs: { create: `docker update --pids-limit 1024 mai-${slug}` },
+        options: { ...noOptions, replaceWith: [containerUrn(slug)] },
+      },
+    ];
+    const limitBase = [...withLimit("acme"), ...withLimit("beta")];
+    const restarted = diffDeclarations(limitBase, [...withLimit("acme", { envs: ["A=2"] }), ...withLimit("beta")]);
+    expect(restarted.map((c) => `${c.op} ${c.name}`)).toEqual(["replace mai-acme", "replace acme-pids-limit"]);
+    expect(restarted[1]).toMatchObject({ fields: ["replaceWith"], replaceFields: ["replaceWith"] });
+    expect(describeChange(restarted[1])).toContain("recreated with the resource it belongs to (replaceWith)");
+    // An in-place update of the container leaves the command alone.
+    const updated = diffDeclarations(limitBase, [...withLimit("acme", { memory: 4096 }), ...withLimit("beta")]);
+    expect(updated.map((c) => `${c.op} ${c.name}`)).toEqual(["update mai-acme"]);
+  });
+
   it("removing a client deletes its container and DNS record and retains its data volume", () => {
     const head = [...clientResources("acme"), proxy("acme")];
     const changes = diffDeclarations(base, head);

@@ -23,6 +23,8 @@ export interface DeclaredResource {
     dependsOn: string[];
     /** URN of the parent ("" for none). */
     parent: string;
+    /** URNs whose replacement replaces this resource too (`replaceWith`). */
+    replaceWith: string[];
   };
 }
 
@@ -66,6 +68,7 @@ export async function installMocks(): Promise<DeclaredResource[]> {
           replaceOnChanges: [],
           dependsOn: [],
           parent: "",
+          replaceWith: [],
         };
         resources.push({ type: args.type, name: args.name, inputs: args.inputs, options });
         return { id, state };
@@ -92,6 +95,7 @@ export async function installMocks(): Promise<DeclaredResource[]> {
       replaceOnChanges: req.getReplaceonchangesList(),
       dependsOn: req.getDependenciesList(),
       parent: req.getParent(),
+      replaceWith: req.getReplaceWithList(),
     });
     return register(req, callback);
   };
