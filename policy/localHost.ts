@@ -32,6 +32,7 @@ export function localShellPrefix(dockerHost: string, paths?: HostPaths): string 
     ...(dockerHost === DEFAULT_LOCAL_DOCKER_HOST ? [] : [`DOCKER_HOST=${shellQuote(dockerHost)}`]),
     ...(paths
       ? [
+          `MAI_STATE_DIR=${shellQuote(paths.stateDir)}`,
           `MAI_LOCK_DIR=${shellQuote(`${paths.stateDir}/lock`)}`,
           `MAI_EXPORT_ROOT=${shellQuote(`${paths.stateDir}/exports`)}`,
           `MAI_BACKUP_ROOT=${shellQuote(paths.backupsDir)}`,

@@ -209,7 +209,7 @@ describe("local host", () => {
     expect(localShellPrefix("unix:///var/run/docker.sock")).toBe("bash -c");
     expect(localShellPrefix("unix:///tmp/engine b.sock")).toBe("env DOCKER_HOST='unix:///tmp/engine b.sock' bash -c");
     expect(localShellPrefix("unix:///tmp/b.sock", localHostPaths("/srv/b"))).toBe(
-      "env DOCKER_HOST=unix:///tmp/b.sock MAI_LOCK_DIR=/srv/b/state/lock MAI_EXPORT_ROOT=/srv/b/state/exports MAI_BACKUP_ROOT=/srv/b/backups MAI_CONFIG_DIR=/srv/b/etc bash -c",
+      "env DOCKER_HOST=unix:///tmp/b.sock MAI_STATE_DIR=/srv/b/state MAI_LOCK_DIR=/srv/b/state/lock MAI_EXPORT_ROOT=/srv/b/state/exports MAI_BACKUP_ROOT=/srv/b/backups MAI_CONFIG_DIR=/srv/b/etc bash -c",
     );
   });
 });

@@ -3,10 +3,11 @@
  * installed them under `<stateDir>/bin`, run through the shell prefix the stack itself exports for
  * the server (`servers.<name>.shell`), and waiting for a client to answer.
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import * as path from "node:path";
 import { localHostPaths, shellQuote } from "../../policy/localHost";
 import { request } from "./httpClient";
-import type { RealStack } from "./realStack";
+import { REPO_DIR, type RealStack } from "./realStack";
 
 /** How a host tool run ended. */
 export interface HostRun {
@@ -35,10 +36,9 @@ export async function serverShell(stack: RealStack, server = stack.defaultServer
 }
 
 /**
- * Runs `<stateDir>/bin/<tool> args…` through the server's exported shell prefix. The prefix
- * carries DOCKER_HOST and the lock, export, backup and config directories, not the tools' state
- * directory (backup records, samples, alert state): that one is given as `npm run status` gives it
- * (MAI_STATE_DIR = `<stateDir>/state`), so the tools and the status CLI read the same files.
+ * Runs `<stateDir>/bin/<tool> args…` through the server's exported shell prefix, which carries
+ * DOCKER_HOST and the state, lock, export, backup and config directories: the tools read and
+ * write the same files as `npm run status` and the stack's timers.
  */
 export async function runHostTool(stack: RealStack, tool: string, args: string[] = [], options: HostToolOptions = {}): Promise<HostRun> {
   const server = options.server ?? stack.defaultServer;
@@ -47,7 +47,7 @@ export async function runHostTool(stack: RealStack, tool: string, args: string[]
   const command = [`${paths.binDir}/${tool}`, ...args].map(shellQuote).join(" ");
   return new Promise((resolve) => {
     const child = spawn("bash", ["-c", `${shell} ${shellQuote(command)}`], {
-      env: { ...process.env, MAI_STATE_DIR: paths.stateDir, ...options.env },
+      env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -82,4 +82,16 @@ export function answersHealth(stack: RealStack, key: string, timeoutMs = 2000): 
 /** Waits until a client answers /health on its loopback port. */
 export function answering(stack: RealStack, key: string, timeoutMs = 90_000): Promise<void> {
   return until(`${stack.container(key)} to answer /health on 127.0.0.1:${stack.port(key)}`, () => answersHealth(stack, key), timeoutMs, 200);
+}
+
+/** `npm run status` on a test stack: its stack file and client files, its servers' engines and state directories. */
+export function runStatus(stack: RealStack, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      path.join(REPO_DIR, "node_modules", ".bin", "tsx"),
+      [path.join(REPO_DIR, "scripts", "status.ts"), "--stack", "test", "--clients", stack.clientsDir, ...args],
+      { cwd: stack.workDir, env: { ...process.env, ...env }, timeout: 120_000, maxBuffer: 1 << 24 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
+  });
 }
