@@ -50,7 +50,7 @@ const suite = useRealEngineSuite({
     await Promise.all(["m1", "stay", "f1", "f2", "far"].map((key) => answering(key)));
   },
   teardown: async () => {
-    await second?.remove();
+    await second?.close();
   },
 });
 const stack = () => suite.stack;

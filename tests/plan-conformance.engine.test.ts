@@ -31,7 +31,7 @@ const suite = useRealEngineSuite({
   config: {},
   ready: async () => {},
   teardown: async () => {
-    await second?.remove();
+    await second?.close();
     await openrouter?.close();
     fs.rmSync(scratch, { recursive: true, force: true });
   },

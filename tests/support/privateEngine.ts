@@ -43,6 +43,8 @@ export interface PrivateEngine {
   restart(): Promise<void>;
   /** Stops it (SIGTERM), keeping its directories. */
   stop(): Promise<void>;
+  /** Wipes it, stops it and deletes its socket and exec directory; the data root keeps the images. */
+  close(): Promise<void>;
   /** Wipes it, stops it and deletes its directories (the data root too). */
   remove(): Promise<void>;
 }
@@ -138,6 +140,17 @@ export async function startPrivateEngine(options: PrivateEngineOptions): Promise
     if (volumes.length) dockerOn(host, ["volume", "rm", "-f", ...volumes]);
   };
 
+  // Wipes and stops the daemon and deletes its socket/exec directory, the data root too when asked.
+  const shutDown = async (dataToo: boolean) => {
+    if (answers(host)) wipe();
+    await stop();
+    // dockerd unmounts on shutdown; unmount leftovers so the directories can go.
+    const mounts = fs.readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes(dir) || (dataToo && line.includes(dataRoot)));
+    for (const line of mounts.reverse()) spawnSync("umount", ["-l", line.split(" ")[1]]);
+    if (dataToo) fs.rmSync(dataRoot, { recursive: true, force: true });
+    if (!dataRoot.startsWith(`${dir}/`) || dataToo) fs.rmSync(dir, { recursive: true, force: true });
+  };
+
   try {
     await start();
   } catch (error) {
@@ -165,14 +178,11 @@ export async function startPrivateEngine(options: PrivateEngineOptions): Promise
       await start();
     },
     stop,
+    async close() {
+      await shutDown(false);
+    },
     async remove() {
-      if (answers(host)) wipe();
-      await stop();
-      // dockerd unmounts on shutdown; unmount leftovers so the directory can go.
-      const mounts = fs.readFileSync("/proc/mounts", "utf8").split("\n").filter((line) => line.includes(dir) || line.includes(dataRoot));
-      for (const line of mounts.reverse()) spawnSync("umount", ["-l", line.split(" ")[1]]);
-      fs.rmSync(dataRoot, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
+      await shutDown(true);
     },
   };
 }
@@ -192,6 +202,8 @@ const TEST_ENGINE_DIR = "/tmp/mai-hosting-test-engine";
 const TEST_ENGINE_POOL = "base=10.213.0.0/16,size=24";
 /** A second private engine's (a second server in move and restart tests). */
 export const SECOND_ENGINE_POOL = "base=10.214.0.0/16,size=24";
+/** Where the second engine keeps its images between runs (copying them takes a minute or more). */
+const SECOND_ENGINE_DATA = "/var/tmp/mai-hosting-tests/engine-2";
 
 /** DOCKER_HOST of the machine's own engine (where `npm run local:images` builds the images). */
 export const MACHINE_DOCKER_HOST = process.env.MAI_MACHINE_DOCKER_HOST || process.env.DOCKER_HOST || "unix:///var/run/docker.sock";
@@ -207,9 +219,13 @@ export async function startTestEngine(): Promise<PrivateEngine> {
   return engine;
 }
 
-/** A second private engine for one test file (removed with its data afterwards). */
+/**
+ * A second private engine for one test file, wiped at the start; `close()` it afterwards (its
+ * images stay for the next file). Call while holding the engine lock.
+ */
 export async function startSecondTestEngine(dir: string): Promise<PrivateEngine> {
-  const engine = await startPrivateEngine({ dir, addressPool: SECOND_ENGINE_POOL });
+  const engine = await startPrivateEngine({ dir, dataRoot: SECOND_ENGINE_DATA, addressPool: SECOND_ENGINE_POOL });
+  engine.wipe();
   engine.loadImages(LOCAL_IMAGES, MACHINE_DOCKER_HOST);
   return engine;
 }
