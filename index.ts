@@ -57,7 +57,7 @@ const toolingByHost = new Map(
     // that existing servers keep it.
     new docker.Network(names.network, { name: SHARED_NETWORK, driver: "bridge" }, { provider: host.docker });
     const backupTooling = new BackupTooling(names.backupTooling, { host, retentionDays: settings.backupRetentionDays });
-    // mai-status, the per-minute sampler and the alerts (README, "The operator's view").
+    // mai-status, the per-minute sampler and the alerts (docs/runbook.md, "The operator's view").
     new MonitoringTooling(names.monitoring, { host, alertWebhookUrl: config.alertWebhookUrl });
     return [host.name, backupTooling] as const;
   }),
@@ -125,7 +125,7 @@ export const clientEndpoints = Object.fromEntries(
 /**
  * Each client's first admin, `{ <slug>: { email, password } }` (secret): the account the workspace
  * creates at its first start. Hand it over with `pulumi stack output clientAdmins --show-secrets`
- * (README "Hand over a new workspace"); the password is the initial one, not what the client set.
+ * (docs/runbook.md, "Hand over a new workspace"); the password is the initial one, not what the client set.
  */
 export const clientAdmins = pulumi.secret(
   pulumi.all(clients.map((instance) => instance.adminAccount.apply((account) => ({ slug: instance.client.slug, ...account })))).apply(clientAdminsOutput),

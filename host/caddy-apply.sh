@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs a freshly uploaded Caddyfile and reloads the proxy gracefully: open websockets and streams
-# are kept; a request arriving within ~50 ms of the reload can be lost (README: "Proxy reloads").
+# are kept; a request arriving within ~50 ms of the reload can be lost (docs/runbook.md: "Proxy reloads").
 #
 # Contract
 #   Input:  "$CADDY_HOST_DIR/Caddyfile.next", the rendered Caddyfile uploaded by the deployment.

@@ -13,7 +13,7 @@
 # Message (one format for ntfy, Slack-compatible and generic webhooks):
 #   {"text": "<title>\n<message>",             Slack-compatible incoming webhooks
 #    "title": ..., "message": ..., "priority", "tags"   ntfy: a topic URL with its message
-#                                               templates, ?tpl=1&t={{.title}}&m={{.message}} (README)
+#                                               templates, ?tpl=1&t={{.title}}&m={{.message}} (docs/runbook.md)
 #    "source": "mai-hosting", "host", "condition", "subject", "key", "state": "firing"|"resolved",
 #    "since", "at"}
 #

@@ -22,7 +22,7 @@
 # Configuration (shell-style KEY=value files, read in this order, later wins):
 #   $MAI_CONFIG_DIR/backup.env        written by the stack: RETENTION_DAYS
 #   $MAI_CONFIG_DIR/backup.local.env  the operator's own: OFFSITE_TARGET, OFFSITE_SSH_PORT,
-#                                     OFFSITE_SSH_KEY, OFFSITE_MIRROR (see README, "Backups")
+#                                     OFFSITE_SSH_KEY, OFFSITE_MIRROR (see docs/runbook.md, "Backups and restore")
 # Host paths, each overridable from the environment (the tests run this very script on temp dirs):
 #   MAI_CONFIG_DIR (/etc/mai), MAI_BACKUP_ROOT (/srv/mai/backups), MAI_LOCK_DIR (/run/lock),
 #   MAI_DOCKER (docker), MAI_STATE_DIR (/var/lib/mai)

@@ -78,7 +78,7 @@ on_exit() {
   if [[ $FINISHED != yes && $STOPPED == yes ]]; then
     if on_source "docker start $CONTAINER" >/dev/null 2>"$WORK/restart.err" </dev/null &&
       [[ $(on_source "docker container inspect -f '{{.State.Running}}' $CONTAINER" 2>/dev/null </dev/null) == true ]]; then
-      printf '%s: the move failed during "%s"; %s is running on %s again, nothing on %s was changed. Fix the cause and run `pulumi up` again, or cancel the move (README: "Move a client to another server").\n' \
+      printf '%s: the move failed during "%s"; %s is running on %s again, nothing on %s was changed. Fix the cause and run `pulumi up` again, or cancel the move (docs/runbook.md: "Move a client to another server").\n' \
         "$SLUG" "$STEP" "$CONTAINER" "$FROM" "$FROM" >&2
     else
       printf '%s: ATTENTION: the move failed during "%s" and %s could not be started again on %s: start it by hand (docker start %s on %s): %s\n' \

@@ -45,7 +45,7 @@ SAMPLES_DB=${MAI_SAMPLES_DB:-$STATE_DIR/samples.db}
 USAGE_SOURCE=${MAI_USAGE_SOURCE:-auto}
 VOLUME_SIZES=${MAI_VOLUME_SIZES:-yes}
 
-# Thresholds (README, "The operator's view"); the stack writes status.env, the operator may
+# Thresholds (docs/runbook.md, "The operator's view"); the stack writes status.env, the operator may
 # override in status.local.env.
 ALERT_DISK_PERCENT=85
 ALERT_BACKUP_MAX_AGE_HOURS=26

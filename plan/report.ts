@@ -152,7 +152,7 @@ export function describeChange(change: ResourceChange): string {
   if (change.retained && !change.move) notes.push("retained: dropped from the stack, kept on the host");
   if (change.op === "replace" && !change.move && restartingTypes.has(change.type) && change.fields.includes("envs")) {
     notes.push(
-      `a running workspace keeps its stored ${PERSISTENT_ENV.join(", ")} (Open WebUI PersistentConfig; the admin account only while it has none; README: "What reaches a running instance")`,
+      `a running workspace keeps its stored ${PERSISTENT_ENV.join(", ")} (Open WebUI PersistentConfig; the admin account only while it has none; docs/runbook.md: "What reaches a running instance")`,
     );
   }
   // The OpenRouter provider's delete disables the key: its usage history stays for invoicing.

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { HOST_PATHS } from "./cloudInit";
 import type { HostPaths } from "./hostPaths";
 
-/** Where every client's backups live on the host (one directory per slug, see README). */
+/** Where every client's backups live on the host (one directory per slug, see docs/runbook.md). */
 export const BACKUP_ROOT = HOST_PATHS.backupsDir;
 /** Directory of the env files read by `mai-backup`. */
 export const BACKUP_CONFIG_DIR = HOST_PATHS.etcDir;

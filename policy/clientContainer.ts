@@ -45,7 +45,7 @@ export function clientNames(slug: string) {
  */
 export type EnvApplication = "every start" | "first start" | "no account yet" | "not read upstream";
 
-/** Environment the stack manages for every client, with when Open WebUI applies each; the plan and the README say so. */
+/** Environment the stack manages for every client, with when Open WebUI applies each; the plan and the runbook say so. */
 export const STACK_ENV: Record<string, { applied: EnvApplication; description: string }> = {
   WEBUI_NAME: { applied: "every start", description: '"mAI - <name>" (upstream Open WebUI shows "mAI - <name> (Open WebUI)")' },
   ORGANIZATION_NAME: { applied: "not read upstream", description: "the client's display name" },

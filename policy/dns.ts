@@ -1,7 +1,7 @@
 /**
  * Which DNS records a client gets. Every client has `<slug>.<domain>` in the stack's zone. A
  * custom hostname inside the zone gets its own records; one outside the zone is the client's to
- * point at `<slug>.<domain>` with a CNAME (the README's onboarding steps say so).
+ * point at `<slug>.<domain>` with a CNAME (the runbook's onboarding steps say so).
  */
 import type { ClientSpec } from "../config/model";
 

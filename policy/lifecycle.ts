@@ -18,7 +18,7 @@ export const lifecycle = {
    * The server carries every client: `pulumi destroy` or a config slip must not take it down.
    * Hetzner replaces a server when its user data, image or SSH keys change; those only matter at
    * first boot, so later edits are ignored instead of silently rebuilding the host. To apply them
-   * on purpose, rebuild explicitly (see the README).
+   * on purpose, rebuild explicitly (docs/runbook.md, "Server changes").
    */
   server: { protect: true, ignoreChanges: ["userData", "image", "sshKeys"] },
   /**

@@ -35,7 +35,7 @@ export const MONITORING_REQUIRED_TOOLS = ["jq", "curl", "sqlite3", "flock"] as c
 /** The timers the tooling enables where systemd runs. */
 export const MONITORING_TIMERS = ["mai-sample.timer", "mai-alert.timer"] as const;
 
-/** Thresholds the alerts use (README, "The operator's view"); written to `status.env`. */
+/** Thresholds the alerts use (docs/runbook.md, "The operator's view"); written to `status.env`. */
 export const ALERT_THRESHOLDS = {
   /** Disk use above this percentage of any file system holding /, Docker's data or the backups. */
   diskPercent: 85,

@@ -127,7 +127,7 @@ export interface PlacementReview {
 /** Seconds of DNS TTL the stack sets on client records (policy shared with the DNS records). */
 export const CLIENT_DNS_TTL_SECONDS = 300;
 
-/** The steps `pulumi up` takes for one move, for the plan and the README. */
+/** The steps `pulumi up` takes for one move, for the plan and the runbook. */
 export function moveSteps(move: Pick<ClientMoveSpec, "slug" | "from" | "to" | "suspended">): string[] {
   const { slug, from, to } = move;
   const container = `mai-${slug}`;
@@ -158,7 +158,7 @@ export function moveDowntimeWarning(move: Pick<ClientMoveSpec, "slug" | "from" |
 }
 
 function readmeHint(): string {
-  return 'README: "Move a client to another server"';
+  return 'docs/runbook.md: "Move a client to another server"';
 }
 
 /**

@@ -3,7 +3,7 @@
  * a client with a volume of N MB (default 200; `npx tsx scripts/bench-move.ts <MB>`) between two
  * private Docker engines on this machine standing for two servers (the test engine and a second
  * one, tests/support/privateEngine.ts; never the machine's engine). The client file gets
- * `server: <second>` + `moveFrom: <first>`, as the README's move procedure says. Measured: the
+ * `server: <second>` + `moveFrom: <first>`, as the runbook's move procedure says. Measured: the
  * `up`'s wall time, and the client's downtime as its loopback port sees it (probed every 100 ms;
  * both engines publish the same port on this machine), and whether the data arrived intact. The
  * volume holds chats in the database and incompressible uploads, a worst case for the transfer.

@@ -133,7 +133,7 @@ export function createClient(request: NewClientRequest): NewClientResult {
     "       npm run plan -- --base HEAD",
     `  4. Commit ${path.relative(process.cwd(), file) || file} and Pulumi.${request.stack}.yaml and open a pull request; merging deploys it.`,
     `  5. After the deployment, hand the first admin account (${request.admin ?? `admin@${request.slug}.<domain>`}) over to the client:`,
-    `       pulumi stack output clientAdmins --stack ${request.stack} --show-secrets   (README: "Hand over a new workspace")`,
+    `       pulumi stack output clientAdmins --stack ${request.stack} --show-secrets   (docs/runbook.md: "Hand over a new workspace")`,
   ];
   if (request.hostname) {
     instructions.push(`  Custom hostname: ask the client to point ${request.hostname} (CNAME) at ${request.slug}.<domain> before deploying.`);

@@ -1,11 +1,11 @@
 /**
- * Real engine, real `pulumi up`: the fault matrix (README "Reliability"). Each test provokes one
+ * Real engine, real `pulumi up`: the fault matrix (docs/runbook.md, "Reliability"). Each test provokes one
  * fault on the deployed local stack — the Docker daemon restarted during a `pulumi up`, the proxy
  * killed during its reload (its process, and `docker kill`), the backup directory full during a
  * backup, `mai-backup` and `mai-export` killed with SIGKILL mid-run, a client in an OOM loop while
  * another is deployed — and shows that nothing is lost and that the stack comes back by itself or
  * with one documented command. The other clients are watched on their loopback ports all along.
- * With FAULT_FIGURES set, each test prints the figures the README's table quotes.
+ * With FAULT_FIGURES set, each test prints the figures the runbook's table quotes.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -184,7 +184,7 @@ afterEach(() => {
   for (const child of children) killGroup(child);
 });
 
-/** Figures for the README's table, printed when FAULT_FIGURES is set. */
+/** Figures for the runbook's table, printed when FAULT_FIGURES is set. */
 const figure = (what: string, value: unknown) => {
   if (process.env.FAULT_FIGURES) console.log(`FIGURE ${what}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
 };

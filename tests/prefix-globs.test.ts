@@ -1,6 +1,6 @@
 /**
  * A slug is a prefix of other slugs (`acme` of `acme-corp`): no runbook command and no host
- * script may match a client's files by `<slug>-*`. The README's commands are run as written on
+ * script may match a client's files by `<slug>-*`. The runbook's commands are run as written on
  * real files of two such clients; the host scripts and docs are checked for the pattern.
  */
 import { spawnSync } from "node:child_process";
@@ -23,9 +23,9 @@ function tempDir(): string {
   return dir;
 }
 
-/** Every shell command in the README's code blocks and inline code that removes export archives. */
+/** Every shell command in the README's and the runbook's code blocks and inline code that removes export archives. */
 function readmeExportRemovals(): string[] {
-  const readme = fs.readFileSync(path.join(REPO, "README.md"), "utf8");
+  const readme = ["README.md", "docs/runbook.md"].map((file) => fs.readFileSync(path.join(REPO, file), "utf8")).join("\n");
   const commands = [...readme.matchAll(/`([^`\n]*rm [^`\n]*\/srv\/mai\/exports[^`\n]*)`/g)].map((m) => m[1]);
   for (const block of readme.matchAll(/```sh\n([\s\S]*?)```/g)) {
     for (const line of block[1].split("\n")) if (/\brm\b.*\/srv\/mai\/exports/.test(line)) commands.push(line.trim());

@@ -166,7 +166,7 @@ describe("reload under load (a client added with pulumi up)", () => {
       // The streams start once the engine runs the program (its first event), seconds before
       // the reload step, which comes after every resource is registered; that they were flowing
       // before the reload step and outlived it is checked below, not assumed. A request still
-      // being sent in the ~50 ms around a reload can be lost (README, "Proxy reloads"), which is
+      // being sent in the ~50 ms around a reload can be lost (docs/runbook.md, "Proxy reloads"), which is
       // not what the streams check.
       await Promise.race([started, upping.catch(() => undefined)]);
       const streams = Array.from({ length: 3 }, () => {

@@ -133,7 +133,7 @@ export class HetznerHost extends pulumi.ComponentResource implements Host {
     this.connection = pulumi.all([this.ipv4Address, cloudInit.id]).apply(([host]) => ({ ...baseConnection, host }));
 
     // The provider runs the system `ssh` (agent, ~/.ssh/config or default keys), not the key of the
-    // remote commands: see the README ("SSH access") for what the machine running Pulumi needs.
+    // remote commands: see docs/configuration.md ("SSH access") for what the machine running Pulumi needs.
     this.docker = new docker.Provider(
       `${name}-docker`,
       {

@@ -321,8 +321,8 @@ export function createOpenRouterKeyProvider(retry?: Partial<RetryPolicy>): pulum
     },
 
     async delete(id: string, props: OpenRouterKeyOutputs) {
-      // Disable, never delete: the usage history is needed for the last invoice. See the README
-      // ("OpenRouter keys") for deleting a key for good.
+      // Disable, never delete: the usage history is needed for the last invoice. See docs/runbook.md
+      // ("Remove a client") for deleting a key for good.
       try {
         await clientFor(connectionFor(props, configured), retry).updateKey(id, { disabled: true });
       } catch (error) {
