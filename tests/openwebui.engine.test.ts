@@ -6,10 +6,13 @@
  * session outlives a container replacement and a suspend/resume (the session secret lives as
  * long as the client); backup and restore keep the real `webui.db`'s users.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { LOCAL_OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION } from "../policy/localImages";
-import { answering, runHostTool } from "./support/deployedHost";
+import { localHostPaths } from "../policy/localHost";
+import { answering, runHostTool, runStatus, until } from "./support/deployedHost";
 import { docker, newRunId } from "./support/engine";
 import { request, type Reply } from "./support/httpClient";
 import { proxyRootCa } from "./support/realStack";
@@ -47,7 +50,16 @@ async function admin(): Promise<{ email: string; password: string }> {
   return (outputs.clientAdmins as Record<string, { email: string; password: string }>)[slug()];
 }
 
-const userCount = async () => Number(await docker(["exec", stack().container("a"), "sqlite3", "/app/backend/data/webui.db", "SELECT count(*) FROM user;"]));
+const sqlite = (statement: string) => docker(["exec", stack().container("a"), "sqlite3", "-cmd", ".timeout 10000", "/app/backend/data/webui.db", statement]);
+const userCount = async () => Number(await sqlite("SELECT count(*) FROM user;"));
+
+/** Rows of every table of the live database, by table. */
+async function rowCounts(): Promise<Record<string, number>> {
+  const tables = (await sqlite("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name;")).split("\n").filter(Boolean);
+  const counts: Record<string, number> = {};
+  for (const table of tables) counts[table] = Number(await sqlite(`SELECT count(*) FROM "${table}";`));
+  return counts;
+}
 
 let adminToken: string;
 
@@ -104,17 +116,76 @@ describe("the real Open WebUI on the real engine", () => {
     expect(await userCount()).toBe(2);
   }, 900_000);
 
-  it("backup and restore of the real webui.db keep every user", async () => {
+  it("a changed session secret ends every session; the admin signs in again", async () => {
+    const secret = await stack().urnOf(`random:index/randomPassword:RandomPassword::${slug()}-webui-secret`);
+    const result = await stack().up({ replace: [secret] });
+    expect(result.replaced).toEqual(expect.arrayContaining([`docker:index/container:Container::${slug()}-container`]));
+    await answering(stack(), "a", 300_000);
+    expect((await api("/api/v1/auths/", { token: adminToken })).status).toBe(401);
+    const account = await admin();
+    const signin = await api("/api/v1/auths/signin", { body: { email: account.email, password: account.password } });
+    expect(signin.status, signin.body).toBe(200);
+    adminToken = signin.json().token;
+    expect((await api("/api/v1/auths/", { token: adminToken })).status).toBe(200);
+  }, 900_000);
+
+  it("backup and restore of the real webui.db keep every row; the invoice's user count is the real user table's", async () => {
+    const chat = await api("/api/v1/chats/new", { token: adminToken, body: { chat: { title: `Quarterly plan ${id}`, messages: [] } } });
+    expect(chat.status, chat.body).toBe(200);
+    expect(Number(await sqlite("SELECT count(*) FROM chat;"))).toBe(1);
+    const rows = await rowCounts();
     const backup = await runHostTool(stack(), "mai-backup", [slug()], { timeoutMs: 300_000 });
     expect(backup.code, backup.output).toBe(0);
     const file = /\S+\.db\.zst/.exec(backup.output)?.[0];
     expect(file, backup.output).toBeDefined();
-    const users = await userCount();
-    const restore = await runHostTool(stack(), "mai-restore", ["--yes", slug(), file!.startsWith("/") ? file! : `${stack().stateDir()}/backups/${slug()}/${file}`], { timeoutMs: 300_000 });
+    // The usage snapshot the invoice counts: every account that is not a pending sign-up.
+    const backups = path.join(localHostPaths(stack().stateDir()).backupsDir, slug());
+    const snapshot = fs.readdirSync(backups).filter((f) => f.startsWith("usage-")).sort().pop();
+    expect(snapshot, `no usage snapshot in ${backups}`).toBeDefined();
+    const activeUsers = Number(await sqlite("SELECT count(*) FROM user WHERE role IS NOT 'pending';"));
+    expect(activeUsers).toBe(2);
+    expect(JSON.parse(fs.readFileSync(path.join(backups, snapshot!), "utf8")).activeUsers).toBe(activeUsers);
+
+    const restore = await runHostTool(stack(), "mai-restore", ["--yes", slug(), file!.startsWith("/") ? file! : path.join(backups, file!)], { timeoutMs: 300_000 });
     expect(restore.code, restore.output).toBe(0);
     await answering(stack(), "a", 300_000);
-    expect(await userCount()).toBe(users);
+    expect(await rowCounts()).toEqual(rows);
     const signin = await api("/api/v1/auths/signin", { body: { email: `colleague-${id}@example.org`, password: "colleague-password-1" } });
     expect(signin.status).toBe(200);
   }, 900_000);
+
+  it("export and import of the real webui.db keep every row; the app starts on the imported data", async () => {
+    const rows = await rowCounts();
+    const exported = await runHostTool(stack(), "mai-export", [slug()], { timeoutMs: 300_000 });
+    expect(exported.code, exported.output).toBe(0);
+    const exportsDir = path.join(localHostPaths(stack().stateDir()).stateDir, "exports");
+    const archive = fs.readdirSync(exportsDir).filter((f) => f.startsWith(`${slug()}-`) && f.endsWith(".tar.zst")).sort().pop();
+    expect(archive, `no archive in ${exportsDir}`).toBeDefined();
+    // Written after the export: the import puts the exported state back (this chat is kept aside).
+    const later = await api("/api/v1/chats/new", { token: adminToken, body: { chat: { title: `After the export ${id}`, messages: [] } } });
+    expect(later.status, later.body).toBe(200);
+    const imported = await runHostTool(stack(), "mai-import", ["--yes", slug(), path.join(exportsDir, archive!)], { timeoutMs: 600_000 });
+    expect(imported.code, imported.output).toBe(0);
+    await answering(stack(), "a", 300_000);
+    expect(await rowCounts()).toEqual(rows);
+    const account = await admin();
+    const signin = await api("/api/v1/auths/signin", { body: { email: account.email, password: account.password } });
+    expect(signin.status, signin.body).toBe(200);
+    const chats = (await api("/api/v1/chats/", { token: signin.json().token })).json() as { title: string }[];
+    expect(chats.map((c) => c.title)).toEqual([`Quarterly plan ${id}`]);
+  }, 900_000);
+
+  it("npm run status reports the real app's health check as Docker runs it", async () => {
+    const inspect = async () => JSON.parse(await docker(["container", "inspect", stack().container("a")]))[0];
+    // Just imported and restarted: Docker's own probe (curl /health in the container) decides.
+    await until("Docker's health check of the real app to pass", async () => (await inspect()).State.Health.Status === "healthy", 300_000, 1000);
+    const run = await runStatus(stack(), ["--json"]);
+    expect(run.stderr).toBe("");
+    const row = JSON.parse(run.stdout).clients.find((c: { slug: string }) => c.slug === slug());
+    const live = await inspect();
+    expect(live.State.Health.Status).toBe("healthy");
+    expect(live.State.Health.Log.at(-1).ExitCode).toBe(0);
+    expect(row).toMatchObject({ state: "running", health: "healthy", expected: "active" });
+    expect(row.memoryBytes).toBeGreaterThan(50 << 20); // the real app, not a stand-in's few MiB
+  }, 300_000);
 });

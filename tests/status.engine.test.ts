@@ -13,7 +13,7 @@
  * own. The failing health check is the stack's own check against a workspace process frozen with
  * SIGSTOP from the host (the container's root file system is read-only: nothing can be moved away).
  */
-import { execFile, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,12 +22,10 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { LOCAL_WORKSPACE_IMAGE } from "../policy/localImages";
 import { localHostPaths } from "../policy/localHost";
-import { answering, runHostTool, until } from "./support/deployedHost";
+import { answering, runHostTool, runStatus, until } from "./support/deployedHost";
 import { docker, newRunId } from "./support/engine";
-import { REPO_DIR } from "./support/realStack";
 import { localServerName, useRealEngineSuite } from "./support/testEngine";
 
-const TSX = path.join(REPO_DIR, "node_modules", ".bin", "tsx");
 /** The smallest memory limit a client file may give (config/clientFile.ts). */
 const MEMORY_MB = 512;
 const resources = `resources:\n  cpus: 0.5\n  memory: ${MEMORY_MB}M\n  reservations:\n    cpus: 0.25\n    memory: 128M\n`;
@@ -105,17 +103,7 @@ async function inspectContainer(name: string): Promise<any> {
 const state = async (name: string) => (await inspectContainer(name)).State;
 const health = async (name: string) => (await state(name)).Health?.Status as string | undefined;
 
-/** `npm run status` on the test stack: its stack file and client files, its server's engine and state directory. */
-function statusCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      TSX,
-      [path.join(REPO_DIR, "scripts", "status.ts"), "--stack", "test", "--clients", stack().clientsDir, ...args],
-      { cwd: stack().workDir, env: { ...process.env, ...timersEnv() }, timeout: 120_000, maxBuffer: 1 << 24 },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-    );
-  });
-}
+const statusCli = (args: string[]) => runStatus(stack(), args, timersEnv());
 
 describe("npm run status on the deployed stack", () => {
   it("matches docker inspect for every client and lists what differs from the files", async () => {

@@ -270,12 +270,15 @@ export class RealStack {
     await this.stack.setConfig(key.includes(":") ? key : `${PROJECT}:${key}`, { value, secret: true }, true);
   }
 
-  /** `pulumi up`: what it did to each resource. Throws with the engine's output when it fails. */
-  async up(): Promise<Changes> {
+  /**
+   * `pulumi up` (with `replace`: `--replace` of those URNs): what it did to each resource. Throws
+   * with the engine's output when it fails.
+   */
+  async up(options: { replace?: string[] } = {}): Promise<Changes> {
     const events: EngineEvent[] = [];
     let output = "";
     try {
-      await this.stack.up({ onEvent: (e) => events.push(e), onOutput: (o) => (output += o), color: "never" });
+      await this.stack.up({ onEvent: (e) => events.push(e), onOutput: (o) => (output += o), color: "never", ...(options.replace ? { replace: options.replace } : {}) });
     } catch (error) {
       throw new Error(`pulumi up failed:\n${tail(output)}\n${errorText(error)}`);
     }
@@ -299,6 +302,15 @@ export class RealStack {
     const events: EngineEvent[] = [];
     await this.stack.refresh({ onEvent: (e) => events.push(e), color: "never" });
     return changesOf(foldSteps(events));
+  }
+
+  /** The URN of the deployed resource `type::name` (a key as in Changes). */
+  async urnOf(key: string): Promise<string> {
+    const state = await this.stack.exportStack();
+    const resources = (state.deployment as { resources?: { urn: string }[] }).resources ?? [];
+    const found = resources.find((r) => keyOfUrn(r.urn) === key);
+    if (!found) throw new Error(`no resource ${key} in the stack's state`);
+    return found.urn;
   }
 
   /** The stack's outputs, secrets decrypted. */
