@@ -30,17 +30,25 @@ export function caddyBinary(): string {
   return candidate;
 }
 
-/** A free TCP port on 127.0.0.1 (also used for Caddy's HTTP/3 UDP listener). */
+/** Ports this process handed out: the kernel may offer a just-closed port again, to a second caller. */
+const handedOut = new Set<number>();
+
+/** A free TCP port on 127.0.0.1 (also used for Caddy's HTTP/3 UDP listener), never one this process gave out before. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer();
+      server.unref();
+      server.on("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** A Caddy process under test. */
