@@ -45,16 +45,19 @@ export function clientNames(slug: string) {
  */
 export type EnvApplication = "every start" | "first start" | "no account yet" | "not read upstream";
 
-/** Environment the stack manages for every client, with when Open WebUI applies each; the plan and the runbook say so. */
-export const STACK_ENV: Record<string, { applied: EnvApplication; description: string }> = {
+/**
+ * Environment the stack manages for every client, with when Open WebUI applies each (and, for
+ * those stored at the first start, the key in its `config` table); the plan and the runbook say so.
+ */
+export const STACK_ENV: Record<string, { applied: EnvApplication; description: string; configKey?: string }> = {
   WEBUI_NAME: { applied: "every start", description: '"mAI - <name>" (upstream Open WebUI shows "mAI - <name> (Open WebUI)")' },
   ORGANIZATION_NAME: { applied: "not read upstream", description: "the client's display name" },
   ENV: { applied: "every start", description: "prod" },
-  ENABLE_SIGNUP: { applied: "first start", description: "false: the client's admin invites users (config key ui.enable_signup)" },
-  WEBUI_URL: { applied: "first start", description: "https://<hostname> (config key webui.url)" },
+  ENABLE_SIGNUP: { applied: "first start", description: "false: the client's admin invites users (config key ui.enable_signup)", configKey: "ui.enable_signup" },
+  WEBUI_URL: { applied: "first start", description: "https://<hostname> (config key webui.url)", configKey: "webui.url" },
   WEBUI_SECRET_KEY: { applied: "every start", description: "generated per client (secret)" },
-  OPENAI_API_BASE_URL: { applied: "first start", description: `${OPENROUTER_API_BASE_URL} (config key openai.api_base_urls)` },
-  OPENAI_API_KEY: { applied: "first start", description: "the client's OpenRouter key (secret; config key openai.api_keys)" },
+  OPENAI_API_BASE_URL: { applied: "first start", description: `${OPENROUTER_API_BASE_URL} (config key openai.api_base_urls)`, configKey: "openai.api_base_urls" },
+  OPENAI_API_KEY: { applied: "first start", description: "the client's OpenRouter key (secret; config key openai.api_keys)", configKey: "openai.api_keys" },
   OPENROUTER_EXTERNAL_USER: { applied: "not read upstream", description: "mai_client_<slug>: the organisation id of the fork's organisation model access" },
   WEBUI_SESSION_COOKIE_SECURE: { applied: "every start", description: "true: every client is served over HTTPS" },
   WEBUI_SESSION_COOKIE_SAME_SITE: { applied: "every start", description: "lax" },

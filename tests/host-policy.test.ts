@@ -96,6 +96,8 @@ describe("client container", () => {
     // Every variable the stack sets is classified, and nothing is classified that it does not set.
     const env = clientEnvironment(client(), { openrouterApiKey: "k", webuiSecretKey: "s", adminPassword: "p" }).map((e) => e.slice(0, e.indexOf("=")));
     expect(Object.keys(STACK_ENV).sort()).toEqual(env.filter((key) => !(key in OVERRIDABLE_ENV_DEFAULTS)).sort());
+    // A first-start variable names where Open WebUI stores it (the engine test reads it there).
+    for (const [name, spec] of Object.entries(STACK_ENV)) expect(spec.configKey !== undefined, name).toBe(spec.applied === "first start");
   });
   it("shapes clientAdmins as { <slug>: { email, password } }, sorted by slug", () => {
     const output = clientAdminsOutput([

@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { STACK_ENV } from "../policy/clientContainer";
 import { LOCAL_OPEN_WEBUI_IMAGE, OPEN_WEBUI_VERSION } from "../policy/localImages";
 import { localHostPaths } from "../policy/localHost";
 import { answering, runHostTool, runStatus, until } from "./support/deployedHost";
@@ -30,10 +31,12 @@ const stack = () => suite.stack;
 const slug = () => stack().slug("a");
 let ca: Buffer;
 
-async function api(path: string, options: { method?: string; body?: unknown; token?: string } = {}): Promise<Reply & { json: () => any }> {
+/** Open WebUI's API through the stack's Caddy (HTTPS), or with `direct` on the client's loopback port. */
+async function api(path: string, options: { method?: string; body?: unknown; token?: string; direct?: boolean } = {}): Promise<Reply & { json: () => any }> {
   ca ??= await proxyRootCa(stack().dockerHost());
   const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-  const reply = await request({ port: stack().httpsPort(), hostname: stack().hostname("a"), ca }, path, {
+  const target = options.direct ? { port: stack().port("a"), hostname: "localhost" } : { port: stack().httpsPort(), hostname: stack().hostname("a"), ca };
+  const reply = await request(target, path, {
     method: options.method ?? (body ? "POST" : "GET"),
     headers: {
       ...(body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {}),
@@ -188,4 +191,52 @@ describe("the real Open WebUI on the real engine", () => {
     expect(row).toMatchObject({ state: "running", health: "healthy", expected: "active" });
     expect(row.memoryBytes).toBeGreaterThan(50 << 20); // the real app, not a stand-in's few MiB
   }, 300_000);
+
+  it("what a restart applies, per stack-managed variable the files can change, is what STACK_ENV and the runbook say", async () => {
+    const inspect = async () => JSON.parse(await docker(["container", "inspect", stack().container("a")]))[0];
+    const envOf = async (): Promise<Record<string, string>> =>
+      Object.fromEntries(((await inspect()).Config.Env as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
+    // Open WebUI 0.12.4's PersistentConfig: one row per key (`key` TEXT, `value` JSON), seeded at
+    // startup with the keys the database does not have yet.
+    const stored = async (): Promise<Record<string, string>> => {
+      const rows = await sqlite("SELECT key || char(9) || json(value) FROM config;");
+      expect(rows, "Open WebUI's config table is empty").not.toBe("");
+      return Object.fromEntries(rows.split("\n").map((line) => [line.slice(0, line.indexOf("\t")), line.slice(line.indexOf("\t") + 1)]));
+    };
+    // A stored value as the environment spells it: lists (OPENAI_API_BASE_URLS, …) hold the one
+    // value the stack sets, booleans are JSON's.
+    const storedValue = (data: Record<string, string>, key: string) => {
+      expect(data, `config key ${key}`).toHaveProperty([key]);
+      return String([JSON.parse(data[key])].flat()[0] ?? "");
+    };
+    const kept = Object.entries(STACK_ENV).filter(([, spec]) => spec.applied === "first start");
+    const envBefore = await envOf();
+    const before = await stored();
+    // Each first-start variable is stored at the first start, with the value the stack gave it.
+    for (const [name, spec] of kept) expect(storedValue(before, spec.configKey!), name).toBe(envBefore[name]);
+    const account = await admin();
+    const users = await userCount();
+
+    // Change what the files reach: display name (WEBUI_NAME), hostname (WEBUI_URL), the OpenRouter
+    // key (OPENAI_API_KEY) and the admin's e-mail (WEBUI_ADMIN_EMAIL).
+    await stack().setSecret(`openrouterApiKeys.${slug()}`, `sk-or-v1-${"7".repeat(64)}`);
+    await stack().writeClient({ key: "a", yaml: `name: Renamed a\nhostname: renamed-${slug()}.localhost\nadmin: renamed-${id}@example.org\nenv:\n  DEFAULT_LOCALE: de-DE\n` });
+    const result = await stack().up();
+    expect(result.replaced).toContain(`docker:index/container:Container::${slug()}-container`);
+    await answering(stack(), "a", 300_000);
+    const envAfter = await envOf();
+    for (const name of ["WEBUI_NAME", "WEBUI_URL", "OPENAI_API_KEY", "WEBUI_ADMIN_EMAIL"]) expect(envAfter[name], name).not.toBe(envBefore[name]);
+
+    // Every start: the new name is the app's.
+    expect(STACK_ENV.WEBUI_NAME.applied).toBe("every start");
+    expect((await api("/api/config", { direct: true })).json().name).toMatch(/^mAI - Renamed a/);
+    // First start: the stored values stay as they were, whatever the environment says now.
+    const after = await stored();
+    for (const [name, spec] of kept) expect(storedValue(after, spec.configKey!), name).toBe(storedValue(before, spec.configKey!));
+    // No account yet: the admin stays who it was; the new e-mail is no account.
+    expect(STACK_ENV.WEBUI_ADMIN_EMAIL.applied).toBe("no account yet");
+    expect(await userCount()).toBe(users);
+    expect((await api("/api/v1/auths/signin", { direct: true, body: { email: `renamed-${id}@example.org`, password: account.password } })).status).not.toBe(200);
+    expect((await api("/api/v1/auths/signin", { direct: true, body: { email: account.email, password: account.password } })).status).toBe(200);
+  }, 900_000);
 });
