@@ -55,6 +55,8 @@ async function admin(): Promise<{ email: string; password: string }> {
 
 const sqlite = (statement: string) => docker(["exec", stack().container("a"), "sqlite3", "-cmd", ".timeout 10000", "/app/backend/data/webui.db", statement]);
 const userCount = async () => Number(await sqlite("SELECT count(*) FROM user;"));
+/** `docker inspect` of client a's container. */
+const inspect = async () => JSON.parse(await docker(["container", "inspect", stack().container("a")]))[0];
 
 /** Rows of every table of the live database, by table. */
 async function rowCounts(): Promise<Record<string, number>> {
@@ -179,7 +181,6 @@ describe("the real Open WebUI on the real engine", () => {
   }, 900_000);
 
   it("npm run status reports the real app's health check as Docker runs it", async () => {
-    const inspect = async () => JSON.parse(await docker(["container", "inspect", stack().container("a")]))[0];
     // Just imported and restarted: Docker's own probe (curl /health in the container) decides.
     await until("Docker's health check of the real app to pass", async () => (await inspect()).State.Health.Status === "healthy", 300_000, 1000);
     const run = await runStatus(stack(), ["--json"]);
@@ -193,7 +194,6 @@ describe("the real Open WebUI on the real engine", () => {
   }, 300_000);
 
   it("what a restart applies, per stack-managed variable the files can change, is what STACK_ENV and the runbook say", async () => {
-    const inspect = async () => JSON.parse(await docker(["container", "inspect", stack().container("a")]))[0];
     const envOf = async (): Promise<Record<string, string>> =>
       Object.fromEntries(((await inspect()).Config.Env as string[]).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
     // Open WebUI 0.12.4's PersistentConfig: one row per key (`key` TEXT, `value` JSON), seeded at
